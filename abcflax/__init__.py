@@ -1,0 +1,42 @@
+"""abcflax: continue, harmonize and export folk tunes in ABC notation with a Flax char-LSTM.
+
+The public API (also what the CLI and plugins use). Names load lazily, so importing abcflax is cheap
+until a function that needs JAX or music21 is called.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    # errors
+    "AbcflaxError": "errors", "InputError": "errors", "CheckpointError": "errors", "UsageError": "errors",
+    # configuration
+    "ModelConfig": "config", "TrainConfig": "config", "SampleConfig": "config", "preset": "config",
+    "PRESET_NAMES": "config",
+    # tunebooks and vocabulary
+    "read_tunebook": "tunebook", "read_file_text": "tunebook", "normalize_tune": "tunebook",
+    "load_corpus": "tunebook", "Tune": "tunebook", "Problem": "tunebook", "Vocab": "vocab",
+    # model, checkpoints, training, evaluation
+    "CharLSTM": "model", "create_model": "model", "Checkpoint": "checkpoint",
+    "train": "training", "load_training_texts": "training", "split_holdout": "training", "Progress": "training",
+    "bits_per_char": "evaluate",
+    "Model": "loading", "load_model": "loading", "default_model_path": "loading",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'abcflax' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"abcflax.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

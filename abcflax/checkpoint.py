@@ -1,0 +1,112 @@
+"""Checkpoints without pickle: config + vocabulary + parameters (+ optimizer state) in msgpack.
+
+File layout: a magic line, the SHA-256 of the payload, then the msgpack payload. The digest is checked
+at load, so a corrupt or truncated file is refused instead of giving a wrong model. Writes are atomic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import atomic
+from .config import ModelConfig, TrainConfig
+from .errors import CheckpointError
+from .vocab import Vocab
+
+MAGIC = b"ABCFLAX-CHECKPOINT 1\n"
+FILE_NAME = "model.msgpack"  # inside a model folder
+
+
+@dataclass
+class Checkpoint:
+    """Everything that rebuilds a model (and, for training checkpoints, resumes its run)."""
+
+    model_config: ModelConfig
+    vocab: Vocab
+    params: dict  # nnx.to_pure_dict of the model's Param state (numpy arrays)
+    train_config: TrainConfig | None = None
+    opt_state: list | None = None  # the optax state's leaves, in tree order
+    step: int = 0  # optimizer updates done
+    meta: dict | None = None  # free-form facts: sources, wall time, metrics
+
+
+def _plain(tree):
+    """Nested plain dicts with string keys and numpy leaves (what msgpack can hold)."""
+    from collections.abc import Mapping
+
+    if isinstance(tree, Mapping):
+        return {str(key): _plain(value) for key, value in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [_plain(value) for value in tree]
+    return np.asarray(tree) if hasattr(tree, "shape") else tree
+
+
+def to_bytes(ckpt: Checkpoint) -> bytes:
+    from flax import serialization
+
+    payload = {
+        "model_config": ckpt.model_config.to_dict(),
+        "vocab": "".join(ckpt.vocab.chars),
+        "params": _plain(ckpt.params),
+        "train_config": ckpt.train_config.to_dict() if ckpt.train_config else None,
+        "opt_state": _plain(list(ckpt.opt_state)) if ckpt.opt_state is not None else None,
+        "step": int(ckpt.step),
+        "meta": ckpt.meta or {},
+    }
+    body = serialization.msgpack_serialize(payload)
+    return MAGIC + hashlib.sha256(body).hexdigest().encode() + b"\n" + body
+
+
+def from_bytes(data: bytes, source: str = "checkpoint") -> Checkpoint:
+    from flax import serialization
+
+    if not data.startswith(MAGIC):
+        raise CheckpointError(f"{source}: not an abcflax checkpoint")
+    digest, body = data[len(MAGIC): len(MAGIC) + 64], data[len(MAGIC) + 65:]
+    if hashlib.sha256(body).hexdigest().encode() != digest:
+        raise CheckpointError(f"{source}: checkpoint is corrupt or truncated (digest mismatch)")
+    try:
+        payload = serialization.msgpack_restore(body)
+        vocab = Vocab(tuple(payload["vocab"]))
+        config = ModelConfig.from_dict(payload["model_config"])
+        train_config = TrainConfig.from_dict(payload["train_config"]) if payload.get("train_config") else None
+        ckpt = Checkpoint(config, vocab, payload["params"], train_config, payload.get("opt_state"),
+                          int(payload.get("step", 0)), payload.get("meta") or {})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{source}: checkpoint is missing or has malformed fields ({exc})") from None
+    if config.vocab_size != vocab.size:
+        raise CheckpointError(f"{source}: vocabulary has {vocab.size} characters but the model expects "
+                              f"{config.vocab_size}")
+    return ckpt
+
+
+def resolve(path: str | os.PathLike) -> Path:
+    """A checkpoint file, given the file itself or the model folder holding it."""
+    target = Path(path)
+    if target.is_dir():
+        target = target / FILE_NAME
+    return target
+
+
+def save(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
+    target = resolve(path) if Path(path).is_dir() or not str(path).endswith(".msgpack") else Path(path)
+    if not str(target).endswith(".msgpack"):
+        target = target / FILE_NAME
+    atomic.write_bytes(target, to_bytes(ckpt))
+    return target
+
+
+def load(path: str | os.PathLike) -> Checkpoint:
+    target = resolve(path)
+    try:
+        data = target.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no model found (expected {target})") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read checkpoint ({exc.strerror or exc})") from None
+    return from_bytes(data, str(target))

@@ -1,0 +1,80 @@
+"""Frozen, typed configuration. Presets are functions; the CLI applies flags with ``dataclasses.replace``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of the char-LSTM; stored in every checkpoint so sizes are never guessed at load time."""
+
+    vocab_size: int = 100  # characters + start/end markers (set from the vocabulary)
+    embed_dim: int = 64  # character embedding width
+    hidden: int = 384  # LSTM units per layer
+    layers: int = 2  # stacked LSTM layers
+    dropout: float = 0.25  # dropout on embeddings, between layers and before the head (training only)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train; stored in checkpoints so ``--resume`` continues the same run."""
+
+    steps: int = 10_000  # optimizer updates in total
+    batch_size: int = 32  # windows per update (global, split over devices)
+    seq_len: int = 128  # characters per window (backprop through time length)
+    learning_rate: float = 2e-3  # peak Adam learning rate
+    warmup_steps: int = 200  # linear warm-up before cosine decay
+    min_lr_ratio: float = 0.05  # final learning rate as a share of the peak
+    weight_decay: float = 1e-5  # AdamW decoupled weight decay
+    clip_norm: float = 1.0  # global gradient-norm clip
+    valid_share: float = 0.05  # share of tunes kept aside for validation
+    eval_every: int = 250  # steps between validation runs and checkpoints
+    eval_chars: int = 60_000  # validation characters scored per evaluation (bounded cost)
+    seed: int = 0  # data order, initialization and dropout all derive from it
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """How to sample a continuation."""
+
+    max_chars: int = 1200  # hard cap on generated characters
+    temperature: float = 1.0  # softmax temperature (0 = greedy)
+    top_k: int = 0  # keep only the k most likely characters (0 = off)
+    top_p: float = 1.0  # nucleus sampling threshold (1 = off)
+    seed: int = 0  # random seed; the same seed gives the same tune
+
+
+def preset(name: str) -> ModelConfig:
+    """Named model shapes: ``tiny`` for tests, ``default`` for the bundled model, and the seed shapes."""
+    presets = {
+        "tiny": ModelConfig(embed_dim=8, hidden=16, layers=1, dropout=0.0),
+        "small": ModelConfig(embed_dim=32, hidden=128, layers=2, dropout=0.1),
+        "default": ModelConfig(embed_dim=64, hidden=384, layers=2, dropout=0.25),
+        "keras-seed": ModelConfig(embed_dim=512, hidden=256, layers=3, dropout=0.0),
+        "mit-lab": ModelConfig(embed_dim=256, hidden=1024, layers=1, dropout=0.0),
+    }
+    if name not in presets:
+        from .errors import UsageError
+
+        raise UsageError(f"unknown preset {name!r}; choose from {', '.join(presets)}")
+    return presets[name]
+
+
+PRESET_NAMES = ("tiny", "small", "default", "keras-seed", "mit-lab")

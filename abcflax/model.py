@@ -1,0 +1,99 @@
+"""The char-LSTM in Flax NNX: embedding, stacked LSTM layers, dropout, output head.
+
+The model does only math. Each layer projects all time steps' inputs in one matmul outside the
+recurrence (the scan carries only ``h @ W_hh``), and its four gates come from one fused matmul.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from .config import ModelConfig
+
+Carry = tuple  # per layer: (c_BxH, h_BxH)
+
+
+def _dropout(x, rate: float, key):
+    if key is None or rate <= 0.0:
+        return x
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / (1.0 - rate), 0.0)
+
+
+class LSTMLayer(nnx.Module):
+    """One LSTM layer; gates in PyTorch order (input, forget, cell, output)."""
+
+    def __init__(self, in_dim: int, hidden: int, *, rngs: nnx.Rngs):
+        scale = 1.0 / jnp.sqrt(hidden)
+        self.w_ih = nnx.Param(jax.random.uniform(rngs.params(), (in_dim, 4 * hidden), minval=-scale, maxval=scale))
+        self.w_hh = nnx.Param(nnx.initializers.orthogonal()(rngs.params(), (hidden, 4 * hidden)))
+        # forget-gate bias 1 so early training remembers rather than forgets
+        self.bias = nnx.Param(jnp.zeros((4 * hidden,)).at[hidden:2 * hidden].set(1.0))
+        self.hidden = hidden
+
+    def cell(self, xproj_Bx4H, carry):
+        c_BxH, h_BxH = carry
+        gates = xproj_Bx4H + h_BxH @ self.w_hh[...]
+        i, f, g, o = jnp.split(gates, 4, axis=-1)
+        c_BxH = jax.nn.sigmoid(f) * c_BxH + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h_BxH = jax.nn.sigmoid(o) * jnp.tanh(c_BxH)
+        return c_BxH, h_BxH
+
+    def __call__(self, x_BxTxI, carry):
+        xproj_TxBx4H = jnp.swapaxes(x_BxTxI @ self.w_ih[...] + self.bias[...], 0, 1)
+
+        def step(carry, xproj_Bx4H):
+            carry = self.cell(xproj_Bx4H, carry)
+            return carry, carry[1]
+
+        carry, h_TxBxH = jax.lax.scan(step, carry, xproj_TxBx4H)
+        return jnp.swapaxes(h_TxBxH, 0, 1), carry
+
+    def step(self, x_BxI, carry):
+        carry = self.cell(x_BxI @ self.w_ih[...] + self.bias[...], carry)
+        return carry[1], carry
+
+
+class CharLSTM(nnx.Module):
+    """Next-character model over ABC text."""
+
+    def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
+        self.config = config
+        self.embed = nnx.Embed(config.vocab_size, config.embed_dim, rngs=rngs)
+        sizes = [config.embed_dim] + [config.hidden] * config.layers
+        self.layers = nnx.List([LSTMLayer(sizes[i], sizes[i + 1], rngs=rngs) for i in range(config.layers)])
+        self.head = nnx.Linear(config.hidden, config.vocab_size, rngs=rngs)
+
+    def init_carry(self, batch: int) -> Carry:
+        zeros = jnp.zeros((batch, self.config.hidden), jnp.float32)
+        return tuple((zeros, zeros) for _ in range(self.config.layers))
+
+    def __call__(self, tokens_BxT, carry: Carry | None = None, *, dropout_key=None):
+        """Logits for every position, and the carry after the last one."""
+        if carry is None:
+            carry = self.init_carry(tokens_BxT.shape[0])
+        keys = [None] * (self.config.layers + 1)
+        if dropout_key is not None:
+            keys = list(jax.random.split(dropout_key, self.config.layers + 1))
+        x = _dropout(self.embed(tokens_BxT), self.config.dropout, keys[0])
+        new_carry = []
+        for layer, layer_carry, key in zip(self.layers, carry, keys[1:]):
+            x, layer_carry = layer(x, layer_carry)
+            x = _dropout(x, self.config.dropout, key)
+            new_carry.append(layer_carry)
+        return self.head(x), tuple(new_carry)
+
+    def step(self, token_B, carry: Carry):
+        """Logits for the next character after ``token_B``, one step at a time (for sampling)."""
+        x = self.embed(token_B)
+        new_carry = []
+        for layer, layer_carry in zip(self.layers, carry):
+            x, layer_carry = layer.step(x, layer_carry)
+            new_carry.append(layer_carry)
+        return self.head(x), tuple(new_carry)
+
+
+def create_model(config: ModelConfig, seed: int = 0) -> CharLSTM:
+    return CharLSTM(config, rngs=nnx.Rngs(params=seed))

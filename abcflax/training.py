@@ -1,0 +1,300 @@
+"""Training: optax AdamW with clipping and warm-up + cosine decay, a pure jitted train step sharded over a
+device mesh, whole-tune validation bpc, atomic periodic checkpoints and exact resume.
+
+Data order, dropout and initialization derive from ``TrainConfig.seed`` and the step number alone, so a
+run killed at any moment and resumed from its last checkpoint ends with the same parameters as a run
+that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from . import atomic, checkpoint
+from .config import ModelConfig, TrainConfig
+from .errors import InputError, UsageError
+from .evaluate import bits_per_char
+from .model import CharLSTM, create_model
+from .vocab import Vocab
+
+LOG_NAME = "log.csv"
+PLOT_NAME = "loss.png"
+LOG_FIELDS = ("step", "train_bpc", "valid_bpc", "chars_per_s", "elapsed_s")
+
+
+def hash_share(text: str, salt: str) -> float:
+    """A stable number in [0, 1) for a tune, so splits do not depend on file order."""
+    digest = hashlib.sha256((salt + text).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def split_holdout(texts: list[str], share: float, salt: str = "holdout") -> tuple[list[str], list[str]]:
+    """(kept, held out): about ``share`` of the tunes, chosen by hash of their text."""
+    kept = [t for t in texts if hash_share(t, salt) >= share]
+    held = [t for t in texts if hash_share(t, salt) < share]
+    return kept, held
+
+
+def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0, config.learning_rate, max(1, config.warmup_steps), max(config.steps, config.warmup_steps + 1),
+        end_value=config.learning_rate * config.min_lr_ratio)
+    return optax.chain(optax.clip_by_global_norm(config.clip_norm),
+                       optax.adamw(schedule, weight_decay=config.weight_decay))
+
+
+def make_train_step(graphdef, tx: optax.GradientTransformation):
+    """A pure ``(params, opt_state, x_BxT, y_BxT, key) -> (params, opt_state, loss)``; jit it where called."""
+
+    def loss_fn(params, x_BxT, y_BxT, key):
+        model = nnx.merge(graphdef, params)
+        logits_BxTxV, _ = model(x_BxT, dropout_key=key)
+        return optax.softmax_cross_entropy_with_integer_labels(logits_BxTxV, y_BxT).mean()
+
+    def train_step(params, opt_state, x_BxT, y_BxT, key):
+        loss, grads = jax.value_and_grad(loss_fn)(params, x_BxT, y_BxT, key)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    return train_step
+
+
+def build_stream(texts: list[str], vocab: Vocab, weights: list[int] | None = None) -> np.ndarray:
+    """All tunes as one id stream, each as start marker + text + end marker, repeated by weight."""
+    parts = []
+    for index, text in enumerate(texts):
+        ids = np.concatenate([[vocab.bos_id], vocab.encode(text, "training tune"), [vocab.eos_id]]).astype(np.int32)
+        parts.extend([ids] * (weights[index] if weights else 1))
+    return np.concatenate(parts)
+
+
+def batch_at(stream: np.ndarray, step: int, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The batch of training step ``step``: random windows chosen from (seed, step) alone."""
+    rng = np.random.default_rng([config.seed, step])
+    starts = rng.integers(0, len(stream) - config.seq_len - 1, size=config.batch_size)
+    index = starts[:, None] + np.arange(config.seq_len + 1)[None, :]
+    window = stream[index]
+    return window[:, :-1], window[:, 1:]
+
+
+def make_mesh(devices: int | None = None) -> Mesh:
+    """A one-axis ``data`` mesh over the first ``devices`` devices (all by default)."""
+    available = jax.devices()
+    count = len(available) if devices is None else devices
+    if count < 1 or count > len(available):
+        raise UsageError(f"--devices {devices}: {len(available)} device(s) visible")
+    return Mesh(np.array(available[:count]), ("data",))
+
+
+@dataclass
+class Progress:
+    """What the training loop reports after each step."""
+
+    step: int
+    steps: int
+    loss_bpc: float
+    chars_per_s: float
+    valid_bpc: float | None = None
+
+
+def _read_log(path: Path, upto_step: int) -> list[dict]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as handle:
+        return [row for row in csv.DictReader(handle) if int(row["step"]) <= upto_step]
+
+
+def _write_log(path: Path, rows: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=LOG_FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic.write_text(path, buffer.getvalue())
+
+
+def write_plot(log_path: Path, png_path: Path) -> bool:
+    """PNG of train and validation bpc against steps; False when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    rows = _read_log(log_path, 1 << 62)
+    if not rows:
+        return False
+    steps = [int(r["step"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(steps, [float(r["train_bpc"]) for r in rows], label="train")
+    valid = [(int(r["step"]), float(r["valid_bpc"])) for r in rows if r["valid_bpc"] not in ("", "nan")]
+    if valid:
+        ax.plot(*zip(*valid), label="validation (whole tunes)")
+    ax.set_xlabel("step")
+    ax.set_ylabel("bits per character")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    atomic.write_bytes(png_path, buffer.getvalue())
+    return True
+
+
+def _valid_subset(texts: list[str], max_chars: int) -> list[str]:
+    chosen, total = [], 0
+    for text in texts:
+        if total >= max_chars:
+            break
+        chosen.append(text)
+        total += len(text)
+    return chosen
+
+
+def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, train_config: TrainConfig, *,
+          resume: bool = False, devices: int | None = None, weights: list[int] | None = None,
+          sources: list[str] | None = None,
+          on_progress: Callable[[Progress], None] | None = None, stop_after: int | None = None,
+          extend: bool = False) -> Path:
+    """Train (or resume) a model on normalized tune texts; returns the checkpoint path.
+
+    ``stop_after`` ends this call after that many steps (a deliberate interruption, for tests);
+    ``extend`` lets a resumed run take ``train_config.steps`` as its new total.
+    """
+    out = Path(out_dir)
+    ckpt_path = out / checkpoint.FILE_NAME
+    if not texts:
+        raise InputError("no training tunes")
+    previous = checkpoint.load(ckpt_path) if resume and ckpt_path.exists() else None
+    if previous is not None:
+        # a resumed run keeps its own shapes, data order and schedule; only the step count may grow
+        steps = max(train_config.steps, previous.step) if extend else previous.train_config.steps
+        model_config, vocab = previous.model_config, previous.vocab
+        train_config = replace(previous.train_config, steps=steps)
+    else:
+        if ckpt_path.exists() and not resume:
+            raise UsageError(f"{ckpt_path} exists: pass --resume to continue it, or choose another --out")
+        vocab = Vocab.from_texts(texts)
+        model_config = ModelConfig(**{**model_config.to_dict(), "vocab_size": vocab.size})
+    weight_of = dict(zip(texts, weights)) if weights else {}
+    train_texts, valid_texts = split_holdout(texts, train_config.valid_share, salt="valid")
+    if not train_texts:
+        train_texts = texts
+    stream = build_stream(train_texts, vocab, [weight_of.get(t, 1) for t in train_texts])
+    if len(stream) <= train_config.seq_len + 1:
+        raise InputError(f"training text too short: {len(stream)} characters for windows of {train_config.seq_len}")
+    valid = _valid_subset(valid_texts, train_config.eval_chars)
+
+    mesh = make_mesh(devices)
+    if train_config.batch_size % mesh.size:
+        raise UsageError(f"batch size {train_config.batch_size} does not split over {mesh.size} devices")
+    replicated = NamedSharding(mesh, PartitionSpec())
+    batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
+
+    model = create_model(model_config, seed=train_config.seed)
+    graphdef, params = nnx.split(model)
+    tx = make_optimizer(train_config)
+    opt_state = tx.init(params)
+    start = 0
+    if previous is not None:
+        nnx.replace_by_pure_dict(params, previous.params)
+        opt_state = _restore_leaves(opt_state, previous.opt_state, ckpt_path)
+        start = previous.step
+    params = jax.device_put(params, replicated)
+    opt_state = jax.device_put(opt_state, replicated)
+    step_fn = jax.jit(make_train_step(graphdef, tx), donate_argnums=(0, 1),
+                      out_shardings=(replicated, replicated, replicated))
+    base_key = jax.random.key(train_config.seed)
+    log_path = out / LOG_NAME
+    rows = _read_log(log_path, start)
+    elapsed_before = float(rows[-1]["elapsed_s"]) if rows else 0.0
+    meta = {"sources": sources or [], "train_tunes": len(train_texts), "valid_tunes": len(valid_texts)}
+
+    def save(step: int, elapsed: float) -> None:
+        checkpoint.save(ckpt_path, checkpoint.Checkpoint(
+            model_config, vocab, nnx.to_pure_dict(params), train_config,
+            jax.tree_util.tree_leaves(jax.device_get(opt_state)), step, {**meta, "elapsed_s": round(elapsed, 1)}))
+
+    def fetch(step: int):
+        x, y = batch_at(stream, step, train_config)
+        return jax.device_put(x, batch_sharding), jax.device_put(y, batch_sharding)
+
+    end = train_config.steps if stop_after is None else min(train_config.steps, start + stop_after)
+    window_loss, window_steps, window_start = 0.0, 0, time.perf_counter()
+    run_start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=1) as prefetcher:
+        upcoming = prefetcher.submit(fetch, start) if start < end else None
+        for step in range(start, end):
+            x, y = upcoming.result()
+            if step + 1 < end:
+                upcoming = prefetcher.submit(fetch, step + 1)  # next batch is built while this step runs
+            params, opt_state, loss = step_fn(params, opt_state, x, y, jax.random.fold_in(base_key, step))
+            done = step + 1
+            window_loss += float(loss)
+            window_steps += 1
+            now = time.perf_counter()
+            speed = window_steps * train_config.batch_size * train_config.seq_len / max(now - window_start, 1e-9)
+            report = Progress(done, train_config.steps, float(loss) / np.log(2), speed)
+            if done % train_config.eval_every == 0 or done == train_config.steps:
+                trained = nnx.merge(graphdef, params)
+                report.valid_bpc = bits_per_char(trained, vocab, valid)[0] if valid else float("nan")
+                elapsed = elapsed_before + (time.perf_counter() - run_start)
+                rows.append({"step": done, "train_bpc": round(window_loss / window_steps / np.log(2), 4),
+                             "valid_bpc": round(report.valid_bpc, 4), "chars_per_s": round(speed),
+                             "elapsed_s": round(elapsed, 1)})
+                save(done, elapsed)
+                _write_log(log_path, rows)
+                write_plot(log_path, out / PLOT_NAME)
+                window_loss, window_steps, window_start = 0.0, 0, time.perf_counter()
+            if on_progress:
+                on_progress(report)
+    if end == train_config.steps and not ckpt_path.exists():
+        save(end, elapsed_before + time.perf_counter() - run_start)
+    return ckpt_path
+
+
+def _restore_leaves(template, leaves: list | None, source: Path):
+    treedef = jax.tree_util.tree_structure(template)
+    if leaves is None or len(leaves) != treedef.num_leaves:
+        from .errors import CheckpointError
+
+        raise CheckpointError(f"{source}: optimizer state does not match this model; cannot resume")
+    return jax.tree_util.tree_unflatten(treedef, [np.asarray(leaf) for leaf in leaves])
+
+
+def parse_source(spec: str) -> tuple[str, int]:
+    """``path@3`` -> (``path``, 3): a source whose tunes are repeated 3 times in the training stream."""
+    if "@" in spec:
+        name, _, weight = spec.rpartition("@")
+        if weight.isdigit() and int(weight) >= 1:
+            return name, int(weight)
+    return spec, 1
+
+
+def load_training_texts(specs: list[str], holdout: float = 0.0) -> tuple[list[str], list[int], list]:
+    """(texts, weights, problems) from source specs, minus the hash-chosen held-out share of every source."""
+    from .tunebook import load_corpus
+
+    texts, weights, problems = [], [], []
+    for spec in specs:
+        source, weight = parse_source(spec)
+        found, issues = load_corpus([source])
+        problems.extend(issues)
+        kept = split_holdout(found, holdout)[0] if holdout > 0 else found
+        texts.extend(kept)
+        weights.extend([weight] * len(kept))
+    return texts, weights, problems

@@ -1,0 +1,323 @@
+"""Read ABC files and tunebooks, split them into tunes, and normalize tunes for training.
+
+Reading never raises on a bad tune: ``read_tunebook`` returns the good tunes and a list of
+problems, each naming the line where the bad tune starts (as magenta's ``parse_abc_tunebook`` does).
+
+Normalization rule for training text (``normalize_tune``), documented in the README:
+  * header: keep only X T M L Q K R (``X:`` renumbered to 1, one space-free ``field:value`` per line),
+    in their original order, ending with ``K:``; key modes spelled one way (``D Major`` -> ``D``,
+    ``E Minor`` -> ``Em``, ``A Dorian`` -> ``ADor``, ``G Mixolydian`` -> ``GMix``);
+  * body: keep notes, bar lines, chord symbols and the field lines K M L P Q; drop comments (``%``),
+    lyrics and free text (``w: W: N: Z: S: B: H: ...``), ``%%`` directives, text annotations
+    (``"^text"``, ``"_text"``, fingering numbers — any quoted string that is not a chord symbol),
+    the old ``!`` end-of-line marker and ``\\`` line continuations; trailing blanks are stripped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import InputError
+
+MAX_INPUT_BYTES = 64 * 1024 * 1024  # a bigger file is refused before it is read, to bound memory
+HEADER_KEEP = ("X", "T", "M", "L", "Q", "K", "R")
+BODY_FIELDS_KEEP = ("K", "M", "L", "P", "Q")
+FIELD_LINE = re.compile(r"^([A-Za-z]):(.*)$")
+CHORD_SYMBOL = re.compile(
+    r"^\(?[A-G][#b]?(?:m(?!aj)|min|maj|dim|aug|sus|add|M|d|a|\+|o|\u00f8)?[0-9]*"
+    r"(?:(?:maj|sus|add|b|#)?[0-9]+)*(?:/[A-Ga-g][#b]?)?\)?$"
+)
+QUOTED = re.compile(r'"([^"\n]*)"')
+MODE_NAMES = {
+    "major": "", "maj": "", "ionian": "", "ion": "", "minor": "m", "min": "m", "m": "m",
+    "aeolian": "m", "aeo": "m", "dorian": "Dor", "dor": "Dor", "mixolydian": "Mix", "mix": "Mix",
+    "phrygian": "Phr", "phr": "Phr", "lydian": "Lyd", "lyd": "Lyd", "locrian": "Loc", "loc": "Loc",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong with one tune or file: where, and what."""
+
+    source: str  # file name or "<stdin>"
+    line: int  # 1-based line where the problem (or the bad tune) starts
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Tune:
+    """One tune as written: its header lines up to ``K:`` and its body."""
+
+    text: str  # the tune exactly as in the file (newlines normalized to \n)
+    header: tuple[str, ...]  # header lines, X: to K: inclusive
+    body: str  # everything after the K: line
+    line: int  # 1-based line of X: (or of the first line) in the source
+    source: str = "<text>"
+    fields: dict = field(default_factory=dict, compare=False)  # first value of each header field
+
+    @property
+    def title(self) -> str:
+        return self.fields.get("T", "").strip() or "Untitled"
+
+    @property
+    def number(self) -> str:
+        return self.fields.get("X", "").strip()
+
+
+def decode_bytes(data: bytes, source: str = "<bytes>") -> str:
+    """Decode ABC bytes: UTF-8 (or UTF-16 with a BOM), else Latin-1; refuse binary and other formats."""
+    if data.startswith(b"MThd"):
+        raise InputError(f"{source}: this is a MIDI file, not ABC text")
+    if data.startswith(b"PK\x03\x04"):
+        raise InputError(f"{source}: this is a zip file (compressed MusicXML?), not ABC text")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise InputError(f"{source}: cannot decode UTF-16 text") from None
+    elif data.startswith(b"\xef\xbb\xbf"):
+        text = data[3:].decode("utf-8", errors="replace")
+    else:
+        if b"\x00" in data[:65536]:
+            raise InputError(f"{source}: binary data, not ABC text")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")
+    head = text.lstrip()[:200].lower()
+    if head.startswith("<?xml") or head.startswith("<score-partwise") or head.startswith("<!doctype score"):
+        raise InputError(f"{source}: this is MusicXML, not ABC text")
+    controls = sum(1 for ch in text[:65536] if ord(ch) < 32 and ch not in "\n\r\t\f")
+    if controls > 8:
+        raise InputError(f"{source}: binary data, not ABC text")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def read_file_text(path: str | os.PathLike, *, max_bytes: int = MAX_INPUT_BYTES) -> str:
+    """Read an ABC file (or ``-`` for stdin) as text, with errors that name the file."""
+    import sys
+
+    if str(path) == "-":
+        data = sys.stdin.buffer.read(max_bytes + 1)
+        source = "<stdin>"
+    else:
+        source = str(path)
+        target = Path(path)
+        if target.is_dir():
+            raise InputError(f"{source}: is a directory, not an ABC file")
+        try:
+            size = target.stat().st_size
+            if size > max_bytes:
+                raise InputError(f"{source}: file too large ({size} bytes; limit {max_bytes})")
+            data = target.read_bytes()
+        except FileNotFoundError:
+            raise InputError(f"{source}: no such file") from None
+        except PermissionError:
+            raise InputError(f"{source}: permission denied") from None
+        except OSError as exc:
+            raise InputError(f"{source}: cannot read ({exc.strerror or exc})") from None
+    if len(data) > max_bytes:
+        raise InputError(f"{source}: input too large (limit {max_bytes} bytes)")
+    return decode_bytes(data, source)
+
+
+def _header_fields(lines: list[str]) -> dict:
+    fields: dict[str, str] = {}
+    for line in lines:
+        match = FIELD_LINE.match(line)
+        if match and match.group(1) not in fields:
+            fields[match.group(1)] = match.group(2).strip()
+    return fields
+
+
+def _split_blocks(text: str) -> list[tuple[int, list[str]]]:
+    """Split a tunebook into (first line number, lines) blocks, one per ``X:`` field."""
+    lines = text.split("\n")
+    blocks: list[tuple[int, list[str]]] = []
+    current: list[str] | None = None
+    start = 1
+    for number, line in enumerate(lines, 1):
+        if line.startswith("X:"):
+            if current is not None:
+                blocks.append((start, current))
+            current, start = [line], number
+        elif current is not None:
+            current.append(line)
+    if current is not None:
+        blocks.append((start, current))
+    if not blocks and any(line.startswith("K:") for line in lines):
+        blocks.append((1, lines))  # a lone tune without X: is accepted
+    return blocks
+
+
+def _parse_block(start: int, lines: list[str], source: str) -> Tune:
+    while lines and not lines[-1].strip():
+        lines = lines[:-1]
+    # A tune ends at the first empty line after its body has started (ABC 2.1, section 2.2).
+    header: list[str] = []
+    k_index = None
+    for index, line in enumerate(lines):
+        if line.startswith("K:"):
+            header.append(line)
+            k_index = index
+            break
+        if not line.strip() and index > 0:
+            break
+        header.append(line)
+    if k_index is None:
+        raise ValueError("tune has no K: (key) field in its header")
+    body_lines = lines[k_index + 1:]
+    for index, line in enumerate(body_lines):
+        if not line.strip():
+            body_lines = body_lines[:index]
+            break
+    body = "\n".join(body_lines)
+    if not body.strip():
+        raise ValueError("tune has no music after its K: line")
+    text = "\n".join(lines[: k_index + 1] + body_lines)
+    return Tune(text=text, header=tuple(header), body=body, line=start, source=source,
+                fields=_header_fields(header))
+
+
+def read_tunebook(text: str, source: str = "<text>") -> tuple[list[Tune], list[Problem]]:
+    """Split ``text`` into tunes; bad tunes are reported as problems, never raised."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    tunes: list[Tune] = []
+    problems: list[Problem] = []
+    blocks = _split_blocks(text)
+    if not blocks:
+        problems.append(Problem(source, 1, "no tune found (an ABC tune needs X: and K: fields)"))
+    for start, lines in blocks:
+        try:
+            tunes.append(_parse_block(start, lines, source))
+        except ValueError as exc:
+            problems.append(Problem(source, start, str(exc)))
+    return tunes, problems
+
+
+def normalize_key(value: str) -> str:
+    """``D Major`` -> ``D``, ``E minor`` -> ``Em``, ``A dorian`` -> ``ADor``; other text kept."""
+    value = value.split("%", 1)[0].strip()
+    match = re.match(r"^([A-G][#b]?)\s*([A-Za-z]*)\s*(.*)$", value)
+    if not match:
+        return value
+    tonic, mode, rest = match.groups()
+    mode_key = mode.lower()
+    if mode_key in MODE_NAMES:
+        mode = MODE_NAMES[mode_key]
+    elif mode_key[:3] in MODE_NAMES and len(mode_key) >= 3:
+        mode = MODE_NAMES[mode_key[:3]]
+    return (tonic + mode + (" " + rest if rest else "")).strip()
+
+
+def is_chord_symbol(text: str) -> bool:
+    """True for a quoted string that names a chord (``G``, ``D7``, ``Em``, ``A/c#``, ``Bbmaj7``)."""
+    return bool(CHORD_SYMBOL.match(text.strip()))
+
+
+def _clean_body_line(line: str) -> str:
+    line = _strip_comment(line)
+    line = QUOTED.sub(lambda m: f'"{m.group(1).strip()}"' if is_chord_symbol(m.group(1)) else "", line)
+    line = line.rstrip()
+    if line.endswith("\\"):
+        line = line[:-1].rstrip()
+    if line.endswith("!") and line.count("!") % 2 == 1:
+        line = line[:-1].rstrip()  # the old end-of-line '!' (not a !decoration!)
+    return line
+
+
+def _strip_comment(line: str) -> str:
+    # '%' starts a comment unless escaped; quoted strings are left alone.
+    out, in_quote = [], False
+    for index, ch in enumerate(line):
+        if ch == '"':
+            in_quote = not in_quote
+        elif ch == "%" and not in_quote and (index == 0 or line[index - 1] != "\\"):
+            break
+        out.append(ch)
+    return "".join(out)
+
+
+def normalize_tune(tune: Tune) -> str | None:
+    """Training text for ``tune`` by the module's rule, or None if nothing musical is left."""
+    header: list[str] = []
+    for line in tune.header:
+        match = FIELD_LINE.match(line)
+        if not match or match.group(1) not in HEADER_KEEP:
+            continue
+        name, value = match.group(1), _strip_comment(match.group(2)).strip()
+        if name == "X":
+            value = "1"
+        elif name == "K":
+            value = normalize_key(value)
+        if name == "X" or value:
+            header.append(f"{name}:{value}")
+    if not header or not header[-1].startswith("K:"):
+        return None
+    if not header[0].startswith("X:"):
+        header.insert(0, "X:1")
+    body: list[str] = []
+    for line in tune.body.split("\n"):
+        match = FIELD_LINE.match(line)
+        if match:
+            if match.group(1) in BODY_FIELDS_KEEP:
+                value = _strip_comment(match.group(2)).strip()
+                if match.group(1) == "K":
+                    value = normalize_key(value)
+                body.append(f"{match.group(1)}:{value}")
+            continue
+        if line.startswith("%"):
+            continue
+        cleaned = _clean_body_line(line)
+        if cleaned.strip():
+            body.append(cleaned)
+    if not any(re.search(r"[A-Ga-g]", line) for line in body if not FIELD_LINE.match(line)):
+        return None
+    return "\n".join(header + body) + "\n"
+
+
+def iter_source_files(source: str) -> list[Path]:
+    """ABC files named by ``source``: a file, or every ``*.abc`` under a folder."""
+    path = Path(source)
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*.abc") if p.is_file())
+    if path.exists():
+        return [path]
+    raise InputError(f"{source}: no such file or folder")
+
+
+def music21_corpus_files(name: str) -> list[Path]:
+    """The ABC files of one of music21's bundled corpora (``ryansMammoth``, ``oneills1850``, ...)."""
+    import music21
+
+    root = Path(music21.__file__).parent / "corpus" / name
+    if not root.is_dir():
+        raise InputError(f"music21:{name}: no such music21 corpus folder")
+    files = sorted(p for p in root.rglob("*.abc"))
+    if not files:
+        raise InputError(f"music21:{name}: has no ABC files")
+    return files
+
+
+def load_corpus(sources: list[str]) -> tuple[list[str], list[Problem]]:
+    """Normalized training tunes from files, folders and ``music21:NAME`` sources."""
+    texts: list[str] = []
+    problems: list[Problem] = []
+    for source in sources:
+        files = music21_corpus_files(source[8:]) if source.startswith("music21:") else iter_source_files(source)
+        for path in files:
+            tunes, found = read_tunebook(read_file_text(path), str(path))
+            problems.extend(found)
+            for tune in tunes:
+                normalized = normalize_tune(tune)
+                if normalized is None:
+                    problems.append(Problem(str(path), tune.line, "nothing musical left after normalizing"))
+                else:
+                    texts.append(normalized)
+    return texts, problems
