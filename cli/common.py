@@ -6,12 +6,46 @@ import functools
 import os
 import sys
 
+import importlib
+import importlib.util
+
 import click
 
 DEBUG_ENV = "ABCFLAX_DEBUG"
 
+# command name -> "module:attribute" inside this package; each module holds one command
+COMMANDS = {
+    "continue": "continue_cmd:continue_command",
+    "harmonize": "harmonize_cmd:harmonize_command",
+    "compose": "compose_cmd:compose_command",
+    "export": "export_cmd:export_command",
+    "check": "check_cmd:check_command",
+    "evaluate": "evaluate_cmd:evaluate_command",
+    "train": "train_cmd:train_command",
+    "plugins": "plugins_cmd:plugins_command",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported only when they are run (or their help is shown)."""
+
+    def _available(self) -> list[str]:
+        package = __name__.rpartition(".")[0]
+        return [name for name, target in COMMANDS.items()
+                if importlib.util.find_spec(f"{package}.{target.split(':')[0]}") is not None]
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(self._available()))
+
+    def get_command(self, ctx, name):
+        if name in COMMANDS and name in self._available():
+            module_name, attribute = COMMANDS[name].split(":")
+            package = __name__.rpartition(".")[0]
+            return getattr(importlib.import_module(f"{package}.{module_name}"), attribute)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="abcflax")
 @click.option("--debug", is_flag=True, envvar=DEBUG_ENV, help="Show a traceback on errors.")
 @click.pass_context

@@ -1,70 +1,11 @@
-"""abcflax command line: each command parses, calls one public function, formats the result."""
+"""abcflax command line: each command parses, calls one public function, formats the result.
+
+Commands load lazily (click's LazyGroup pattern), so ``abcflax --help`` never imports JAX or music21.
+"""
 
 from __future__ import annotations
 
-import sys
-
-import click
-
-from .common import cli_errors, main_group
-
-
-@main_group.command("train")
-@click.argument("corpus", nargs=-1, required=True)
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for checkpoint, log.csv, loss.png.")
-@click.option("--preset", default="default", show_default=True, help="Model shape: tiny, small, default, keras-seed, mit-lab.")
-@click.option("--steps", type=click.IntRange(1), help="Total optimizer steps (default 10000; with --resume: extend to this).")
-@click.option("--batch-size", type=click.IntRange(1), help="Windows per step (global).")
-@click.option("--seq-len", type=click.IntRange(2, 4096), help="Characters per window.")
-@click.option("--lr", "learning_rate", type=click.FloatRange(min=0, min_open=True), help="Peak learning rate.")
-@click.option("--dropout", type=click.FloatRange(0, 0.95), help="Dropout rate.")
-@click.option("--eval-every", type=click.IntRange(1), help="Steps between validation + checkpoint.")
-@click.option("--holdout", type=click.FloatRange(0, 0.9), default=0.0, show_default=True,
-              help="Share of every source's tunes (chosen by hash) never trained on.")
-@click.option("--seed", type=int, help="Seed for data order, init and dropout.")
-@click.option("--devices", type=click.IntRange(1), help="Devices to shard the batch over (default: all).")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
-@click.option("--quiet", is_flag=True, help="No progress output.")
-@cli_errors
-def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_rate, dropout, eval_every,
-                  holdout, seed, devices, resume, quiet):
-    """Train a model on ABC files, folders and music21 corpora.
-
-    CORPUS items are files, folders (every *.abc below) or music21:NAME (e.g. music21:ryansMammoth);
-    add @N to repeat a source N times in the training stream (e.g. nottingham/@2).
-
-    \b
-    Example:
-      abcflax train ../shared/data/nottingham@2 ../shared/data/irish --out runs/m1 --steps 5000
-    """
-    import dataclasses
-
-    import abcflax
-
-    texts, weights, problems = abcflax.load_training_texts(list(corpus), holdout)
-    if not quiet:
-        click.echo(f"{len(texts)} tunes ({sum(map(len, texts))} chars); {len(problems)} skipped", err=True)
-    model_config = abcflax.preset(preset)
-    if dropout is not None:
-        model_config = dataclasses.replace(model_config, dropout=dropout)
-    overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, seq_len=seq_len,
-                                         learning_rate=learning_rate, eval_every=eval_every, seed=seed).items()
-                 if v is not None}
-    train_config = dataclasses.replace(abcflax.TrainConfig(), **overrides)
-
-    def report(progress):
-        if quiet:
-            return
-        line = (f"step {progress.step}/{progress.steps}  loss {progress.loss_bpc:.3f} bpc  "
-                f"{progress.chars_per_s:,.0f} chars/s")
-        if progress.valid_bpc is not None:
-            click.echo(f"\r{line}  valid {progress.valid_bpc:.3f} bpc", err=True)
-        elif sys.stderr.isatty():
-            click.echo(f"\r{line}", err=True, nl=False)
-
-    path = abcflax.train(texts, out_dir, model_config, train_config, resume=resume, devices=devices,
-                         weights=weights, sources=list(corpus), on_progress=report, extend=steps is not None)
-    click.echo(str(path))
+from .common import main_group
 
 
 def main() -> None:
