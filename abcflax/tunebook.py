@@ -28,7 +28,7 @@ BODY_FIELDS_KEEP = ("K", "M", "L", "P", "Q")
 FIELD_LINE = re.compile(r"^([A-Za-z]):(.*)$")
 CHORD_SYMBOL = re.compile(
     r"^\(?[A-G][#b]?(?:m(?!aj)|min|maj|dim|aug|sus|add|M|d|a|\+|o|\u00f8)?[0-9]*"
-    r"(?:(?:maj|sus|add|b|#)?[0-9]+)*(?:/[A-Ga-g][#b]?)?\)?$"
+    r"(?:(?:maj|sus|add|b|#)?[0-9]+)*(?:/[A-Ga-g][#b+]?)?\)?$"  # Nottingham writes a sharp bass as "D/f+"
 )
 QUOTED = re.compile(r'"([^"\n]*)"')
 MODE_NAMES = {
