@@ -26,6 +26,10 @@ _EXPORTS = {
     "Model": "loading", "load_model": "loading", "default_model_path": "loading",
     # input
     "read_abc_input": "inputs",
+    # export, plugins, music21 bridge
+    "abc_to_score": "export", "export_bytes": "export", "write_output": "export",
+    "get_plugin_manager": "plugins", "list_plugins": "plugins",
+    "continue_stream": "music21", "harmonize_stream": "music21",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

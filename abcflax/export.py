@@ -1,0 +1,227 @@
+"""Export ABC to notation software: MusicXML, compressed MusicXML, MIDI and ABC.
+
+The formats themselves are plugins (``abcflax_plugins.exporters``; see ``abcflax.plugins``); this module turns one
+ABC tune into a music21 score with music21's traps handled, and writes files:
+
+* ``%abc-2.1`` is prepended before parsing, or music21 applies ABC 1.6 rules (accidentals not carried in a bar);
+* time signatures shared by two measures (after music21 re-bars an overlong bar) are deep-copied, or music21's
+  MIDI writer fails with "already found in this Stream";
+* title and composer come from ``T:``/``C:`` (music21 otherwise writes composer "Music21"), the part gets an
+  instrument (MuseScore warns without one; MIDI players fall back to piano) and a tempo (``Q:``, else by ``R:``
+  and meter).
+
+Repeats are expanded only for MIDI, by ``abcflax_plugins.midi`` (music21's ``expandRepeats`` raises on bad
+repeats and expands a tune with ten ``:|`` from 80 to 16,368 measures).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import sys
+from pathlib import Path
+
+from .errors import InputError, UsageError
+from .tunebook import Tune, read_tunebook
+
+ABC_VERSION_LINE = "%abc-2.1\n"
+INSTRUMENT_ALIASES = {"fiddle": "violin"}
+# default tempo when the tune has no Q: — (R: keyword, beats per minute, beat in quarter notes)
+RHYTHM_TEMPI = (
+    ("slip jig", 112, 1.5), ("jig", 112, 1.5), ("slide", 132, 1.5), ("reel", 120, 1.0),
+    ("hornpipe", 96, 1.0), ("polka", 132, 1.0), ("waltz", 132, 1.0), ("mazurka", 120, 1.0),
+    ("strathspey", 92, 1.0), ("march", 112, 1.0),
+)
+DEFAULT_TEMPO = (120, 1.0)
+COMPOUND_TEMPO = (112, 1.5)  # 6/8, 9/8, 12/8 without R:
+
+
+def split_tunes(abc: str, source: str = "<text>") -> list[Tune]:
+    """The tunes in ``abc``; InputError naming the first problem if there are none."""
+    tunes, problems = read_tunebook(abc, source)
+    if not tunes:
+        raise InputError(str(problems[0]) if problems else f"{source}: no tune found")
+    return tunes
+
+
+def _one_tune(abc: str) -> Tune:
+    tunes = split_tunes(abc)
+    if len(tunes) > 1:
+        raise UsageError(f"the ABC holds {len(tunes)} tunes; export one at a time (or use write_output)")
+    return tunes[0]
+
+
+def _parse(tune: Tune):
+    from music21 import converter, stream
+
+    try:
+        score = converter.parse(ABC_VERSION_LINE + tune.text + "\n", format="abc")
+    except Exception as exc:  # noqa: BLE001 - music21 raises many types on bad ABC
+        raise InputError(f"{tune.source}:{tune.line}: music21 cannot read this tune: "
+                         f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    if isinstance(score, stream.Opus):  # X: numbers can make an Opus even for one tune
+        score = score.scores[0] if score.scores else stream.Score()
+    if not any(True for _ in score.recurse().notes):
+        raise InputError(f"{tune.source}:{tune.line}: tune has no notes music21 can read")
+    return score
+
+
+def _dedupe_time_signatures(score) -> None:
+    """Give every measure its own TimeSignature object (music21's re-barring shares one between two)."""
+    from music21 import meter
+
+    seen: set[int] = set()
+    for ts in list(score.recurse().getElementsByClass(meter.TimeSignature)):
+        if id(ts) in seen:
+            site = ts.activeSite
+            site.replace(ts, copy.deepcopy(ts))
+        seen.add(id(ts))
+
+
+def _set_metadata(score, tune: Tune) -> None:
+    from music21 import metadata
+
+    if score.metadata is None:
+        score.insert(0, metadata.Metadata())
+    score.metadata.title = tune.title
+    score.metadata.movementName = tune.title
+    # None makes music21 write composer "Music21"; an empty string writes an empty <creator>
+    score.metadata.composer = tune.fields.get("C", "").strip()
+
+
+def make_instrument(name: str):
+    """A music21 instrument for a name (``violin``, ``fiddle``, ``flute``, ``piano``...); UsageError if unknown."""
+    from music21 import instrument
+    from music21.exceptions21 import InstrumentException
+
+    key = INSTRUMENT_ALIASES.get(name.strip().lower(), name.strip())
+    try:
+        found = instrument.fromString(key)
+    except InstrumentException:
+        raise UsageError(f"unknown instrument {name!r} (try violin, flute, piano, accordion, guitar)") from None
+    return type(found)()  # fromString names the part as typed ("violin"); a fresh one says "Violin"
+
+
+def _set_instrument(score, name: str) -> None:
+    from music21 import instrument
+
+    for part in score.parts:
+        for old in list(part.recurse().getElementsByClass(instrument.Instrument)):
+            old.activeSite.remove(old)
+        part.insert(0, make_instrument(name))
+
+
+def default_tempo(tune: Tune) -> tuple[int, float]:
+    """(beats per minute, beat length in quarter notes) for a tune without ``Q:``: by ``R:``, else by meter."""
+    rhythm = tune.fields.get("R", "").lower()
+    for keyword, bpm, beat in RHYTHM_TEMPI:
+        if keyword in rhythm:
+            return bpm, beat
+    meter = re.match(r"\s*(\d+)\s*/\s*(\d+)", tune.fields.get("M", ""))
+    if meter and int(meter.group(2)) == 8 and int(meter.group(1)) % 3 == 0:
+        return COMPOUND_TEMPO
+    return DEFAULT_TEMPO
+
+
+def _set_tempo(score, tune: Tune, bpm: float | None) -> None:
+    from music21 import duration, tempo
+
+    marks = list(score.recurse().getElementsByClass(tempo.MetronomeMark))
+    if marks and bpm is None:
+        return
+    for mark in marks:
+        mark.activeSite.remove(mark)
+    number, beat = (bpm, 1.0) if bpm is not None else default_tempo(tune)
+    first_measure = score.parts[0].getElementsByClass("Measure").first() if score.parts else None
+    target = first_measure if first_measure is not None else score.parts[0]
+    target.insert(0, tempo.MetronomeMark(number=number, referent=duration.Duration(beat)))
+
+
+def abc_to_score(abc: str, *, instrument: str = "violin", tempo: float | None = None):
+    """One ABC tune as a music21 ``Score``, ready for MusicXML (chord symbols stay as ``ChordSymbol``).
+
+    ``tempo`` (quarter notes per minute) overrides ``Q:``. Note: music21's own MIDI writer would play the chord
+    symbols inside the melody; abcflax's MIDI exporter writes them to their own track.
+    """
+    if tempo is not None and not 10 <= tempo <= 400:
+        raise UsageError(f"tempo {tempo} is outside 10..400 quarter notes per minute")
+    tune = _one_tune(abc)
+    score = _parse(tune)
+    _dedupe_time_signatures(score)
+    _set_metadata(score, tune)
+    _set_instrument(score, instrument)
+    _set_tempo(score, tune, tempo)
+    return score
+
+
+def export_bytes(abc: str, fmt: str, **options) -> bytes:
+    """The file contents of ``abc`` in format ``fmt`` (musicxml, mxl, mid, abc or a plugin's format).
+
+    Options: ``instrument`` (default violin), ``tempo`` (quarter BPM, overrides Q:), ``accompaniment``
+    (MIDI: ``none``, ``block`` or ``vamp``). Formats other than ABC take one tune.
+    """
+    from .plugins import find_exporter
+
+    exporter = find_exporter(fmt)
+    if not exporter.tunebook:
+        abc = _one_tune(abc).text
+    return exporter.write(abc, options)
+
+
+def _tune_paths(target: Path, tunes: list[Tune]) -> list[Path]:
+    """``<stem>-<X>.<ext>`` per tune, or ``<stem>-<index>`` when X: numbers are missing or repeated."""
+    numbers = [re.sub(r"[^0-9A-Za-z_]", "", tune.number) for tune in tunes]
+    if not all(numbers) or len(set(numbers)) != len(numbers):
+        numbers = [str(index) for index in range(1, len(tunes) + 1)]
+    return [target.with_name(f"{target.stem}-{number}{target.suffix}") for number in numbers]
+
+
+def _write_stdout(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.flush()
+
+
+def write_output(abc: str, out: str, *, fmt: str | None = None, force: bool = False, **options) -> list[str]:
+    """Export ``abc`` to ``out`` (``-`` = stdout, text formats only); returns the paths written.
+
+    The format comes from ``fmt`` or ``out``'s extension. A tunebook goes to one ABC file, but to one file per
+    tune (``<stem>-<X>.<ext>``) in other formats. Every file is rendered before any is written, and each is
+    written atomically, so an error leaves no partial output; existing files are kept unless ``force``.
+    """
+    from .atomic import write_bytes
+    from .plugins import find_exporter
+
+    to_stdout = str(out) == "-"
+    if to_stdout and not fmt:
+        raise UsageError("writing to stdout needs a format (--format abc or musicxml)")
+    exporter = find_exporter(fmt, str(out))
+    if to_stdout and exporter.binary:
+        raise UsageError(f"{exporter.name} is binary and is not written to stdout; use -o FILE")
+    tunes = split_tunes(abc)
+    if exporter.tunebook or len(tunes) == 1:
+        texts, paths = [abc if exporter.tunebook else tunes[0].text], [Path(out)]
+    elif to_stdout:
+        raise UsageError(f"{len(tunes)} tunes make {len(tunes)} {exporter.name} files; use -o FILE, not stdout")
+    else:
+        texts, paths = [tune.text for tune in tunes], _tune_paths(Path(out), tunes)
+    if not force and not to_stdout:
+        for path in paths:
+            if path.exists():
+                raise InputError(f"{path}: already exists (use --force to overwrite)")
+    blobs = [exporter.write(text, options) for text in texts]  # all rendered before anything is written
+    if to_stdout:
+        _write_stdout(blobs[0])
+        return ["-"]
+    written: list[Path] = []
+    existed = {path for path in paths if path.exists()}
+    try:
+        for path, data in zip(paths, blobs):
+            write_bytes(path, data, force=force)
+            written.append(path)
+    except BaseException:
+        for path in written:  # new files of a failed set are removed, not left half done
+            if path not in existed:
+                path.unlink(missing_ok=True)
+        raise
+    return [str(path) for path in written]
+

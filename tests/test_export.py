@@ -1,0 +1,222 @@
+"""Export: MIDI read back with mido, MusicXML contents, MuseScore opening it, music21 traps, the CLI."""
+
+import io
+import os
+import shutil
+import subprocess
+import zipfile
+
+import pytest
+
+mido = pytest.importorskip("mido")
+
+import abcflax
+from abcflax.errors import InputError, UsageError
+
+# 9 notes played twice, then bar 3 + first ending + bar 3 + second ending (4+1+4+1; G4-G4 is one note) = 28
+REEL = """X:7
+T:Test Reel
+C:A. Fiddler
+M:4/4
+L:1/8
+Q:1/4=100
+R:reel
+K:G
+|:"G"GABc d2 B2|"D7"A2 F2 D4:|
+|:"C"c2 e2 "G"d2 B2|[1"D"A8:|[2"G"G4-G4|]
+"""
+REEL_NOTES = 28
+REEL_PITCHES = {67, 69, 71, 72, 74, 66, 62, 76}  # G A B c d F D e as MIDI numbers
+
+JIG = """X:1
+T:Jig
+M:6/8
+L:1/8
+K:D
+"D"ABc dcB|"A"AFA "D"d3|
+"""
+
+
+def midi(abc, **options):
+    return mido.MidiFile(file=io.BytesIO(abcflax.export_bytes(abc, "mid", **options)))
+
+
+def note_ons(track):
+    return [m for m in track if m.type == "note_on" and m.velocity > 0]
+
+
+def test_midi_tracks_tempo_program_and_notes():
+    song = midi(REEL, accompaniment="block")
+    assert len(song.tracks) == 3  # conductor, melody, accompaniment
+    tempos = [m.tempo for m in song.tracks[0] if m.type == "set_tempo"]
+    assert tempos == [600_000]  # Q:1/4=100
+    melody, chords = song.tracks[1], song.tracks[2]
+    assert [m.program for m in melody if m.type == "program_change"] == [40]  # violin, zero-based
+    assert len(note_ons(melody)) == REEL_NOTES
+    assert {m.note for m in note_ons(melody)} <= REEL_PITCHES  # no chord tones in the melody
+    assert note_ons(chords) and {m.channel for m in note_ons(chords)}.isdisjoint({m.channel for m in note_ons(melody)})
+
+
+def test_no_accompaniment_track_without_chords_or_when_none():
+    assert len(midi(REEL, accompaniment="none").tracks) == 2
+    assert len(midi(REEL.replace('"G"', "").replace('"D7"', "").replace('"C"', "").replace('"D"', "")).tracks) == 2
+
+
+def test_vamp_in_six_eight_is_bass_on_one_chord_on_four():
+    song = midi(JIG, accompaniment="vamp")
+    ticks, time = [], 0
+    for message in song.tracks[2]:
+        time += message.time
+        if message.type == "note_on" and message.velocity:
+            ticks.append((time, message.note < 48))
+    bar, half = 3 * song.ticks_per_beat, 3 * song.ticks_per_beat // 2
+    assert {t for t, is_bass in ticks if is_bass} == {0, bar}
+    assert {t for t, is_bass in ticks if not is_bass} == {half, bar + half}
+
+
+def test_default_tempo_from_meter_and_override():
+    tempo = [m.tempo for m in midi(JIG).tracks[0] if m.type == "set_tempo"][0]
+    assert round(mido.tempo2bpm(tempo)) == 168  # dotted quarter 112 for a jig
+    tempo = [m.tempo for m in midi(REEL, tempo=90).tracks[0] if m.type == "set_tempo"][0]
+    assert round(mido.tempo2bpm(tempo)) == 90
+
+
+def test_musicxml_has_harmony_metadata_and_instrument():
+    xml = abcflax.export_bytes(REEL, "musicxml").decode()
+    assert "<harmony" in xml and "<work-title>Test Reel</work-title>" in xml
+    assert "A. Fiddler" in xml and "Music21" not in xml.split("<software>")[0]
+    assert "Violin" in xml and "<per-minute>100</per-minute>" in xml
+
+
+def test_mxl_is_a_musicxml_zip():
+    archive = zipfile.ZipFile(io.BytesIO(abcflax.export_bytes(REEL, "mxl")))
+    assert archive.namelist()[0] == "mimetype"
+    assert b"<harmony" in archive.read("score.musicxml")
+
+
+@pytest.mark.skipif(shutil.which("mscore3") is None, reason="MuseScore 3 (Debian musescore3) is not installed")
+def test_musescore_opens_exported_musicxml(tmp_path):
+    source = tmp_path / "reel.musicxml"
+    abcflax.write_output(REEL, str(source))
+    pdf = tmp_path / "reel.pdf"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_RUNTIME_DIR=str(tmp_path))
+    done = subprocess.run(["mscore3", "-o", str(pdf), str(source)], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    problems = [line for line in done.stderr.splitlines()
+                if any(word in line.lower() for word in ("error", "empty bar", "no instrument", "fail"))]
+    assert problems == []
+    assert pdf.exists() and pdf.stat().st_size > 1000
+
+
+def test_overlong_bar_exports():
+    abc = "X:1\nT:Long\nM:4/4\nL:1/8\nK:D\n\"D\"ABcdefgabcdefg|\"G\"ABcd efga|\n"
+    assert len(note_ons(midi(abc).tracks[1])) == 22
+    assert b"<harmony" in abcflax.export_bytes(abc, "musicxml")
+
+
+def test_badly_formed_repeats_export():
+    abc = "X:1\nT:Bad\nM:2/4\nL:1/8\nK:D\n[2 AB cd:|[1 ef ga|:\n"
+    assert note_ons(midi(abc).tracks[1])
+    abcflax.export_bytes(abc, "musicxml")
+
+
+def test_ten_end_repeats_without_start_play_each_section_twice():
+    abc = "X:1\nT:Yanky\nM:2/4\nL:1/8\nK:D\n" + "\n".join(["ABcd|dcBA:|ABcd|dcBA:|"] * 5) + "\n"
+    assert len(note_ons(midi(abc).tracks[1])) == 10 * 8 * 2  # linear, not music21's 16,000-bar expansion
+
+
+def test_part_without_measures_still_plays():
+    abc = "X:1\nT:No bars\nM:2/4\nL:1/8\nK:D\n" + "ABcd:|" * 3 + "\n"  # music21 makes no measures here
+    assert len(note_ons(midi(abc).tracks[1])) == 12
+
+
+def test_errors_are_abcflax_errors():
+    with pytest.raises(InputError):
+        abcflax.export_bytes("X:1\nT:No key\nabc\n", "mid")
+    with pytest.raises(InputError):
+        abcflax.export_bytes("X:1\nT:Rests\nK:C\nz4|z4|\n", "musicxml")
+    with pytest.raises(UsageError):
+        abcflax.export_bytes(REEL, "pdf")
+    with pytest.raises(UsageError):
+        abcflax.export_bytes(REEL, "mid", accompaniment="oompah")
+    with pytest.raises(UsageError):
+        abcflax.write_output(REEL + "\n" + JIG, "-", fmt="mid")
+
+
+def test_tunebook_one_file_per_tune_and_one_abc(tmp_path):
+    book = REEL + "\n" + JIG.replace("X:1", "X:8")
+    paths = abcflax.write_output(book, str(tmp_path / "book.mid"))
+    assert [os.path.basename(p) for p in paths] == ["book-7.mid", "book-8.mid"]
+    assert abcflax.write_output(book, str(tmp_path / "book.abc")) == [str(tmp_path / "book.abc")]
+    assert (tmp_path / "book.abc").read_text().count("X:") == 2
+
+
+def test_failing_tune_leaves_no_files(tmp_path):
+    book = REEL + "\nX:9\nT:Rests only\nK:C\nz4|\n"
+    with pytest.raises(InputError):
+        abcflax.write_output(book, str(tmp_path / "book.musicxml"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_refuses_overwrite_without_force(tmp_path):
+    target = tmp_path / "t.mid"
+    target.write_bytes(b"keep")
+    with pytest.raises(InputError):
+        abcflax.write_output(REEL, str(target))
+    assert target.read_bytes() == b"keep"
+    abcflax.write_output(REEL, str(target), force=True)
+    assert target.read_bytes().startswith(b"MThd")
+
+
+# --- the CLI ---------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def run():
+    from click.testing import CliRunner
+
+    from abcflax_cli.common import main_group
+
+    return lambda *args, **kw: CliRunner().invoke(main_group, list(args), **kw)
+
+
+@pytest.fixture
+def reel_file(tmp_path):
+    path = tmp_path / "reel.abc"
+    path.write_text(REEL)
+    return path
+
+
+@pytest.mark.parametrize("suffix,magic", [(".musicxml", b"<?xml"), (".mxl", b"PK"), (".mid", b"MThd"),
+                                          (".abc", b"X:7")])
+def test_cli_exports_each_format(run, reel_file, tmp_path, suffix, magic):
+    out = tmp_path / f"out{suffix}"
+    result = run("export", str(reel_file), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes().startswith(magic)
+
+
+def test_cli_refuses_overwrite_without_force(run, reel_file, tmp_path):
+    out = tmp_path / "out.mid"
+    assert run("export", str(reel_file), "-o", str(out)).exit_code == 0
+    before = out.read_bytes()
+    result = run("export", str(reel_file), "-o", str(out), "--accompaniment", "none")
+    assert result.exit_code == 1 and "already exists" in result.output
+    assert out.read_bytes() == before
+    assert run("export", str(reel_file), "-o", str(out), "--force", "--accompaniment", "none").exit_code == 0
+    assert out.read_bytes() != before
+
+
+def test_cli_bad_input_is_one_line_and_no_file(run, tmp_path):
+    bad = tmp_path / "bad.abc"
+    bad.write_text("this is not ABC at all\n")
+    out = tmp_path / "out.mid"
+    result = run("export", str(bad), "-o", str(out))
+    assert result.exit_code == 1
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_cli_stdin_to_stdout_musicxml(run):
+    result = run("export", "-", "-o", "-", "--format", "musicxml", input=REEL)
+    assert result.exit_code == 0 and "<harmony" in result.output
