@@ -24,6 +24,8 @@ _EXPORTS = {
     "train": "training", "load_training_texts": "training", "split_holdout": "training", "Progress": "training",
     "bits_per_char": "evaluate",
     "Model": "loading", "load_model": "loading", "default_model_path": "loading",
+    # continuation
+    "complete": "continuation", "complete_many": "continuation",
     # input
     "read_abc_input": "inputs",
     # export, plugins, music21 bridge

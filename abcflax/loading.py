@@ -74,3 +74,18 @@ def load_model(path: str | os.PathLike | None = None) -> Model:
         where = "bundled model" if path is None else str(path)
         raise CheckpointError(f"{where}: no model found at {target}") from None
     return _load_cached(str(target), mtime)
+
+
+def resolve_model(model) -> Model:
+    """A ``Model`` from None (the default), a path, or a ``Model``."""
+    if isinstance(model, Model):
+        return model
+    return load_model(model)
+
+
+def grammar_folders() -> list:
+    """Folders searched for prebuilt grammar tables: the bundled model's, then the user cache (written)."""
+    from .runtime import cache_dir
+
+    bundled = default_model_path().parent
+    return [bundled, cache_dir() / "grammar"]

@@ -1,0 +1,313 @@
+"""Constrained decoding: which characters keep a continuation a valid, well-ended tune.
+
+Python side (once per prompt): read the prompt's meter and unit length, its repeat/ending situation and
+the partly written last bar, and place the grammar automaton (``abcflax.grammar``) there.
+JAX side (every character, inside the sampler's loop): ``allowed`` masks the characters whose
+transition the syntax forbids or whose arithmetic would overfill the bar, run past the length limit or
+leave something open; ``advance`` applies the chosen character. Both are pure functions of arrays.
+
+Guarantee: every allowed character leaves at least one way to finish the tune within ``max_chars``
+(bars can always be filled in multiples of 12 ticks; near the limit the automaton only accepts long
+notes and closing bar lines), so the sampler never needs to retry.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+
+from . import grammar
+from .errors import InputError
+from .tunebook import FIELD_LINE, is_chord_symbol
+
+FREE_BAR = 1 << 28  # bar length standing for "no meter" (M:none)
+RESERVE_MIN = 64  # characters kept back to close a tune, at least
+MIN_MAX_CHARS = 200  # below this there is no room to finish a long bar and a second ending
+
+
+class Tables(NamedTuple):
+    """``grammar.Tables`` as device arrays."""
+
+    next_state: jnp.ndarray
+    commit: jnp.ndarray
+    starts_note: jnp.ndarray
+    event: jnp.ndarray
+    arg: jnp.ndarray
+    charge_num: jnp.ndarray
+    charge_den: jnp.ndarray
+    probe_fill: jnp.ndarray
+    endable: jnp.ndarray
+    end_point: jnp.ndarray
+    values: jnp.ndarray  # written values in ticks, [K]
+
+
+def device_tables(tables: grammar.Tables) -> Tables:
+    return Tables(*(jnp.asarray(getattr(tables, name)) for name in Tables._fields[:-1]),
+                  jnp.asarray(np.array(grammar.VALUES, np.int32)))
+
+
+class Limits(NamedTuple):
+    """Per-row settings of one continuation (int32 arrays of shape [B] inside jit)."""
+
+    bar_len: np.ndarray  # ticks in a full bar (FREE_BAR for no meter)
+    reserve: np.ndarray  # characters kept back for closing the tune
+    max_chars: np.ndarray  # characters the continuation may use
+    target_bars: np.ndarray  # end after this many new bars (0: no target)
+    min_bars: np.ndarray  # new bars before the tune may end on its own
+    until_section: np.ndarray  # 1: end at the first closing bar line
+
+
+class State(NamedTuple):
+    """Per-row decoder state (int32 arrays of shape [B])."""
+
+    syn: np.ndarray  # automaton state index
+    ticks: np.ndarray  # ticks written in the current bar
+    chars: np.ndarray  # characters generated so far
+    bars: np.ndarray  # bar lines generated so far
+    fill_note: np.ndarray  # the note being written was started while finishing: it must be long
+
+
+@dataclass(frozen=True)
+class PromptPlace:
+    """Where a prompt leaves the automaton and its counters."""
+
+    syn: int
+    ticks: int
+    bar_len: int
+    text_suffix: str  # characters appended to the prompt so it can be continued (e.g. a newline after K:)
+
+
+# ---------------------------------------------------------------- prompt analysis (Python, once per prompt)
+
+def _fraction(text: str) -> Fraction | None:
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not match or int(match.group(2)) == 0 or int(match.group(1)) == 0:
+        return None
+    return Fraction(int(match.group(1)), int(match.group(2)))
+
+
+def meter_length(text: str) -> Fraction | None:
+    """Bar length in whole notes for an ``M:`` value; None for ``none``/free meter."""
+    text = text.split("%", 1)[0].strip()
+    if text in ("C", ""):
+        return Fraction(1) if text == "C" else None
+    if text == "C|":
+        return Fraction(1)
+    if text.lower() == "none":
+        return None
+    match = re.fullmatch(r"\(?([\d+]+)\)?\s*/\s*(\d+)", text)
+    if not match or int(match.group(2)) == 0:
+        raise InputError(f"M:{text}: not a meter abcflax understands")
+    top = sum(int(part) for part in match.group(1).split("+") if part)
+    if top == 0:
+        raise InputError(f"M:{text}: not a meter abcflax understands")
+    return Fraction(top, int(match.group(2)))
+
+
+def _header_and_body(prompt: str) -> tuple[list[str], str]:
+    lines = prompt.split("\n")
+    for index, line in enumerate(lines):
+        if line.startswith("K:"):
+            return lines[: index + 1], "\n".join(lines[index + 1:])
+    raise InputError("prompt has no K: (key) line, so there is no tune body to continue")
+
+
+def effective_meter(prompt: str) -> tuple[Fraction | None, Fraction]:
+    """(bar length, unit length) in force at the end of the prompt, in whole notes."""
+    meter, unit = Fraction(1), None
+    header, body = _header_and_body(prompt)
+    fields = [(m.group(1), m.group(2)) for m in map(FIELD_LINE.match, header) if m]
+    fields += [(m.group(1), m.group(2)) for m in map(FIELD_LINE.match, body.split("\n")) if m]
+    fields += re.findall(r"\[([ML]):([^\]]*)\]", body)
+    saw_meter = False
+    for name, value in fields:
+        if name == "M":
+            meter, saw_meter = meter_length(value), True
+        elif name == "L":
+            unit = _fraction(value.split("%", 1)[0])
+            if unit is None:
+                raise InputError(f"L:{value.strip()}: not a unit note length")
+    if not saw_meter:
+        meter = None  # no M: field means free meter (ABC 2.1)
+    if unit is None:
+        unit = Fraction(1, 16) if meter is not None and meter < Fraction(3, 4) else Fraction(1, 8)
+    return meter, unit
+
+
+def bar_ticks(meter: Fraction | None, unit: Fraction) -> int:
+    if meter is None:
+        return FREE_BAR
+    ticks = meter / unit * grammar.TICKS_PER_UNIT
+    if ticks.denominator != 1 or ticks % 12 or ticks <= 0:
+        raise InputError(f"meter {meter} with unit length {unit} cannot be filled by whole note values")
+    if ticks > 16 * grammar.TICKS_PER_UNIT * 4:
+        raise InputError(f"meter {meter} is {ticks // grammar.TICKS_PER_UNIT} units of {unit}: too long a bar")
+    return int(ticks)
+
+
+_BAR_TOKEN = re.compile(r"::|:?\|[\]|]?:?|\[[12](?:,[12])*|\[\|")
+
+
+def _clean_body(body: str) -> str:
+    """The prompt's body reduced to the generation grammar's vocabulary (only used to place the state)."""
+    lines = [line for line in body.split("\n") if not FIELD_LINE.match(line) and not line.startswith("%")]
+    text = "\n".join(line.split("%", 1)[0].rstrip().rstrip("\\") for line in lines)
+    text = re.sub(r"\[[A-Za-z]:[^\]\n]*\]", "", text)  # inline fields
+    text = re.sub(r"![^!\n]*!|\+[^+\n]*\+|\{[^}\n]*\}", "", text)  # decorations, grace notes
+    text = re.sub(r'"([^"\n]*)"', lambda m: m.group(0) if is_chord_symbol(m.group(1)) else "", text)
+    text = re.sub(r"\((?!\d)|\)|-|[uvHLMOPSTy]", "", text)  # slurs, ties, letter decorations, spacers
+    text = text.replace("[|", "|").replace(":|:", "::").replace(":||:", "::")
+    text = re.sub(r"\|([12])", r"|[\1", text)  # |1 endings are written [1 here
+    text = re.sub(r"\[(\d)(?:,\d)+", r"[\1", text)
+    text = re.sub(r"(?<![|\]:])\n", " ", text)  # line breaks only stay after bar lines
+    text = re.sub(r"\n[ \t\n]*", "\n", text)
+    return re.sub(r"[ \t]+", " ", text)
+
+
+def _repeat_state(tokens: list[str]) -> tuple[bool, int]:
+    repeat_open, ending = False, 0
+    for token in tokens:
+        if token.startswith("["):
+            if token[1:2] == "1":
+                ending = 1
+            elif token[1:2] == "2":
+                ending = 3
+            continue
+        if token.startswith(":"):
+            repeat_open = False
+            ending = 2 if ending == 1 else (0 if ending == 3 else ending)
+        elif token in ("||", "|]") and ending == 3:
+            ending = 0
+        if token.endswith(":"):
+            repeat_open = True
+            ending = 0 if ending == 3 else ending
+    return repeat_open, ending
+
+
+def place_prompt(prompt: str, tables: grammar.Tables, chars: tuple[str, ...]) -> PromptPlace:
+    """Run the automaton over the prompt's last, partly written bar."""
+    meter, unit = effective_meter(prompt)
+    bar_len = bar_ticks(meter, unit)
+    suffix = "" if prompt.endswith("\n") or not prompt.split("\n")[-1].startswith("K:") else "\n"
+    _, body = _header_and_body(prompt + suffix)
+    text = _clean_body(body)
+    tokens = list(_BAR_TOKEN.finditer(text))
+    bar_lines = [t for t in tokens if not t.group(0).startswith("[") or t.group(0) == "[|"]
+    if bar_lines:
+        last = bar_lines[-1]
+        before = [t.group(0) for t in tokens if t.start() < last.end()]
+        repeat_open, ending = _repeat_state(before)
+        tail, bar_start = text[last.end():], True
+    else:
+        repeat_open, ending, tail, bar_start = False, 0, text.lstrip("\n "), False
+    start = grammar.Syn(bar_start=bar_start, repeat_open=repeat_open, ending=ending)
+    syn, ticks = _consume(tables, chars, tables.index_of(start), tail)
+    # an overfull prompt bar cannot be mended by what follows: close it at once
+    return PromptPlace(syn, min(ticks, bar_len), bar_len, suffix)
+
+
+def _consume(tables: grammar.Tables, chars: tuple[str, ...], syn: int, text: str) -> tuple[int, int]:
+    """Feed ``text`` through the automaton (syntax only; the prompt's bar arithmetic is not judged)."""
+    index = {ch: i for i, ch in enumerate(chars)}
+    ticks = 0
+    for pos, ch in enumerate(text):
+        v = index.get(ch)
+        nxt = tables.next_state[syn, v] if v is not None else -1
+        if nxt < 0:
+            near = text[max(0, pos - 12): pos + 1].replace("\n", " ")
+            raise InputError(f"cannot continue from the prompt's last bar: unsupported ABC at {near!r} "
+                             f"(finish the bar, or use --no-constrain)")
+        ticks += int(tables.commit[syn, v])
+        event = int(tables.event[syn, v])
+        if event == grammar.EV_GT:
+            ticks += int(tables.arg[syn, v]) // 2
+        elif event == grammar.EV_LT:
+            ticks -= int(tables.arg[syn, v]) // 2
+        elif event == grammar.EV_BAR:
+            ticks = 0
+        syn = int(nxt)
+    return syn, ticks
+
+
+def reserve_for(bar_len: int) -> int:
+    """Characters to keep back so that an open bar, a second ending and the final bar line still fit."""
+    longest_bar = min(bar_len, 16 * grammar.TICKS_PER_UNIT)
+    notes_per_bar = -(-longest_bar // grammar.TICKS_PER_UNIT) + 3  # unit notes, plus the remainders
+    return RESERVE_MIN + 2 * notes_per_bar * 6  # two bars (a second ending may be owed), <= 6 chars a note
+
+
+# ---------------------------------------------------------------- the jitted part
+
+def _min_fill(values, remaining):
+    """Shortest note started while finishing: one unit, or the longest value that fits what is left.
+
+    Only notes *started* while finishing obey it (a note begun earlier may end as written), so the bar
+    fills in at most about bar/unit notes.
+    """
+    limit = jnp.minimum(remaining, grammar.TICKS_PER_UNIT)[..., None]
+    return jnp.max(jnp.where(values <= limit, values, 0), axis=-1)
+
+
+def allowed(tables: Tables, state: State, limits: Limits):
+    """bool [B, V]: characters that keep each row's continuation valid and finishable."""
+    s = state.syn
+    row = lambda table: table[s]  # noqa: E731 - [B, V] slices of the transition tables
+    nxt, commit, event, arg = row(tables.next_state), row(tables.commit).astype(jnp.int32), row(tables.event), \
+        row(tables.arg)
+    free = (limits.bar_len >= FREE_BAR)[:, None]
+    finishing = (state.chars >= limits.max_chars - limits.reserve)[:, None]
+    must_end = finishing | ((limits.target_bars > 0) & (state.bars >= limits.target_bars))[:, None]
+
+    r0 = (limits.bar_len - state.ticks)[:, None]
+    commit_fits = free | (commit <= r0)
+    r1 = r0 - commit
+    ticks1 = state.ticks[:, None] + commit
+
+    charged = tables.values[None, None, :] * row(tables.charge_num).astype(jnp.int32)[..., None] \
+        // row(tables.charge_den).astype(jnp.int32)[..., None]
+    admissible = ((arg[..., None] >> jnp.arange(tables.values.shape[0])) & 1) == 1
+    fits = free[..., None] | (charged <= r1[..., None])
+    starts = row(tables.starts_note)
+    filling = jnp.where(starts, finishing, state.fill_note[:, None]) & row(tables.probe_fill)
+    fills = ~filling[..., None] | (charged >= _min_fill(tables.values, r1)[..., None])
+    probe_ok = jnp.any(admissible & fits & fills, axis=-1)
+
+    ok_by_event = jnp.select(
+        [event == grammar.EV_PROBE, event == grammar.EV_CHORD, event == grammar.EV_BAR,
+         event == grammar.EV_TUPLET, (event == grammar.EV_GT) | (event == grammar.EV_LT),
+         event == grammar.EV_QUOTE, event == grammar.EV_EOS],
+        [probe_ok, probe_ok & (free | (r1 >= 2 * 12)),
+         jnp.where(free, ticks1 > 0, ticks1 == limits.bar_len[:, None]),
+         free | (r1 >= 2 * grammar.TICKS_PER_UNIT), free | (r1 >= arg),
+         free | (r1 >= 12), (state.bars >= limits.min_bars)[:, None] | must_end],
+        True)
+    forbidden_now = finishing & jnp.isin(event, jnp.array(grammar.FINISH_FORBIDDEN))
+    ok = (nxt >= 0) & commit_fits & ok_by_event & ~forbidden_now
+    # the bar line that completes the target bar must already be one that can close the tune
+    closes_target = (event == grammar.EV_BAR) & ((limits.target_bars > 0)
+                                                  & (state.bars + 1 >= limits.target_bars))[:, None]
+    ok &= ~(must_end | closes_target) | row(tables.endable)
+    at_end = tables.end_point[s][:, None]
+    section_done = (limits.until_section == 1)[:, None] & (state.bars >= 1)[:, None]
+    only_eos = at_end & (must_end | section_done)
+    return jnp.where(only_eos, event == grammar.EV_EOS, ok) & (nxt >= 0)
+
+
+def advance(tables: Tables, state: State, limits: Limits, token_B) -> State:
+    """Apply each row's chosen character to its state."""
+    s = state.syn
+    commit = tables.commit[s, token_B].astype(jnp.int32)
+    event = tables.event[s, token_B]
+    arg = tables.arg[s, token_B]
+    ticks = state.ticks + commit
+    ticks = ticks + jnp.where(event == grammar.EV_GT, arg // 2, 0) - jnp.where(event == grammar.EV_LT, arg // 2, 0)
+    is_bar = event == grammar.EV_BAR
+    finishing = state.chars >= limits.max_chars - limits.reserve
+    fill_note = jnp.where(tables.starts_note[s, token_B], finishing, state.fill_note & (commit == 0))
+    return State(tables.next_state[s, token_B], jnp.where(is_bar, 0, ticks), state.chars + 1,
+                 state.bars + is_bar.astype(jnp.int32), fill_note)
