@@ -222,7 +222,8 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
     log_path = out / LOG_NAME
     rows = _read_log(log_path, start)
     elapsed_before = float(rows[-1]["elapsed_s"]) if rows else 0.0
-    meta = {"sources": sources or [], "train_tunes": len(train_texts), "valid_tunes": len(valid_texts)}
+    meta = {"sources": sources or [], "train_tunes": len(train_texts), "valid_tunes": len(valid_texts),
+            "chord_symbols": chord_inventory(train_texts)}
 
     def save(step: int, elapsed: float) -> None:
         checkpoint.save(ckpt_path, checkpoint.Checkpoint(
@@ -298,3 +299,13 @@ def load_training_texts(specs: list[str], holdout: float = 0.0) -> tuple[list[st
         texts.extend(kept)
         weights.extend([weight] * len(kept))
     return texts, weights, problems
+
+
+def chord_inventory(texts: list[str]) -> dict[str, int]:
+    """How often each chord symbol occurs in the training tunes (harmonization draws candidates from it)."""
+    from collections import Counter
+
+    from .tunebook import QUOTED, is_chord_symbol
+
+    counts = Counter(m.group(1) for text in texts for m in QUOTED.finditer(text) if is_chord_symbol(m.group(1)))
+    return dict(counts.most_common())
