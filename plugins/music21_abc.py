@@ -10,6 +10,7 @@ triplets, microtones) raises ``AbcWriteError`` naming the problem, instead of wr
 
 from __future__ import annotations
 
+import copy
 import re
 import warnings
 from fractions import Fraction
@@ -243,19 +244,22 @@ def _endings(part) -> dict[int, str]:
     return found
 
 
-def _inline_fields(measure, state: dict, accidentals: _Accidentals) -> str:
-    """``[M:..]``/``[K:..]`` for meter and key changes after the first bar."""
-    out = ""
+def _field_changes(measure, state: dict, accidentals: _Accidentals) -> list[str]:
+    """``M:``/``K:`` lines for meter and key changes after the first bar.
+
+    Written as field lines of their own: music21 ignores an inline ``[K:..]`` after a bar line.
+    """
+    out = []
     for ts in measure.getElementsByClass(meter.TimeSignature):
         if ts.ratioString != state.get("M"):
             state["M"] = ts.ratioString
-            out += f"[M:{ts.ratioString}]"
+            out.append(f"M:{ts.ratioString}")
     for signature in measure.getElementsByClass(key.KeySignature):
         text = key_field(signature)
         if text != state.get("K"):
             state["K"] = text
             accidentals.key = _key_alters(signature)
-            out += f"[K:{text}]"
+            out.append(f"K:{text}")
     return out
 
 
@@ -321,15 +325,21 @@ def stream_to_abc(obj, *, metadata=None) -> str:
     accidentals = _Accidentals(signature)
     endings = _endings(part)
     bar_lines = _bar_lines(measures)
-    line = bar_lines[0]
+    line, in_line = bar_lines[0], 0
     for index, measure in enumerate(measures):
         number = measure.number if measure.number is not None else index + 1
-        text = _inline_fields(measure, state, accidentals) if index else ""
-        text += endings.get(id(measure), "") + _measure_body(measure, number, accidentals)
+        changes = _field_changes(measure, state, accidentals) if index else []
+        if changes:
+            if line.strip():
+                lines.append(line.strip())
+            lines += changes
+            line, in_line = "", 0
+        text = endings.get(id(measure), "") + _measure_body(measure, number, accidentals)
         line = f"{line} {text} {bar_lines[index + 1]}".strip()
-        if (index + 1) % BARS_PER_LINE == 0 or index + 1 == len(measures):
+        in_line += 1
+        if in_line == BARS_PER_LINE or index + 1 == len(measures):
             lines.append(line)  # a line ends with a bar line, so the next starts with notes
-            line = ""
+            line, in_line = "", 0
     return "\n".join(lines) + "\n"
 
 
@@ -351,22 +361,26 @@ def register_with_music21() -> None:
 
 
 def _melody(score, source: str):
-    """The first part with notes, reduced to one line of notes (top notes of chords, first voice)."""
+    """The first part with notes, as one voice: several voices become their top notes (chords are kept,
+    ABC writes them as ``[ceg]``)."""
     parts = [p for p in score.parts if p.recurse().notes] if isinstance(score, stream.Score) else [score]
     if not parts or not parts[0].recurse().notes:
         raise InputError(f"{source}: no notes found")
     if len(parts) > 1:
         warnings.warn(f"{source}: {len(parts)} parts; using the first as the melody", stacklevel=3)
     part = parts[0]
-    polyphonic = any(m.voices for m in part.getElementsByClass(stream.Measure)) or any(
-        not isinstance(c, harmony.ChordSymbol) for c in part.recurse().getElementsByClass(chord.Chord))
-    if not polyphonic:
+    if not any(len(m.voices) > 1 for m in part.getElementsByClass(stream.Measure)):
         return part
-    melody = part.chordify()
+    melody = part.chordify()  # drops chord symbols: put them back below
     for element in list(melody.recurse().getElementsByClass(chord.Chord)):
         top = note.Note(element.pitches[-1])
         top.duration, top.tie = element.duration, element.tie
         element.activeSite.replace(element, top)
+    for symbol in part.recurse().getElementsByClass(harmony.ChordSymbol):
+        offset = symbol.getOffsetInHierarchy(part)
+        measure = melody.getElementAtOrBefore(offset, [stream.Measure])
+        if measure is not None:
+            measure.insert(offset - measure.offset, copy.deepcopy(symbol))
     return melody
 
 

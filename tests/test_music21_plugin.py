@@ -1,0 +1,153 @@
+"""The music21 ABC writer (checked by abc2midi and by a round trip), ABC reading kept, importers, the bridge."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from music21 import converter, meter, note, stream
+
+import abcflax
+from abcflax_plugins.music21_abc import AbcWriteError, ConverterAbcflaxABC, stream_to_abc
+
+TUNES = {
+    "accidentals_ties_endings": """X:1
+T:Accidentals
+M:4/4
+L:1/8
+K:D
+A|:"D"d2 ^c=c B2 AG|"G"F2 G2 A4-|A2 _B2 =B2 c'2|[1 "A7"a,2 =F2 ^G4:|[2 "D"d8|]
+""",
+    "triplets_grace_pickup": """X:2
+T:Triplets
+M:6/8
+L:1/8
+K:Ador
+E|"Am"(3ABA G E2 {g}A|"G"B3 [GB]3|"Am"A2 A/B/ c2 d|e6|]
+""",
+    "sixteenths_rests_meter_change": """X:3
+T:Changes
+M:2/4
+L:1/16
+K:F
+"F"A2Bc d4|z4 "C7"B4|[M:3/4][K:Bb]"Bb"B,4 D4 F4|f12|]
+""",
+}
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nottingham" / "jigs.abc"
+
+
+def parse(abc):
+    return converter.parse("%abc-2.1\n" + abc, format="abc")
+
+
+def notes_of(score):
+    """(MIDI pitches, quarter length) of every note, rest and chord, ties joined; chord symbols left out."""
+    flat = score.stripTies().flatten().notesAndRests
+    return [(tuple(p.midi for p in e.pitches), float(e.quarterLength)) for e in flat
+            if e.quarterLength and "ChordSymbol" not in e.classes]
+
+
+def chord_figures(score):
+    return [c.figure for c in score.recurse().getElementsByClass("ChordSymbol")]
+
+
+def abc2midi_errors(text, tmp_path):
+    path = tmp_path / "out.abc"
+    path.write_text(text)
+    done = subprocess.run(["abc2midi", str(path), "-c"], capture_output=True, text=True, timeout=60)
+    return [line for line in done.stdout.splitlines() + done.stderr.splitlines() if "Error" in line]
+
+
+def sample_tunes():
+    tunes = list(TUNES.values())
+    if DATA.exists():  # a few real tunes with chords, endings and pickups when the shared data is there
+        tunes += [t.text for t in abcflax.read_tunebook(DATA.read_text())[0][:6]]
+    return tunes
+
+
+@pytest.mark.parametrize("abc", sample_tunes())
+def test_written_abc_round_trips_and_passes_abc2midi(abc, tmp_path):
+    original = parse(abc)
+    written = stream_to_abc(original)
+    again = parse(written)
+    assert notes_of(again) == notes_of(original)
+    assert chord_figures(again) == chord_figures(original)
+    if shutil.which("abc2midi"):
+        assert abc2midi_errors(written, tmp_path) == []
+
+
+def test_written_header_and_bar_lines():
+    text = stream_to_abc(parse(TUNES["accidentals_ties_endings"]))
+    lines = text.splitlines()
+    assert lines[:5] == ["X:1", "T:Accidentals", "M:4/4", "L:1/8", "K:D"]
+    assert "|:" in text and "[1" in text and ":|" in text and "[2" in text and text.rstrip().endswith("|]")
+    assert '"D"' in text and '"A7"' in text and "A4-" in text
+
+
+def test_stream_write_abc_writes_abc_and_reading_still_works(tmp_path):
+    score = parse(TUNES["triplets_grace_pickup"])
+    path = score.write("abc", fp=tmp_path / "out.abc")
+    assert Path(path).read_text().startswith("X:1\nT:Triplets")
+    subconverter = converter.Converter().getSubConverterFromFormat("abc")
+    assert isinstance(subconverter, ConverterAbcflaxABC)
+    assert notes_of(converter.parse(str(path))) == notes_of(score)  # ABC input through our subclass
+
+
+def test_refuses_what_it_cannot_write():
+    two_parts = stream.Score([stream.Part([note.Note("C4")]), stream.Part([note.Note("E4")])])
+    with pytest.raises(AbcWriteError, match="2 parts"):
+        stream_to_abc(two_parts)
+    quintuplet = stream.Part([meter.TimeSignature("2/4")] + [note.Note("C4", quarterLength=0.4) for _ in range(5)])
+    with pytest.raises(AbcWriteError, match="5:4 tuplets|other than a triplet"):
+        stream_to_abc(quintuplet)
+
+
+def test_musicxml_input_is_converted_to_abc(tmp_path):
+    source = TUNES["accidentals_ties_endings"]
+    path = tmp_path / "melody.musicxml"
+    abcflax.write_output(source, str(path))
+    abc, name = abcflax.read_abc_input(str(path))
+    assert name == str(path) and "T:Accidentals" in abc
+    assert notes_of(parse(abc)) == notes_of(parse(source))
+
+
+def test_midi_input_is_quantized_to_abc(tmp_path):
+    source = "X:1\nT:Midi\nM:4/4\nL:1/8\nQ:1/4=120\nK:G\n\"G\"GABc d2 B2|A2 F2 G4|]\n"
+    path = tmp_path / "melody.mid"
+    abcflax.write_output(source, str(path), accompaniment="block")  # the chord track must not leak in
+    abc, _ = abcflax.read_abc_input(str(path))
+    assert [p for p, _ in notes_of(parse(abc)) if p] == [p for p, _ in notes_of(parse(source)) if p]
+
+
+def test_cli_exports_musicxml_input_to_abc(tmp_path):
+    from click.testing import CliRunner
+
+    from abcflax_cli.common import main_group
+
+    xml = tmp_path / "in.musicxml"
+    abcflax.write_output(TUNES["triplets_grace_pickup"], str(xml))
+    result = CliRunner().invoke(main_group, ["export", str(xml), "-o", "-", "--format", "abc"])
+    assert result.exit_code == 0, result.output
+    assert "(3" in result.output and "K:ADor" in result.output and "[GB]3" in result.output
+    assert notes_of(parse(result.output)) == notes_of(parse(TUNES["triplets_grace_pickup"]))
+
+
+def test_continue_and_harmonize_stream(monkeypatch):
+    seen = {}
+
+    def fake_complete(abc, **kw):
+        seen["complete"] = (abc, kw)
+        return abc.rstrip().rstrip("|]") + "| e6|]\n"
+
+    def fake_harmonize(abc, **kw):
+        seen["harmonize"] = abc
+        return abc.replace("| (3", '| "Am"(3', 1)
+
+    monkeypatch.setattr(abcflax, "complete", fake_complete, raising=False)
+    monkeypatch.setattr(abcflax, "harmonize", fake_harmonize, raising=False)
+    melody = parse(TUNES["triplets_grace_pickup"].replace('"Am"', "").replace('"G"', ""))
+    longer = abcflax.continue_stream(melody, bars=1)
+    assert seen["complete"][1] == {"bars": 1}
+    assert len(notes_of(longer)) == len(notes_of(melody)) + 1
+    harmonized = abcflax.harmonize_stream(melody)
+    assert chord_figures(harmonized) == ["Am"] and "ChordSymbol" not in seen["harmonize"]
