@@ -3,7 +3,7 @@
 Prints the success rate per format and the max/mean time per tune (one music21 parse shared by both formats,
 as ``abcflax.abc_to_score`` + the built-in exporters' writers), the worst tunes and the failure reasons.
 
-    python benchmarks/export_all.py [--limit N]
+    python benchmarks/export_all.py [--limit N] [--every K]
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ def export_tune(text: str) -> dict[str, float | str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=0, help="Only the first N tunes (0 = all).")
+    parser.add_argument("--every", type=int, default=1, help="Every K-th tune only (a sample of all corpora).")
     args = parser.parse_args()
     from abcflax.tunebook import read_file_text, read_tunebook
 
@@ -62,6 +63,7 @@ def main() -> None:
     for corpus, path in sources():
         found, _problems = read_tunebook(read_file_text(path), str(path))
         tunes += [(corpus, tune) for tune in found]
+    tunes = tunes[::max(1, args.every)]
     if args.limit:
         tunes = tunes[:args.limit]
     times: dict[str, list[float]] = {"musicxml": [], "mid": []}

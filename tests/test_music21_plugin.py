@@ -61,11 +61,11 @@ def abc2midi_errors(text, tmp_path):
 def sample_tunes():
     tunes = list(TUNES.values())
     if DATA.exists():  # a few real tunes with chords, endings and pickups when the shared data is there
-        tunes += [t.text for t in abcflax.read_tunebook(DATA.read_text())[0][:6]]
+        tunes += [t.text for t in abcflax.read_tunebook(DATA.read_text())[0][:6:2]]
     return tunes
 
 
-@pytest.mark.parametrize("abc", sample_tunes())
+@pytest.mark.parametrize("abc", sample_tunes(), ids=lambda abc: abc.split("T:", 1)[1].split("\n", 1)[0])
 def test_written_abc_round_trips_and_passes_abc2midi(abc, tmp_path):
     original = parse(abc)
     written = stream_to_abc(original)
@@ -115,7 +115,8 @@ def test_midi_input_is_quantized_to_abc(tmp_path):
     source = "X:1\nT:Midi\nM:4/4\nL:1/8\nQ:1/4=120\nK:G\n\"G\"GABc d2 B2|A2 F2 G4|]\n"
     path = tmp_path / "melody.mid"
     abcflax.write_output(source, str(path), accompaniment="block")  # the chord track must not leak in
-    abc, _ = abcflax.read_abc_input(str(path))
+    with pytest.warns(UserWarning, match="2 parts; using the first"):
+        abc, _ = abcflax.read_abc_input(str(path))
     assert [p for p, _ in notes_of(parse(abc)) if p] == [p for p, _ in notes_of(parse(source)) if p]
 
 
@@ -143,8 +144,9 @@ def test_continue_and_harmonize_stream(monkeypatch):
         seen["harmonize"] = abc
         return abc.replace("| (3", '| "Am"(3', 1)
 
-    monkeypatch.setattr(abcflax, "complete", fake_complete, raising=False)
-    monkeypatch.setattr(abcflax, "harmonize", fake_harmonize, raising=False)
+    # setitem, not setattr: setattr would first read the lazy attribute and import the model code (JAX)
+    monkeypatch.setitem(vars(abcflax), "complete", fake_complete)
+    monkeypatch.setitem(vars(abcflax), "harmonize", fake_harmonize)
     melody = parse(TUNES["triplets_grace_pickup"].replace('"Am"', "").replace('"G"', ""))
     longer = abcflax.continue_stream(melody, bars=1)
     assert seen["complete"][1] == {"bars": 1}
