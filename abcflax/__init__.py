@@ -28,6 +28,8 @@ _EXPORTS = {
     "complete": "continuation", "complete_many": "continuation",
     # input
     "read_abc_input": "inputs",
+    # harmonization
+    "harmonize": "harmonizer", "harmonize_tunebook": "harmonizer", "strip_chords": "harmonizer",
     # export, plugins, music21 bridge
     "abc_to_score": "export", "export_bytes": "export", "write_output": "export",
     "get_plugin_manager": "plugins", "list_plugins": "plugins",

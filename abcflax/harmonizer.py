@@ -1,0 +1,671 @@
+"""``harmonize``: add chord symbols to a melody, by the char-LSTM (beam search) or by a rules baseline.
+
+The melody is never edited: chord symbols (``"G"``) are only inserted in front of notes or rests that
+start a harmonic-rhythm span (per bar, half bar or beat), so removing the chord symbols from the output
+gives back the input with its own chord symbols removed.
+
+Model method: the LSTM reads the tune from its start; at each span it is offered every candidate chord
+followed by the melody up to the next span, and log p(chord + melody | carry) ranks the beams. So a
+chord is judged by the notes it has to accompany, not only by what came before. All beam x candidate
+rows of one span go through the model in one batched, jitted call (``scoring.score_segments``).
+
+Rules method: per span, the key's major or minor diatonic triad (or V7) under which most of the
+melody's duration sounds, strong beats counting double.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+
+from .errors import InputError, UsageError
+from .tunebook import FIELD_LINE, HEADER_KEEP, is_chord_symbol, normalize_key, read_tunebook
+
+PERS = ("auto", "bar", "half", "beat")
+METHODS = ("model", "rules")
+DEFAULT_BEAM = 4
+DEFAULT_CHANGE_PENALTY = 0.0  # log-prob subtracted when a span's chord differs from the one before (tuned)
+MIN_CHORD_SHARE = 0.002  # a seen chord is a candidate only if it is at least this share of all chords seen
+MAX_CANDIDATES = 14  # most frequent in-key chords kept: more rows cost time and admit rare, odd choices
+
+# ---------------------------------------------------------------------------------------------------
+# Chords and keys
+
+LETTER_PC = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+SHARP_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+FLAT_NAMES = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
+QUALITIES = ("maj", "min", "dom7", "dim", "aug", "other")
+TRIAD = {"maj": (0, 4, 7), "min": (0, 3, 7), "dom7": (0, 4, 7, 10), "dim": (0, 3, 6), "aug": (0, 4, 8),
+         "other": (0, 7)}
+MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
+MODE_SHIFT = {"": 0, "m": 5, "Dor": 1, "Phr": 2, "Lyd": 3, "Mix": 4, "Loc": 6}  # degree of major scale
+CHORD_PARTS = re.compile(r"^\(?([A-G])([#b]?)([^/)]*)(?:/([A-Ga-g])([#b+]?))?\)?$")
+
+
+@dataclass(frozen=True)
+class Chord:
+    """A parsed chord symbol: root pitch class, quality class, chord-tone pitch classes."""
+
+    text: str  # as written, without quotes
+    root: int
+    quality: str  # one of QUALITIES
+    tones: frozenset[int]  # pitch classes, extensions (7th, 6th) included
+
+
+def _quality(suffix: str) -> tuple[str, tuple[int, ...]]:
+    """(quality class, intervals) of a chord suffix such as ``m``, ``7``, ``maj7``, ``dim``, ``sus4``."""
+    s = suffix.strip()
+    if s.startswith(("dim", "o")) or "m7b5" in s or s.startswith("\u00f8"):
+        extra = (9,) if "7" in s and "b5" not in s and not s.startswith("\u00f8") else (10,) if "7" in s else ()
+        return "dim", TRIAD["dim"] + extra
+    if s.startswith(("aug", "+")):
+        return "aug", TRIAD["aug"]
+    if s.startswith("sus"):
+        return "other", (0, 5 if "4" in s or s == "sus" else 2, 7)
+    if s.startswith(("maj", "M")):
+        return "maj", TRIAD["maj"] + ((11,) if "7" in s or "9" in s else ())
+    if s.startswith(("m", "min")):
+        return "min", TRIAD["min"] + ((10,) if "7" in s else (9,) if "6" in s else ())
+    if s[:1] in ("7", "9") or s.startswith(("11", "13")):
+        return "dom7", TRIAD["dom7"]
+    if s.startswith("6"):
+        return "maj", TRIAD["maj"] + (9,)
+    if s == "" or s.startswith(("add", "5", "2")):
+        return "maj", TRIAD["maj"]
+    return "other", TRIAD["other"]
+
+
+def parse_chord(text: str) -> Chord | None:
+    """A ``Chord`` from a chord symbol (``G``, ``Em``, ``D7``, ``A/C#``, Nottingham's ``D/f+``), else None."""
+    text = text.strip().strip('"')
+    match = CHORD_PARTS.match(text)
+    if not match or not is_chord_symbol(text):
+        return None
+    letter, accidental, suffix = match.group(1), match.group(2), match.group(3)
+    root = (LETTER_PC[letter] + {"#": 1, "b": -1}.get(accidental, 0)) % 12
+    quality, intervals = _quality(suffix)
+    return Chord(text, root, quality, frozenset((root + i) % 12 for i in intervals))
+
+
+@dataclass(frozen=True)
+class Key:
+    """Tonic pitch class, mode (``""``, ``m``, ``Dor``, ...) and scale pitch classes."""
+
+    tonic: int
+    mode: str
+    scale: tuple[int, ...]
+    flats: bool  # spell chord roots with flats (a flat key signature)
+
+
+def parse_key(text: str) -> Key:
+    """The key of a ``K:`` value; unknown or ``none`` keys count as C major."""
+    value = normalize_key(text.split("%", 1)[0])
+    match = re.match(r"^([A-G])([#b]?)(m|Dor|Phr|Lyd|Mix|Loc)?(?![a-z])", value)
+    if not match:
+        return Key(0, "", MAJOR_SCALE, False)
+    tonic = (LETTER_PC[match.group(1)] + {"#": 1, "b": -1}.get(match.group(2), 0)) % 12
+    mode = match.group(3) or ""
+    shift = MODE_SHIFT[mode]
+    major_tonic = (tonic - MAJOR_SCALE[shift]) % 12
+    scale = tuple(sorted((major_tonic + d) % 12 for d in MAJOR_SCALE))
+    scale = scale[scale.index(tonic):] + scale[:scale.index(tonic)]
+    flats = major_tonic in (5, 10, 3, 8, 1, 6) and not (major_tonic == 6 and match.group(2) == "#")
+    return Key(tonic, mode, scale, flats)
+
+
+def chord_name(root: int, quality: str, key: Key) -> str:
+    """A chord symbol spelled for ``key`` (``Bb`` in flat keys, ``A#`` never in them)."""
+    name = (FLAT_NAMES if key.flats else SHARP_NAMES)[root]
+    return name + {"maj": "", "min": "m", "dom7": "7", "dim": "dim", "aug": "aug"}.get(quality, "")
+
+
+def diatonic_triads(key: Key) -> list[tuple[int, str]]:
+    """(root, quality) of the triads built on each scale degree, tonic first."""
+    out = []
+    for degree in range(7):
+        root = key.scale[degree]
+        third = (key.scale[(degree + 2) % 7] - root) % 12
+        fifth = (key.scale[(degree + 4) % 7] - root) % 12
+        quality = {(4, 7): "maj", (3, 7): "min", (3, 6): "dim", (4, 8): "aug"}.get((third, fifth), "other")
+        out.append((root, quality))
+    return out
+
+
+def key_chords(key: Key) -> dict[tuple[int, str], str]:
+    """In-key chords as (root, quality) -> function: diatonic triads, V7, minor-key V, secondary dominants,
+    and the folk staples borrowed across modes (bVII, iv in major; IV in minor)."""
+    chords: dict[tuple[int, str], str] = {}
+    for degree, (root, quality) in enumerate(diatonic_triads(key)):
+        chords.setdefault((root, quality), f"diatonic{degree + 1}")
+    dominant = (key.tonic + 7) % 12
+    chords.setdefault((dominant, "maj"), "dominant")
+    chords.setdefault((dominant, "dom7"), "dominant")
+    for root, quality in diatonic_triads(key):
+        if quality in ("maj", "min") and root != key.tonic:
+            chords.setdefault(((root + 7) % 12, "dom7"), "secondary")
+            chords.setdefault(((root + 7) % 12, "maj"), "secondary")
+    chords.setdefault(((key.tonic + 10) % 12, "maj"), "borrowed")
+    chords.setdefault(((key.tonic + 5) % 12, "min" if key.mode == "" else "maj"), "borrowed")
+    return chords
+
+
+def candidate_chords(key: Key, seen: dict[str, int] | None, allowed_chars: set[str] | None = None,
+                     limit: int = MAX_CANDIDATES, min_share: float = MIN_CHORD_SHARE) -> list[str]:
+    """Chord symbols to try in ``key``: the in-key ones among the chords a model saw in training (most
+    frequent first), else spelled from the key (diatonic major/minor triads, V7, minor-key V)."""
+    in_key = key_chords(key)
+    picked: list[str] = []
+    if seen:
+        total = sum(seen.values()) or 1
+        taken: set[tuple[int, str]] = set()
+        for text, count in sorted(seen.items(), key=lambda item: -item[1]):
+            chord = parse_chord(text)
+            if chord is None or count / total < min_share or "/" in text or "(" in text:
+                continue  # slash and optional chords: the bass line is not what the search decides
+            if (chord.root, chord.quality) not in in_key or (chord.root, chord.quality) in taken:
+                continue
+            if allowed_chars is not None and not set(f'"{text}"') <= allowed_chars:
+                continue
+            taken.add((chord.root, chord.quality))
+            picked.append(text)
+    if len(picked) < 3:  # no inventory (or a key the training set hardly had): spell the basic set
+        picked = [chord_name(r, q, key) for r, q in rule_chords(key)]
+        if allowed_chars is not None:
+            picked = [c for c in picked if set(f'"{c}"') <= allowed_chars]
+    return picked[:limit]
+
+
+def rule_chords(key: Key) -> list[tuple[int, str]]:
+    """The rules method's chords in order of preference (ties go to the earlier): the major and minor
+    diatonic triads as I, V, IV, vi, VII, ii, iii (minor keys: i, V, iv, VI, VII, III, v), then V7."""
+    triads = diatonic_triads(key)
+    dominant = (key.tonic + 7) % 12
+    chords: list[tuple[int, str]] = []
+    for degree in (0, 4, 3, 5, 6, 1, 2):
+        root, quality = triads[degree]
+        if degree == 4 and key.mode == "m":
+            chords.append((dominant, "maj"))  # the harmonic-minor V comes before the modal v
+        if quality in ("maj", "min") and (root, quality) not in chords:
+            chords.append((root, quality))
+    for extra in ((dominant, "maj"), (dominant, "dom7")):
+        if extra not in chords:
+            chords.append(extra)
+    return chords
+
+
+# ---------------------------------------------------------------------------------------------------
+# Where chords go
+
+
+@dataclass(frozen=True)
+class Note:
+    onset: Fraction  # whole notes from the tune start
+    duration: Fraction
+    pitches: tuple[int, ...]  # MIDI; empty for a rest
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One harmonic-rhythm span: where its chord symbol is inserted and the melody under it."""
+
+    offset: int  # character offset in the chord-free tune text
+    onset: Fraction
+    end: Fraction
+    bar_start: bool  # the first span of a bar: a chord is always written there
+    beat: Fraction  # the beat length, for weighting strong beats
+    key: Key
+    notes: tuple[Note, ...]
+
+
+MUSIC = ("note", "rest", "chord")
+ATTACHED = ("decoration", "grace", "tuplet", "annotation", "chord_symbol")  # written in front of their note
+
+
+def auto_per(meter_text: str) -> str:
+    """Folk practice (and the Nottingham collection's own chords): one chord per bar in triple time
+    (3/4, 3/8, 3/2); per half bar in 4/4, 2/2, 6/8, 12/8 and 2/4 (whose half bar is its beat); per beat
+    in 9/8 (three dotted quarters, usually one chord, sometimes two). A span that keeps the chord before
+    it is written only at a bar start, so finer spans mean "may change here", not "changes here"."""
+    match = re.match(r"^\s*(\d+)/(\d+)", meter_text or "")
+    if meter_text.strip() in ("C", "C|"):
+        return "half"
+    if not match:
+        return "bar"
+    numerator = int(match.group(1))
+    if numerator == 9:
+        return "beat"
+    if numerator in (2, 4, 6, 12):
+        return "half"
+    return "bar"
+
+
+def beat_length(bar: Fraction, meter_text: str) -> Fraction:
+    """Beat in whole notes: dotted for compound meters (6/8, 9/8, 12/8), else 1/denominator."""
+    match = re.match(r"^\s*(\d+)/(\d+)", meter_text or "")
+    if not match:
+        return Fraction(1, 2) if meter_text.strip() == "C|" else Fraction(1, 4)
+    numerator, denominator = int(match.group(1)), int(match.group(2))
+    if numerator % 3 == 0 and numerator > 3 and denominator >= 8:
+        return Fraction(3, denominator)
+    return Fraction(1, denominator)
+
+
+def span_length(per: str, bar: Fraction, beat: Fraction) -> Fraction:
+    if per == "bar":
+        return bar
+    if per == "beat":
+        return beat
+    half = bar / 2
+    return half if half >= beat else bar  # "half" of a one-beat bar is the bar
+
+
+def _insert_offset(events: list, index: int) -> int:
+    """Where a chord symbol for ``events[index]`` goes: before the decorations, grace notes, tuplet mark
+    and opening slur written right in front of the note."""
+    start = events[index].start
+    j = index - 1
+    while j >= 0 and events[j].end == start and (
+            events[j].kind in ATTACHED or (events[j].kind == "slur" and events[j].text == "(")):
+        start = events[j].start
+        j -= 1
+    return start
+
+
+def _tied_notes(events: list) -> set[int]:
+    """Indices of notes that continue a tie: no chord goes there (it would split the held note)."""
+    tied, pending = set(), False
+    for i, e in enumerate(events):
+        if e.kind == "tie":
+            pending = True
+        elif e.kind in MUSIC:
+            if pending:
+                tied.add(i)
+            pending = False
+    return tied
+
+
+def find_slots(analysis, per: str, skip_existing: bool = False) -> list[Slot]:
+    """The harmonic-rhythm spans of the first voice, each anchored at a note or rest onset."""
+    voice = next((e.voice for e in analysis.events if e.kind in MUSIC), "")
+    events = [e for e in analysis.events if e.voice == voice]
+    expected = {b.index: b.expected for b in analysis.bars if b.voice == voice}
+    meter_text = analysis.meter_text
+    key = parse_key(analysis.key)
+    per = auto_per(meter_text) if per == "auto" else per
+    slots: list[Slot] = []
+    by_bar: dict[int, list[int]] = {}
+    keys: dict[int, Key] = {}
+    for i, e in enumerate(events):
+        if e.kind == "field" and e.text.strip("[]").startswith("K:"):
+            key = parse_key(e.text.strip("[]")[2:])
+        by_bar.setdefault(e.bar, []).append(i)
+        keys.setdefault(i, key)
+    first_bar = min((e.bar for e in events if e.kind in MUSIC), default=None)
+    tied = _tied_notes(events)
+    for bar, indices in sorted(by_bar.items()):
+        music = [i for i in indices if events[i].kind in MUSIC]
+        if not music:
+            continue
+        start = events[music[0]].onset
+        end = max(events[i].onset + events[i].duration for i in music)
+        length = expected.get(bar) or analysis.meter or (end - start)
+        beat = beat_length(length, meter_text)
+        span = span_length(per, length, beat)
+        pickup = bar == first_bar and end - start < length
+        slots.extend(_bar_slots(events, indices, music, start, end, span, beat, pickup, keys, skip_existing,
+                                tied))
+    return slots
+
+
+def _bar_slots(events, indices, music, start, end, span, beat, pickup, keys, skip_existing,
+               tied) -> list[Slot]:
+    """Spans of one bar; a pickup bar's spans are counted back from its end (it is the bar's tail)."""
+    anchor = end - span * ((end - start) // span) if pickup else start
+    targets = []
+    t = anchor
+    while t < end:
+        if t >= start:
+            targets.append(t)
+        t += span
+    chosen: list[tuple[int, Fraction]] = []
+    for n, t in enumerate(targets):
+        # a chord belongs on (or just after) its beat: the bar's first span takes its first note however
+        # late, later spans only a note starting within half a beat of the span start
+        window = span if n == 0 else min(span, beat) / 2
+        hit = next((i for i in music if t <= events[i].onset < t + window and i not in tied), None)
+        if hit is not None and (not chosen or chosen[-1][0] != hit):
+            chosen.append((hit, t))
+    slots = []
+    for n, (i, t) in enumerate(chosen):
+        span_end = chosen[n + 1][1] if n + 1 < len(chosen) else end
+        onset = events[i].onset
+        if skip_existing and any(events[j].kind == "chord_symbol" and onset <= events[j].onset < span_end
+                                 for j in indices):
+            continue
+        notes = tuple(Note(events[j].onset, events[j].duration, events[j].pitches) for j in music
+                      if events[j].onset < span_end and events[j].onset + events[j].duration > onset)
+        slots.append(Slot(_insert_offset(events, i), onset, span_end, n == 0 and not pickup, beat, keys[i],
+                          notes))
+    return slots
+
+
+# ---------------------------------------------------------------------------------------------------
+# Rules method
+
+
+def _weight(note: Note, beat: Fraction) -> float:
+    """Strong-beat notes count double: what sounds on the beat is what the ear hears as harmony."""
+    return 2.0 if note.onset % beat == 0 else 1.0
+
+
+def rules_choose(slot: Slot, previous: str | None = None) -> str:
+    """The rules method's chord for one span: the candidate triad covering the most melody duration
+    (strong beats weighted); ties go to the chord already sounding, then to the lower scale degree
+    (I, ii, iii, IV, V, ...: the tonic wins an empty or ambiguous span). V becomes V7 when the span
+    holds the dominant's seventh."""
+    weights = np.zeros(12)
+    for note in slot.notes:
+        lo, hi = max(note.onset, slot.onset), min(note.onset + note.duration, slot.end)
+        for pitch in note.pitches:
+            weights[pitch % 12] += float(hi - lo) * _weight(note, slot.beat)
+    triads = [(r, q) for r, q in rule_chords(slot.key) if q != "dom7"]
+    best, best_score = triads[0], -1.0
+    for root, quality in triads:
+        score = sum(weights[(root + i) % 12] for i in TRIAD[quality])
+        name = chord_name(root, quality, slot.key)
+        if score > best_score + 1e-9 or (abs(score - best_score) <= 1e-9 and name == previous):
+            best, best_score = (root, quality), score
+    root, quality = best
+    if root == (slot.key.tonic + 7) % 12 and quality == "maj" and weights[(root + 10) % 12] > 0:
+        quality = "dom7"
+    return chord_name(root, quality, slot.key)
+
+
+def rules_search(slots: Sequence[Slot]) -> list[str]:
+    chosen: list[str] = []
+    for slot in slots:
+        chosen.append(rules_choose(slot, chosen[-1] if chosen else None))
+    return chosen
+
+
+# ---------------------------------------------------------------------------------------------------
+# Model method: beam search over chord choices, with an injectable scorer
+
+
+class Scorer(Protocol):
+    """What the beam search needs from a model. A state holds one row per beam."""
+
+    def start(self, prefix: str): ...
+
+    def extend(self, state, parents: np.ndarray, segments: list[str]) -> tuple[np.ndarray, object]:
+        """log p(segment_i | row parents[i] of state) for each i, and the state after them (row i)."""
+
+    def select(self, state, rows: np.ndarray): ...
+
+
+class LSTMScorer:
+    """A ``Scorer`` over a loaded model: carries and next-char logits, batched and bucketed."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self.table = model.vocab.index()
+
+    def encode(self, text: str) -> np.ndarray:
+        return np.fromiter((self.table[ch] for ch in text), np.int32, len(text))
+
+    def start(self, prefix: str):
+        from .scoring import prime
+
+        ids = np.concatenate([[self.model.vocab.bos_id], self.encode(prefix)]).astype(np.int32)
+        _, carry, logits = prime(self.model.module, [ids])
+        return carry, logits
+
+    def extend(self, state, parents: np.ndarray, segments: list[str]):
+        from .scoring import bucket, score_segments, take_rows
+
+        rows = [self.encode(s) for s in segments]
+        size = bucket(len(rows), 1)  # pad the batch to a power of two: a handful of compiled shapes
+        index = np.zeros(size, np.int32)
+        index[:len(rows)] = parents
+        rows += [np.zeros(0, np.int32)] * (size - len(rows))  # empty rows: masked, state frozen
+        carry, logits = take_rows(state, index)
+        logp, carry, logits = score_segments(self.model.module, carry, logits, rows)
+        return np.asarray(logp)[:len(segments)], (carry, logits)
+
+    def select(self, state, rows: np.ndarray):
+        from .scoring import take_rows
+
+        return take_rows(state, np.asarray(rows, np.int32))
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    beam: int = DEFAULT_BEAM  # beams kept between spans
+    change_penalty: float = DEFAULT_CHANGE_PENALTY  # nats charged for changing chord (a prior on changes)
+
+
+def chord_text(candidate: str, previous: str | None, bar_start: bool) -> str:
+    """The text written for a span: the chord, or nothing when a mid-bar span keeps the chord before it."""
+    if not bar_start and candidate == previous:
+        return ""
+    return f'"{candidate}"'
+
+
+def beam_search(scorer: Scorer, prefix: str, segments: Sequence[str], slots: Sequence[Slot],
+                candidates: Sequence[Sequence[str]], config: SearchConfig = SearchConfig()) -> list[str]:
+    """Best chord per slot: at slot k, each beam x candidate row scores chord + ``segments[k]`` (the
+    melody up to the next slot) in one ``scorer.extend`` call; the best ``config.beam`` rows survive."""
+    state = scorer.start(prefix)
+    beams: list[tuple[float, tuple[str, ...]]] = [(0.0, ())]
+    for k, slot in enumerate(slots):
+        parents, rows, totals, paths = [], [], [], []
+        for b, (score, path) in enumerate(beams):
+            previous = path[-1] if path else None
+            for cand in candidates[k]:
+                parents.append(b)
+                rows.append(chord_text(cand, previous, slot.bar_start) + segments[k])
+                penalty = config.change_penalty if previous is not None and cand != previous else 0.0
+                totals.append(score - penalty)
+                paths.append(path + (cand,))
+        logp, state = scorer.extend(state, np.asarray(parents, np.int32), rows)
+        totals = np.asarray(totals) + logp
+        keep = np.argsort(-totals, kind="stable")[:config.beam]
+        beams = [(float(totals[i]), paths[i]) for i in keep]
+        state = scorer.select(state, keep)
+    return list(beams[0][1]) if beams else []
+
+
+# ---------------------------------------------------------------------------------------------------
+# Text: removing chord symbols, the model's view of the tune, inserting chords
+
+
+def chord_symbol_spans(analysis) -> list[tuple[int, int]]:
+    """(start, end) of every chord symbol (not annotation) in an analyzed tune."""
+    return [(e.start, e.end) for e in analysis.events
+            if e.kind == "chord_symbol" and is_chord_symbol(e.text.strip('"'))]
+
+
+def remove_spans(text: str, spans: list[tuple[int, int]]) -> str:
+    out, last = [], 0
+    for start, end in sorted(spans):
+        out.append(text[last:start])
+        last = end
+    out.append(text[last:])
+    return "".join(out)
+
+
+def strip_chords(abc: str) -> str:
+    """``abc`` (a tune or a tunebook) with every chord symbol removed and all else kept."""
+    from .abc_check import analyze_tune
+
+    def one(tune_text: str, line: int) -> str:
+        return remove_spans(tune_text, chord_symbol_spans(analyze_tune(tune_text)))
+
+    return _map_tunes(abc, one, "<text>")
+
+
+def model_mask(text: str, analysis, body_start: int, allowed: set[str]) -> np.ndarray:
+    """Which characters of the tune the model reads: the body minus comments, annotations, non-music
+    field lines (w:, N:, ...) and characters outside its vocabulary — the training text's rule."""
+    keep = np.array([ch in allowed for ch in text], bool)
+    keep[:body_start] = False
+    for match in re.finditer(r"(?<!\\)%[^\n]*", text):
+        keep[match.start():match.end()] = False
+    for match in re.finditer(r"^([A-Za-z]):[^\n]*\n?", text, re.M):
+        if match.start() >= body_start and match.group(1) not in ("K", "M", "L", "P", "Q"):
+            keep[match.start():match.end()] = False
+    for e in analysis.events:
+        if e.kind == "annotation" or (e.kind == "chord_symbol" and not is_chord_symbol(e.text.strip('"'))):
+            keep[e.start:e.end] = False
+    return keep
+
+
+def model_header(header_lines: list[str]) -> str:
+    """The header as training text has it: X:1 and the kept fields, modes spelled one way."""
+    lines = ["X:1"]
+    for line in header_lines:
+        match = FIELD_LINE.match(line)
+        if match and match.group(1) in HEADER_KEEP and match.group(1) != "X":
+            value = match.group(2).split("%", 1)[0].strip()
+            value = normalize_key(value) if match.group(1) == "K" else value
+            if value:
+                lines.append(f"{match.group(1)}:{value}")
+    return "\n".join(lines) + "\n"
+
+
+def insert_chords(text: str, slots: Sequence[Slot], chords: Sequence[str]) -> str:
+    """Write each slot's chord in front of its note; a mid-bar chord equal to the last one is left out."""
+    pieces, last, previous = [], 0, None
+    for slot, chord in zip(slots, chords):
+        pieces.append(text[last:slot.offset])
+        pieces.append(chord_text(chord, previous, slot.bar_start))
+        last, previous = slot.offset, chord
+    pieces.append(text[last:])
+    return "".join(pieces)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Public API
+
+
+def _map_tunes(abc: str, function: Callable[[str, int], str], source: str) -> str:
+    """Apply ``function(tune text, first line)`` to every tune of a tunebook, keeping all between tunes."""
+    text = abc.replace("\r\n", "\n").replace("\r", "\n")
+    tunes, problems = read_tunebook(text, source)
+    if problems:
+        raise InputError(str(problems[0]))
+    lines = text.split("\n")
+    for tune in reversed(tunes):  # from the end, so earlier line numbers stay valid
+        first = tune.line - 1
+        count = tune.text.count("\n") + 1
+        lines[first:first + count] = function(tune.text, tune.line).split("\n")
+    return "\n".join(lines)
+
+
+def _check_tune(analysis, source: str, line: int) -> None:
+    """Refuse what cannot be harmonized safely: no key, an unclosed quote, no notes."""
+    for problem in analysis.problems:
+        if problem.kind == "header" or (problem.kind == "syntax" and '"' in problem.message):
+            raise InputError(f"{source}:{line + problem.line - 1}:{problem.column}: {problem.message}")
+    if not any(e.kind in ("note", "chord") for e in analysis.events):
+        raise InputError(f"{source}:{line}: the tune has no notes to harmonize")
+
+
+@dataclass
+class Harmonizer:
+    """Everything ``harmonize`` decides once per call (model, candidates, search) applied per tune."""
+
+    per: str
+    method: str
+    keep_existing: bool
+    search: SearchConfig
+    model: object = None
+    scorer: Scorer | None = None
+    source: str = "<text>"
+
+    def tune(self, text: str, line: int = 1) -> str:
+        from .abc_check import analyze_tune
+
+        analysis = analyze_tune(text)
+        _check_tune(analysis, self.source, line)
+        if not self.keep_existing:
+            text = remove_spans(text, chord_symbol_spans(analysis))
+            analysis = analyze_tune(text)
+        slots = find_slots(analysis, self.per, skip_existing=self.keep_existing)
+        if not slots:
+            return text
+        if self.method == "rules":
+            chords = rules_search(slots)
+        else:
+            chords = self.model_chords(text, analysis, slots)
+        return insert_chords(text, slots, chords)
+
+    def model_chords(self, text: str, analysis, slots: list[Slot]) -> list[str]:
+        allowed = set(self.model.vocab.chars[2:]) if self.model is not None else None
+        body_start = _body_start(text)
+        keep = model_mask(text, analysis, body_start, allowed) if allowed else np.ones(len(text), bool)
+        keep[:body_start] = False
+        chars = np.array(list(text), dtype=object)
+
+        def view(a: int, b: int) -> str:
+            return "".join(chars[a:b][keep[a:b]])
+
+        header = model_header(text[:body_start].split("\n"))
+        prefix = header + view(body_start, slots[0].offset)
+        ends = [s.offset for s in slots[1:]] + [len(text)]
+        segments = [view(s.offset, e) for s, e in zip(slots, ends)]
+        seen = (self.model.meta.get("chord_symbols") if self.model is not None else None) or None
+        cache: dict[Key, list[str]] = {}
+        candidates = [cache.setdefault(s.key, candidate_chords(s.key, seen, allowed)) for s in slots]
+        return beam_search(self.scorer, prefix, segments, slots, candidates, self.search)
+
+
+def _body_start(text: str) -> int:
+    """Offset just after the header's K: line."""
+    match = re.search(r"^K:[^\n]*(\n|$)", text, re.M)
+    return match.end() if match else 0
+
+
+def _validate(per: str, method: str, beam: int) -> None:
+    if per not in PERS:
+        raise UsageError(f"per must be one of {', '.join(PERS)} (got {per!r})")
+    if method not in METHODS:
+        raise UsageError(f"method must be one of {', '.join(METHODS)} (got {method!r})")
+    if not isinstance(beam, int) or beam < 1:
+        raise UsageError(f"beam must be a positive integer (got {beam!r})")
+
+
+def harmonize(abc: str, *, model=None, per: str = "auto", method: str = "model", keep_existing: bool = False,
+              beam: int = DEFAULT_BEAM, seed: int = 0, change_penalty: float = DEFAULT_CHANGE_PENALTY,
+              scorer: Scorer | None = None, source: str = "<text>") -> str:
+    """``abc`` (a tune or a tunebook) with chord symbols added at harmonic-rhythm positions.
+
+    ``per``: ``bar``, ``half``, ``beat`` or ``auto`` (by meter, see ``auto_per``). ``method``: ``model``
+    (beam search scored by the LSTM; ``model`` is a path, a ``Model`` or None for the default) or
+    ``rules``. Existing chord symbols are replaced, or kept (and their spans left alone) with
+    ``keep_existing``. The search is deterministic; ``seed`` is accepted for API symmetry with
+    ``complete`` and unused. ``scorer`` replaces the model's scorer (tests inject fakes).
+    """
+    del seed  # beam search has no randomness
+    if not isinstance(abc, str):
+        raise InputError(f"{source}: expected ABC text, got {type(abc).__name__}")
+    if not abc.strip():
+        raise InputError(f"{source}: empty input")
+    _validate(per, method, beam)
+    loaded = None
+    if method == "model" and scorer is None:
+        from .loading import resolve_model
+
+        loaded = resolve_model(model)
+        scorer = LSTMScorer(loaded)
+    worker = Harmonizer(per, method, keep_existing, SearchConfig(beam, change_penalty), loaded, scorer, source)
+    return _map_tunes(abc, worker.tune, source)
+
+
+def harmonize_tunebook(abc: str, **kw) -> str:
+    """Every tune of a tunebook harmonized, in order (``harmonize`` already accepts tunebooks)."""
+    return harmonize(abc, **kw)

@@ -1,0 +1,52 @@
+"""abcflax harmonize."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from .common import cli_errors
+
+
+@click.command("harmonize")
+@click.argument("source", metavar="FILE|-")
+@click.option("-o", "--out", default="-", show_default=True,
+              help="Output file: .abc (or -, stdout) gets ABC; other extensions export (.musicxml, .mid, ...).")
+@click.option("--per", type=click.Choice(["auto", "bar", "half", "beat"]), default="auto", show_default=True,
+              help="Harmonic rhythm: a chord per bar, half bar or beat; auto chooses by meter.")
+@click.option("--method", type=click.Choice(["model", "rules"]), default="model", show_default=True,
+              help="model: the LSTM scores the chords in context (beam search); rules: in-key triad baseline.")
+@click.option("--keep-existing", is_flag=True, help="Keep the tune's own chord symbols and fill in the rest.")
+@click.option("--beam", type=click.IntRange(1, 64), default=4, show_default=True, help="Beam width of the search.")
+@click.option("--model", "model_path", type=click.Path(), envvar="ABCFLAX_MODEL",
+              help="Model folder or checkpoint (default: the bundled model).")
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@cli_errors
+def harmonize_command(source, out, per, method, keep_existing, beam, model_path, force):
+    """Add chord symbols to the melody in FILE (or - for stdin); every tune of a tunebook is harmonized.
+
+    The melody, header and layout are kept exactly; only chord symbols ("G", "D7", "Em") are added in
+    front of the notes that start each bar, half bar or beat (existing chords are replaced unless
+    --keep-existing).
+
+    \b
+    Examples:
+      abcflax harmonize melody.abc -o chords.abc
+      abcflax harmonize melody.abc --per bar --method rules
+      cat melody.abc | abcflax harmonize - -o chords.musicxml
+    """
+    import abcflax
+    from abcflax.atomic import write_text
+
+    text, name = abcflax.read_abc_input(source)
+    result = abcflax.harmonize(text, model=model_path if method == "model" else None, per=per, method=method,
+                               keep_existing=keep_existing, beam=beam, source=name)
+    if not result.endswith("\n"):
+        result += "\n"
+    if out == "-":
+        click.echo(result, nl=False)
+    elif os.path.splitext(out)[1].lower() in ("", ".abc"):
+        write_text(out, result, force=force)
+    else:
+        abcflax.write_output(result, out, force=force)

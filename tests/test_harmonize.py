@@ -1,0 +1,265 @@
+"""harmonize(): melody kept exactly, chords where they belong, rules and beam search, errors, CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import string
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+import abcflax
+from abcflax.errors import InputError, UsageError
+from abcflax.harmonizer import (LSTMScorer, SearchConfig, auto_per, beam_search, candidate_chords, find_slots,
+                                parse_chord, parse_key)
+from abcflax.tunebook import is_chord_symbol
+
+QUOTED = re.compile(r'"([^"\n]*)"')
+
+# pickup, comment, annotation, decorations, grace notes, tuplet, slur, tie, endings, an inline chord
+BUSY = """X:3
+T:Busy Jig
+% a comment with "quotes"
+R:jig
+M:6/8
+L:1/8
+K:G
+D|"G"GAB "^here"~d2c|B{c}BG "C"E2c|(3ABA (GA) [DF]3-|[DF]2D GAB|
+w:some words
+"Am"c2A !trill!B2G|[1 A3 G2:|[2 A3 G3|]
+"""
+
+C_MAJOR = """X:1
+T:Scale chords
+M:4/4
+L:1/4
+K:C
+CEGc|BdfB|FAcA|GBdg|c4|]
+"""
+
+
+def without_chords(text: str) -> str:
+    """An independent chord remover: every quoted chord symbol goes, annotations stay."""
+    return QUOTED.sub(lambda m: "" if is_chord_symbol(m.group(1)) else m.group(0), text)
+
+
+class FakeScorer:
+    """A ``Scorer`` whose state is the text read so far and whose log-prob is ``fn(text, segment)``."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.rows_seen: list[int] = []
+
+    def start(self, prefix):
+        return [prefix]
+
+    def extend(self, state, parents, segments):
+        self.rows_seen.append(len(segments))
+        scores = np.array([self.fn(state[p], s) for p, s in zip(parents, segments)], float)
+        return scores, [state[p] + s for p, s in zip(parents, segments)]
+
+    def select(self, state, rows):
+        return [state[int(i)] for i in rows]
+
+
+def chords_in(text: str) -> list[str]:
+    return [m.group(1) for m in QUOTED.finditer(text) if is_chord_symbol(m.group(1))]
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    """An untrained 1x16 CharLSTM over printable ASCII (scores are arbitrary, shapes are real)."""
+    from flax import nnx  # noqa: F401  (the model module needs it)
+
+    from abcflax.loading import Model
+
+    vocab = abcflax.Vocab.from_texts([string.printable])
+    config = dataclasses.replace(abcflax.preset("tiny"), vocab_size=vocab.size)
+    module = abcflax.create_model(config)
+    return Model(module, vocab, "<test>", {"chord_symbols": {"G": 50, "D": 30, "C": 20, "Em": 10, "D7": 8,
+                                                             "Am": 6, "A7": 4, "F#m": 1, "D/f+": 3}})
+
+
+# ---- the melody is never touched
+
+
+@pytest.mark.parametrize("method", ["rules", "fake"])
+@pytest.mark.parametrize("per", ["bar", "half", "beat", "auto"])
+def test_melody_round_trips_exactly(method, per):
+    scorer = FakeScorer(lambda text, seg: -len(seg)) if method == "fake" else None
+    out = abcflax.harmonize(BUSY, method="rules" if method == "rules" else "model", per=per, scorer=scorer)
+    assert without_chords(out) == without_chords(BUSY)
+    assert abcflax.strip_chords(out) == without_chords(BUSY)
+    assert chords_in(out) and chords_in(out) != chords_in(BUSY)
+    assert '"^here"' in out and "% a comment" in out and "w:some words" in out
+
+
+def test_tunebook_every_tune_in_order():
+    book = "% book header\n\n" + BUSY + "\nfree text between\n\n" + C_MAJOR
+    out = abcflax.harmonize(book, method="rules", per="bar")
+    assert without_chords(out) == without_chords(book)
+    first, second = out.split("free text between")
+    assert chords_in(first) and chords_in(second)[:3] == ["C", "G7", "F"]
+
+
+def test_keep_existing_keeps_them_and_fills_the_rest():
+    melody = "X:1\nM:4/4\nL:1/4\nK:C\n\"Am\"CEGc|BdfB|\n"
+    out = abcflax.harmonize(melody, method="rules", per="bar", keep_existing=True)
+    assert chords_in(out) == ["Am", "G7"]
+    assert chords_in(abcflax.harmonize(melody, method="rules", per="bar")) == ["C", "G7"]
+
+
+def test_output_checks_and_music21_reads_chords_at_offsets():
+    from music21 import converter, harmony
+
+    from abcflax.abc_check import check_tune
+
+    out = abcflax.harmonize(C_MAJOR, method="rules", per="half")
+    assert check_tune(out) == []
+    score = converter.parseData("%abc-2.1\n" + out, format="abc")
+    found = [(float(c.getOffsetInHierarchy(score)), c.figure) for c in score.recurse()
+             if isinstance(c, harmony.ChordSymbol)]
+    # quarter-note offsets: a chord on every bar start, and at half bars only where the chord changes
+    assert [offset for offset, _ in found] == sorted(offset for offset, _ in found)
+    assert all(offset % 2 == 0 for offset, _ in found)
+    assert {0.0, 4.0, 8.0, 12.0, 16.0} <= {offset for offset, _ in found}
+    assert found[0][1] == "C" and dict(found)[8.0] == "F"
+
+
+# ---- rules
+
+
+def test_rules_give_the_obvious_chords():
+    out = abcflax.harmonize(C_MAJOR, method="rules", per="bar")
+    assert chords_in(out) == ["C", "G7", "F", "G", "C"]
+
+
+def test_rules_in_minor_prefer_major_dominant_with_leading_tone():
+    tune = "X:1\nM:3/4\nL:1/4\nK:Am\nACE|^GBE|A3|]\n"
+    assert chords_in(abcflax.harmonize(tune, method="rules")) == ["Am", "E", "Am"]
+
+
+# ---- where chords go
+
+
+def test_slots_follow_meter_and_skip_held_notes():
+    assert auto_per("6/8") == "half" and auto_per("3/4") == "bar" and auto_per("4/4") == "half"
+    assert auto_per("9/8") == "beat" and auto_per("2/4") == "half"
+    from abcflax.abc_check import analyze_tune
+
+    analysis = analyze_tune("X:1\nM:4/4\nL:1/8\nK:D\nA|d6 ef|d2-d2 e4|]\n")
+    slots = find_slots(analysis, "half")
+    # no chord on the pickup, none inside the held d6, none on the tied continuation d2
+    assert [s.onset for s in slots] == [Fraction(1, 8), Fraction(9, 8), Fraction(13, 8)]
+    assert [s.bar_start for s in slots] == [True, True, False]
+
+
+def test_chord_parsing_and_candidates():
+    assert (parse_chord("D7").quality, parse_chord("Em").quality, parse_chord("D/f+").root) == ("dom7", "min", 2)
+    assert parse_chord("Coda") is None
+    key = parse_key("G")
+    seen = {"G": 50, "D": 30, "C": 20, "Em": 10, "D7": 8, "Bb": 9, "F#m": 1, "D/f+": 3}
+    picked = candidate_chords(key, seen, min_share=0.01)
+    assert picked[:3] == ["G", "D", "C"] and "Bb" not in picked and "D/f+" not in picked and "F#m" not in picked
+    assert set(candidate_chords(parse_key("Dm"), None)) >= {"Dm", "A", "A7", "Gm", "F", "C", "Bb"}
+
+
+# ---- the beam search
+
+
+def test_search_picks_what_a_fake_model_prefers():
+    scorer = FakeScorer(lambda text, seg: 5.0 if seg.startswith('"Em"') else 0.0)
+    out = abcflax.harmonize(C_MAJOR.replace("K:C", "K:G"), per="bar", scorer=scorer)
+    assert chords_in(out) == ["Em"] * 5
+
+
+def test_search_scores_the_chord_with_the_notes_that_follow():
+    # the fake model likes a chord whose root letter is the next note: only a search that feeds the
+    # following melody with the chord can see that
+    def fn(text, seg):
+        match = re.match(r'"([A-G])[^"]*"([A-Ga-g])', seg)
+        return 2.0 if match and match.group(1) == match.group(2).upper() else 0.0
+
+    scorer = FakeScorer(fn)
+    melody = "X:1\nM:2/4\nL:1/4\nK:C\nGB|ce|FA|Ec|]\n"
+    assert chords_in(abcflax.harmonize(melody, per="bar", scorer=scorer)) == ["G", "C", "F", "Em"]
+
+
+def test_beam_batches_beams_times_candidates():
+    scorer = FakeScorer(lambda text, seg: 0.0)
+    from abcflax.abc_check import analyze_tune
+
+    slots = find_slots(analyze_tune(C_MAJOR), "bar")
+    chords = beam_search(scorer, "", ["x"] * len(slots), slots, [["C", "F", "G"]] * len(slots), SearchConfig(beam=2))
+    assert len(chords) == len(slots) and scorer.rows_seen == [3] + [6] * (len(slots) - 1)
+
+
+def test_lstm_search_runs_and_keeps_the_melody(tiny_model):
+    out = abcflax.harmonize(BUSY, model=tiny_model, beam=3)
+    assert without_chords(out) == without_chords(BUSY)
+    assert set(chords_in(out)) <= {"G", "D", "C", "Em", "D7", "Am", "A7"}
+    state = LSTMScorer(tiny_model).start("X:1\nK:G\n")
+    logp, _ = LSTMScorer(tiny_model).extend(state, np.zeros(3, np.int32), ['"G"AB', '"D"AB', ""])
+    assert logp.shape == (3,) and logp[2] == 0.0 and np.all(logp[:2] < 0)
+
+
+# ---- errors
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "empty input"),
+    ("X:1\nT:no key\n", "no K:"),
+    ('X:1\nM:4/4\nK:G\n"G ABc|\n', '<text>:4:1: unclosed "'),
+    ("X:1\nK:G\n% only a comment\nz4|\n", "no notes"),
+])
+def test_bad_input_is_one_clear_line(text, message):
+    with pytest.raises(InputError) as info:
+        abcflax.harmonize(text, method="rules")
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_bad_options():
+    with pytest.raises(UsageError):
+        abcflax.harmonize(C_MAJOR, per="fortnight", method="rules")
+    with pytest.raises(UsageError):
+        abcflax.harmonize(C_MAJOR, method="dice")
+
+
+# ---- CLI
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory, tiny_model):
+    from flax import nnx
+
+    from abcflax import checkpoint
+
+    folder = tmp_path_factory.mktemp("harmonize_model")
+    ckpt = checkpoint.Checkpoint(tiny_model.config, tiny_model.vocab, nnx.to_pure_dict(nnx.state(tiny_model.module)),
+                                 meta=tiny_model.meta)
+    checkpoint.save(folder, ckpt)
+    return folder
+
+
+def test_cli(tmp_path, tiny_model_dir):
+    from click.testing import CliRunner
+
+    from abcflax_cli.common import main_group
+
+    source = tmp_path / "melody.abc"
+    source.write_text(BUSY)
+    runner = CliRunner()
+    result = runner.invoke(main_group, ["harmonize", str(source), "--model", str(tiny_model_dir)])
+    assert result.exit_code == 0, result.output
+    assert without_chords(result.stdout) == without_chords(BUSY)
+    out = tmp_path / "out.abc"
+    args = ["harmonize", "-", "-o", str(out), "--method", "rules", "--per", "bar"]
+    assert runner.invoke(main_group, args, input=C_MAJOR).exit_code == 0
+    assert chords_in(out.read_text()) == ["C", "G7", "F", "G", "C"]
+    again = runner.invoke(main_group, args, input=C_MAJOR)
+    assert again.exit_code == 1 and "already exists" in again.stderr
+    assert runner.invoke(main_group, args + ["--force"], input=C_MAJOR).exit_code == 0
+    bad = runner.invoke(main_group, ["harmonize", str(tmp_path / "missing.abc"), "--method", "rules"])
+    assert bad.exit_code == 1 and bad.stderr.strip().endswith("missing.abc: no such file")
