@@ -8,8 +8,9 @@ records at bar lines and reports :class:`CheckProblem` objects with 1-based line
 Rules that decide which bars may be short (the usual folk-tune shapes, so real tunes pass):
   * the first bar of a voice (a pickup), the last bar of a voice;
   * a bar closed by anything but a plain ``|`` (``:|`` ``||`` ``|]`` ``::`` ``|:``) or followed by an
-    ending (``[1`` ``|2``) or a ``P:``/``K:``/``M:``/``L:`` change;
-  * a bar that starts right after such a boundary (the pickup of the next part) or holds a field change.
+    ending (``[1`` ``|2``) or a ``P:``/``K:``/``M:`` change;
+  * a bar that starts right after such a boundary (the pickup of the next part) or holds a field change;
+  * two short bars on both sides of a line break that add up to one full bar (a split bar).
 An overfull bar is always a problem. ``M:none`` (or no ``M:``) turns duration checks off.
 
 Voices (``V:``) are checked separately: each voice has its own bars, meter, unit, key and time.
@@ -60,7 +61,7 @@ _BROKEN = {1: (Fraction(3, 2), Fraction(1, 2)), 2: (Fraction(7, 4), Fraction(1, 
            3: (Fraction(15, 8), Fraction(1, 8))}
 _TUPLET_Q = {2: 3, 3: 2, 4: 3, 6: 2, 8: 3}  # others: 3 in compound meters, else 2 (ABC 2.1, 4.13)
 _DECORATION_CHARS = set(".~HIJKLMNOPQRSTUVWhijklmnopqrstuvw")  # H-W, h-w: ABC 2.1 user symbols
-_BOUNDARY_FIELDS = ("P", "K", "M", "L")
+_BOUNDARY_FIELDS = ("P", "K", "M")  # a part, key or meter change starts a new section
 
 
 @dataclass(frozen=True)
@@ -306,6 +307,7 @@ class _Scanner:
         self.voice: _Voice | None = None
         self.slurs: list[int] = []
         self.lengths: dict[tuple[str, str], Fraction] = {}
+        self.durations: dict[tuple[Fraction, str, str], Fraction] = {}
         self.line_end = 0
         self.handlers = {"(": self.paren, ")": self.close_slur, "{": self.grace, "!": self.decoration,
                          "+": self.decoration, ">": self.broken, "<": self.broken, "-": self.tie,
@@ -397,11 +399,11 @@ class _Scanner:
         if match:
             name = match.group(1)
             self.add(start, start + length, "field", text=text[start:start + length])
-            self.field(name, text[start + 2:start + length], start, inline=False)
+            self.field(name, text[start + 2:start + length], start)
             return
         self.music(start, start + length)
 
-    def field(self, name: str, value: str, offset: int, inline: bool) -> None:
+    def field(self, name: str, value: str, offset: int) -> None:
         """A field in the body (its own line or ``[X:...]``): meter, unit, key, part, voice."""
         voice = self.voice
         if name == "V":
@@ -411,9 +413,8 @@ class _Scanner:
         if name == "X":
             self.problem(offset, "X: inside a tune (a blank line must separate tunes)", "structure")
             return
-        if name not in _BOUNDARY_FIELDS:
-            return
-        self.mark_boundary(voice)
+        if name in _BOUNDARY_FIELDS:
+            self.mark_boundary(voice)
         if name == "M":
             meter, error = parse_meter(value)
             voice.meter = meter
@@ -424,7 +425,7 @@ class _Scanner:
             key, error = parse_key(value)
             voice.key = key if key is not None else voice.key
         else:
-            error = None
+            return
         if error:
             self.problem(offset, error)
 
@@ -484,6 +485,19 @@ class _Scanner:
 
     # --- notes, rests, chords --------------------------------------------------------------------
 
+    def duration(self, digits: str, slashes: str, offset: int) -> Fraction:
+        """``unit * length``, cached: Fraction arithmetic dominates the time on long inputs."""
+        unit = self.voice.unit
+        if not digits and not slashes:
+            return unit
+        key = (unit, digits, slashes)
+        cached = self.durations.get(key)
+        if cached is None:
+            cached = unit * self.length(digits, slashes, offset)
+            if len(self.durations) < 1024 and (digits, slashes) in self.lengths:
+                self.durations[key] = cached
+        return cached
+
     def length(self, digits: str, slashes: str, offset: int) -> Fraction:
         """Multiplier of L: for ``3/2``, ``/``, ``//``, ``3/``; absurd values are reported as 1."""
         if not digits and not slashes:
@@ -542,14 +556,13 @@ class _Scanner:
             return j
         accidental, letter, octaves, digits, slashes = match.groups()
         midi = self.pitch(accidental, letter, octaves, i)
-        duration = self.voice.unit * self.length(digits, slashes, i)
+        duration = self.duration(digits, slashes, i)
         self.timed(i, match.end(), "note", duration, (midi,))
         return match.end()
 
     def rest(self, i: int, end: int) -> int:
         match = _REST.match(self.text, i, end)
-        duration = self.voice.unit * self.length(match.group(2), match.group(3), i)
-        self.timed(i, match.end(), "rest", duration)
+        self.timed(i, match.end(), "rest", self.duration(match.group(2), match.group(3), i))
         return match.end()
 
     def multirest(self, i: int, end: int) -> int:
@@ -580,7 +593,9 @@ class _Scanner:
         if voice.broken is not None:
             duration *= voice.broken[0]
             voice.broken = None
-        duration *= self.broken_ahead(end)
+        if end < self.line_end and self.text[end] in " \t-<>":
+            factor = self.broken_ahead(end)
+            duration = duration if factor is _ONE else duration * factor
         self.add(start, end, kind, duration, pitches, self.text[start:end])
         voice.time += duration
 
@@ -634,7 +649,7 @@ class _Scanner:
             self.problem(i, f"inline field {self.text[i:i + 3]} is not closed with ]")
             return end
         self.add(i, close + 1, "field", text=self.text[i:close + 1])
-        self.field(self.text[i + 1], self.text[i + 3:close], i, inline=True)
+        self.field(self.text[i + 1], self.text[i + 3:close], i)
         return close + 1
 
     def chord(self, i: int, end: int) -> int:
@@ -882,6 +897,18 @@ class _Scanner:
             self.problems.append(CheckProblem(line, column, f"... and {dropped} more problems", "syntax"))
 
 
+def _allow_split_bars(text: str, bars: list[_Bar]) -> None:
+    """Two short bars on both sides of a line break that add up to one full bar are one bar written in
+    two halves (``A3|`` ending a line, then ``e|`` as the next part's pickup): allow both. On one line
+    (``gece|gece|``) they are a misplaced bar line and stay problems."""
+    for left, right in zip(bars, bars[1:]):
+        if (left.expected is not None and left.expected == right.expected
+                and text.find("\n", left.close_at, right.start) >= 0
+                and left.duration < left.expected and right.duration < right.expected
+                and left.duration + right.duration == left.expected):
+            left.allowed = right.allowed = True
+
+
 def _bar_infos(scanner: _Scanner) -> list[BarInfo]:
     infos = []
     for voice in scanner.voices.values():
@@ -914,6 +941,8 @@ def analyze_tune(text: str) -> TuneAnalysis:
     scanner = _Scanner(text)
     try:
         scanner.run()
+        for voice in scanner.voices.values():
+            _allow_split_bars(scanner.text, voice.bars)
         _duration_problems(scanner)
         scanner.report_dropped()
         bars = _bar_infos(scanner)
