@@ -214,8 +214,8 @@ def _measure_tokens(measure, number, accidentals: _Accidentals) -> list[tuple[Fr
             written = length * Fraction(3, 2)
         out.append((offset, length, prefix + _note_text(element, accidentals, written, where)))
         position, prefix = offset + length, ""
-    if prefix:  # a chord symbol after the last note sits on an invisible rest of no length
-        out.append((position, Fraction(0), prefix + "x0"))
+    if prefix:  # ABC puts a chord symbol before a note; after the bar's last note there is none
+        warnings.warn(f"{where}: chord symbol {prefix} after the last note dropped", stacklevel=2)
     return out
 
 
