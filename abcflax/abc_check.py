@@ -757,7 +757,7 @@ class _Scanner:
         """A second ``|:`` while one is still open has no matching ``:|``."""
         voice = self.voice
         core = token.strip("[]")
-        closes = core.startswith(":")
+        closes = core.startswith(":") or "::" in core
         opens = core.endswith(":") and core != ":"
         if closes:
             voice.open_repeat = -1
