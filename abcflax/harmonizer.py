@@ -29,6 +29,7 @@ PERS = ("auto", "bar", "half", "beat")
 METHODS = ("model", "rules")
 DEFAULT_BEAM = 4
 DEFAULT_CHANGE_PENALTY = 0.0  # log-prob subtracted when a span's chord differs from the one before (tuned)
+DEFAULT_CHORD_WEIGHT = 1.0  # see SearchConfig.chord_weight (tuned on validation tunes)
 MIN_CHORD_SHARE = 0.002  # a seen chord is a candidate only if it is at least this share of all chords seen
 MAX_CANDIDATES = 14  # most frequent in-key chords kept: more rows cost time and admit rare, odd choices
 
@@ -446,6 +447,10 @@ class LSTMScorer:
 class SearchConfig:
     beam: int = DEFAULT_BEAM  # beams kept between spans
     change_penalty: float = DEFAULT_CHANGE_PENALTY  # nats charged for changing chord (a prior on changes)
+    # weight of log p(chord symbol | context) against log p(melody | chord): below 1 it tempers the model's
+    # habit of repeating the commonest chords, so the melody decides more (1 = the plain joint log-prob)
+    chord_weight: float = DEFAULT_CHORD_WEIGHT
+    candidates: int = MAX_CANDIDATES  # chords tried per span (the most frequent in-key ones)
 
 
 def chord_text(candidate: str, previous: str | None, bar_start: bool) -> str:
@@ -471,8 +476,14 @@ def beam_search(scorer: Scorer, prefix: str, segments: Sequence[str], slots: Seq
                 penalty = config.change_penalty if previous is not None and cand != previous else 0.0
                 totals.append(score - penalty)
                 paths.append(path + (cand,))
-        logp, state = scorer.extend(state, np.asarray(parents, np.int32), rows)
+        parents_arr = np.asarray(parents, np.int32)
+        logp, new_state = scorer.extend(state, parents_arr, rows)
         totals = np.asarray(totals) + logp
+        if config.chord_weight != 1.0:  # a second, short call: the chord symbols' own log-prob
+            symbols = [row[:len(row) - len(segments[k])] for row in rows]
+            chord_logp, _ = scorer.extend(state, parents_arr, symbols)
+            totals += (config.chord_weight - 1.0) * chord_logp
+        state = new_state
         keep = np.argsort(-totals, kind="stable")[:config.beam]
         beams = [(float(totals[i]), paths[i]) for i in keep]
         state = scorer.select(state, keep)
@@ -620,7 +631,8 @@ class Harmonizer:
         segments = [view(s.offset, e) for s, e in zip(slots, ends)]
         seen = (self.model.meta.get("chord_symbols") if self.model is not None else None) or None
         cache: dict[Key, list[str]] = {}
-        candidates = [cache.setdefault(s.key, candidate_chords(s.key, seen, allowed)) for s in slots]
+        candidates = [cache.setdefault(s.key, candidate_chords(s.key, seen, allowed, self.search.candidates))
+                      for s in slots]
         return beam_search(self.scorer, prefix, segments, slots, candidates, self.search)
 
 
@@ -630,39 +642,44 @@ def _body_start(text: str) -> int:
     return match.end() if match else 0
 
 
-def _validate(per: str, method: str, beam: int) -> None:
+def _validate(per: str, method: str, beam: int, candidates: int) -> None:
     if per not in PERS:
         raise UsageError(f"per must be one of {', '.join(PERS)} (got {per!r})")
     if method not in METHODS:
         raise UsageError(f"method must be one of {', '.join(METHODS)} (got {method!r})")
     if not isinstance(beam, int) or beam < 1:
         raise UsageError(f"beam must be a positive integer (got {beam!r})")
+    if not isinstance(candidates, int) or candidates < 1:
+        raise UsageError(f"candidates must be a positive integer (got {candidates!r})")
 
 
 def harmonize(abc: str, *, model=None, per: str = "auto", method: str = "model", keep_existing: bool = False,
               beam: int = DEFAULT_BEAM, seed: int = 0, change_penalty: float = DEFAULT_CHANGE_PENALTY,
+              chord_weight: float = DEFAULT_CHORD_WEIGHT, candidates: int = MAX_CANDIDATES,
               scorer: Scorer | None = None, source: str = "<text>") -> str:
     """``abc`` (a tune or a tunebook) with chord symbols added at harmonic-rhythm positions.
 
     ``per``: ``bar``, ``half``, ``beat`` or ``auto`` (by meter, see ``auto_per``). ``method``: ``model``
     (beam search scored by the LSTM; ``model`` is a path, a ``Model`` or None for the default) or
     ``rules``. Existing chord symbols are replaced, or kept (and their spans left alone) with
-    ``keep_existing``. The search is deterministic; ``seed`` is accepted for API symmetry with
-    ``complete`` and unused. ``scorer`` replaces the model's scorer (tests inject fakes).
+    ``keep_existing``. Search knobs (see ``SearchConfig``): ``beam``, ``change_penalty``, ``chord_weight``,
+    ``candidates``. The search is deterministic; ``seed`` is accepted for symmetry with ``complete`` and
+    unused. ``scorer`` replaces the model's scorer (tests inject fakes).
     """
     del seed  # beam search has no randomness
     if not isinstance(abc, str):
         raise InputError(f"{source}: expected ABC text, got {type(abc).__name__}")
     if not abc.strip():
         raise InputError(f"{source}: empty input")
-    _validate(per, method, beam)
+    _validate(per, method, beam, candidates)
     loaded = None
     if method == "model" and scorer is None:
         from .loading import resolve_model
 
         loaded = resolve_model(model)
         scorer = LSTMScorer(loaded)
-    worker = Harmonizer(per, method, keep_existing, SearchConfig(beam, change_penalty), loaded, scorer, source)
+    search = SearchConfig(beam, change_penalty, chord_weight, candidates)
+    worker = Harmonizer(per, method, keep_existing, search, loaded, scorer, source)
     return _map_tunes(abc, worker.tune, source)
 
 

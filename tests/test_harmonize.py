@@ -196,6 +196,20 @@ def test_beam_batches_beams_times_candidates():
     assert len(chords) == len(slots) and scorer.rows_seen == [3] + [6] * (len(slots) - 1)
 
 
+def test_chord_weight_tempers_the_chord_prior():
+    # the fake model finds the symbol "C" itself likely, but the melody likelier after "G": weight 1 takes
+    # the joint log-prob (C wins), weight 0 only the melody's (G wins)
+    def fn(text, seg):
+        symbol, melody = re.match(r'("[^"]*")?(.*)', seg, re.S).groups()
+        chord = -0.1 if symbol == '"C"' else -3.0
+        return chord + (0.0 if not melody else -0.5 if symbol == '"G"' else -2.0)
+
+    tune = "X:1\nM:4/4\nL:1/4\nK:C\nEGce|\n"
+    pick = {w: chords_in(abcflax.harmonize(tune, per="bar", scorer=FakeScorer(fn), chord_weight=w))
+            for w in (1.0, 0.0)}
+    assert pick == {1.0: ["C"], 0.0: ["G"]}
+
+
 def test_lstm_search_runs_and_keeps_the_melody(tiny_model):
     out = abcflax.harmonize(BUSY, model=tiny_model, beam=3)
     assert without_chords(out) == without_chords(BUSY)
