@@ -25,7 +25,7 @@ _EXPORTS = {
     "bits_per_char": "evaluate",
     "Model": "loading", "load_model": "loading", "default_model_path": "loading",
     # continuation
-    "complete": "continuation", "complete_many": "continuation",
+    "complete": "continuation", "complete_many": "continuation", "complete_tunebook": "continuation",
     # input
     "read_abc_input": "inputs",
     # harmonization

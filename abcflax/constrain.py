@@ -280,7 +280,7 @@ def allowed(tables: Tables, state: State, limits: Limits):
     ok_by_event = jnp.select(
         [event == grammar.EV_PROBE, event == grammar.EV_CHORD, event == grammar.EV_BAR,
          event == grammar.EV_TUPLET, (event == grammar.EV_GT) | (event == grammar.EV_LT),
-         event == grammar.EV_QUOTE, event == grammar.EV_EOS],
+         event == grammar.EV_QUOTE, (event == grammar.EV_EOS) | (event == grammar.EV_FINAL)],
         [probe_ok, probe_ok & (free | (r1 >= 2 * 12)),
          jnp.where(free, ticks1 > 0, ticks1 == limits.bar_len[:, None]),
          free | (r1 >= 2 * grammar.TICKS_PER_UNIT), free | (r1 >= arg),

@@ -60,3 +60,35 @@ def complete_many(prefixes: list[str], *, model=None, max_chars: int = DEFAULT_M
                        top_p=1.0 if top_p is None else top_p, bars=bars, until=until, min_bars=min_bars,
                        constrained=constrain)
     return [r.text for r in results]
+
+
+def _validate(loaded, text: str, constrain: bool, source: str, first_line: int) -> None:
+    """Raise the error ``complete`` would raise for this tune, before the batch runs."""
+    from . import constrain as constraint_module
+    from .sample import grammar_tables
+
+    loaded.vocab.encode(text, source, first_line)
+    if constrain:
+        constraint_module.place_prompt(text, grammar_tables(loaded.vocab.chars), loaded.vocab.chars)
+
+
+def complete_tunebook(text: str, source: str = "<text>", *, model=None, **options) -> tuple[str, list[str]]:
+    """Continue every tune of a tunebook, in order, in one batch: (output tunebook, problems).
+
+    A bad tune is reported as ``source:line: message`` and left out; the others are still continued.
+    """
+    loaded = resolve_model(model)
+    tunes, found = read_tunebook(text, source)
+    problems = [str(p) for p in found]
+    good = []
+    for tune in tunes:
+        try:
+            _validate(loaded, tune.text, options.get("constrain", True), source, tune.line)
+            good.append(tune)
+        except InputError as exc:
+            message = str(exc)
+            problems.append(message if message.startswith(source) else f"{source}:{tune.line}: {message}")
+    if not good:
+        return "", problems or [f"{source}: no tune to continue"]
+    outputs = complete_many([t.text for t in good], model=loaded, **options)
+    return "\n".join(out.rstrip("\n") + "\n" for out in outputs), problems

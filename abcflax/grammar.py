@@ -36,7 +36,7 @@ MAX_OCTAVE_MARKS = 2
 
 # events: what the arithmetic must allow for a transition (checked in abcflax.constrain)
 EV_NONE, EV_PROBE, EV_BAR, EV_TUPLET, EV_GT, EV_LT, EV_QUOTE, EV_CHORD, EV_END1, EV_END2, EV_SPACE, \
-    EV_NEWLINE, EV_EOS = range(13)
+    EV_NEWLINE, EV_EOS, EV_FINAL = range(14)
 FINISH_FORBIDDEN = (EV_TUPLET, EV_GT, EV_LT, EV_QUOTE, EV_END1, EV_SPACE, EV_NEWLINE)
 
 
@@ -107,6 +107,7 @@ class Syn:
     owe_bar: bool = False  # a [2 was opened: one bar of music is owed before the tune may end
     prev_blank: bool = False  # last character was a space or newline
     end_point: bool = False  # the tune could end here (after a closing bar line, nothing open)
+    final: bool = False  # after |]: only the end-of-tune marker may follow
 
 
 BAR_TEXTS = ("|", ":", "||", "|]", "|:", ":|", "::")
@@ -256,6 +257,8 @@ def step(syn: Syn, ch: str) -> Edge | None:
         if syn.end_point and mode == "TOK":
             return Edge(replace(syn, mode="DONE"), event=EV_EOS)
         return None
+    if syn.final:
+        return Edge(replace(syn, prev_blank=True), event=EV_NEWLINE) if ch == "\n" and not syn.prev_blank else None
     if mode == "TOK":
         return _from_token_boundary(syn, ch)
     if mode == "DECO":
@@ -364,9 +367,15 @@ def _bar_step(syn: Syn, ch: str) -> Edge | None:
     # If the tune had to end when this bar line began with the wrong character, it closes one bar later.
     can_close = token == ":" or not (syn.repeat_open or syn.ending == 1)
     longer = BAR_NEXT.get((token, ch))
+    if longer == "|:" and (syn.repeat_open or syn.ending in (1, 2)):
+        return None  # a second |: before the open repeat is closed (or inside a first ending) is malformed
     if longer is not None:
         finished = _finish_bar(syn, longer)
         endable = _bar_kind_endable(syn, longer) if can_close else False
+        if longer == "|]" and finished.end_point:
+            # |] ends the tune: allowed once enough bars are written (checked by the arithmetic)
+            return Edge(replace(finished, mode="TOK", final=True), bar_kind=longer, endable=endable,
+                        event=EV_FINAL)
         return Edge(replace(finished, mode="TOK"), bar_kind=longer, endable=endable)
     if token not in BAR_COMPLETE:
         return None

@@ -78,8 +78,14 @@ class CharLSTM(nnx.Module):
         if dropout_key is not None:
             keys = list(jax.random.split(dropout_key, self.config.layers + 1))
         x = _dropout(self.embed(tokens_BxT), self.config.dropout, keys[0])
+        return self.forward_embedded(x, carry, keys[1:])
+
+    def forward_embedded(self, x_BxTxE, carry: Carry, dropout_keys=None):
+        """The layers and head on already-embedded inputs (lets tests differentiate by input position)."""
+        keys = dropout_keys if dropout_keys is not None else [None] * self.config.layers
+        x = x_BxTxE
         new_carry = []
-        for layer, layer_carry, key in zip(self.layers, carry, keys[1:]):
+        for layer, layer_carry, key in zip(self.layers, carry, keys):
             x, layer_carry = layer(x, layer_carry)
             x = _dropout(x, self.config.dropout, key)
             new_carry.append(layer_carry)

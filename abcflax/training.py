@@ -50,8 +50,9 @@ def split_holdout(texts: list[str], share: float, salt: str = "holdout") -> tupl
 
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    # warm-up starts one step in, so the very first update already moves every parameter
     schedule = optax.warmup_cosine_decay_schedule(
-        0.0, config.learning_rate, max(1, config.warmup_steps), max(config.steps, config.warmup_steps + 1),
+        config.learning_rate / max(1, config.warmup_steps), config.learning_rate, max(1, config.warmup_steps), max(config.steps, config.warmup_steps + 1),
         end_value=config.learning_rate * config.min_lr_ratio)
     return optax.chain(optax.clip_by_global_norm(config.clip_norm),
                        optax.adamw(schedule, weight_decay=config.weight_decay))

@@ -45,14 +45,17 @@ class Vocab:
     def id_of(self, ch: str) -> int:
         return self.chars.index(ch)
 
-    def encode(self, text: str, source: str = "prompt") -> np.ndarray:
-        """int32 ids of ``text``; an unknown character raises naming it and its line:column."""
+    def encode(self, text: str, source: str = "prompt", first_line: int = 1) -> np.ndarray:
+        """int32 ids of ``text``; an unknown character raises naming it and its line:column.
+
+        ``first_line`` is the line number of the text's first line in its file (for error messages).
+        """
         table = self.index()
         ids = np.empty(len(text), dtype=np.int32)
         for pos, ch in enumerate(text):
             got = table.get(ch)
             if got is None:
-                line = text.count("\n", 0, pos) + 1
+                line = text.count("\n", 0, pos) + first_line
                 column = pos - (text.rfind("\n", 0, pos) + 1) + 1
                 raise InputError(
                     f"{source}:{line}:{column}: character {ch!r} (U+{ord(ch):04X}) is not in the model's vocabulary"

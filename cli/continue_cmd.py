@@ -1,0 +1,40 @@
+"""abcflax continue."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .common import cli_errors
+from .options import model_option, output_options, sampling_kwargs, sampling_options
+
+
+@click.command("continue")
+@click.argument("file", default="-")
+@model_option
+@sampling_options
+@output_options
+@click.option("--quiet", is_flag=True, help="No messages on stderr.")
+@cli_errors
+def continue_command(file, model_path, output, fmt, force, quiet, **options):
+    """Continue the tune(s) in FILE (ABC; - for stdin) and print the whole tune(s).
+
+    A tunebook is continued tune by tune, in order, into one output tunebook.
+
+    \b
+    Examples:
+      abcflax continue data/examples/the_kesh.abc
+      abcflax continue tune.abc --bars 8 --seed 3 -o tune.musicxml
+    """
+    import abcflax
+
+    text, source = abcflax.read_abc_input(file)
+    if not quiet:
+        click.echo("continuing...", err=True)
+    result, problems = abcflax.complete_tunebook(text, source, model=model_path, **sampling_kwargs(options))
+    for problem in problems:
+        click.echo(f"abcflax: error: {problem}", err=True)
+    if result:
+        abcflax.write_output(result, output, fmt=fmt or ("abc" if output == "-" else None), force=force)
+    sys.exit(1 if problems else 0)

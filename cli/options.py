@@ -1,0 +1,48 @@
+"""Options shared by the commands that generate music."""
+
+from __future__ import annotations
+
+import click
+
+MODEL_HELP = "Model folder or checkpoint file (default: $ABCFLAX_MODEL, else the bundled model)."
+
+
+def model_option(func):
+    return click.option("--model", "model_path", type=click.Path(), envvar="ABCFLAX_MODEL",
+                        help=MODEL_HELP)(func)
+
+
+def sampling_options(func):
+    """--temperature --top-k --top-p --seed --max-chars --bars --until --no-constrain."""
+    decorators = [
+        click.option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True,
+                     help="Sampling temperature (0 = always the likeliest character)."),
+        click.option("--top-k", type=click.IntRange(min=0), default=0, help="Sample from the k likeliest (0 = off)."),
+        click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0,
+                     help="Nucleus sampling threshold (1 = off)."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Random seed: same seed, same tune."),
+        click.option("--max-chars", type=click.IntRange(1, 20000), default=1200, show_default=True,
+                     help="Most characters to add."),
+        click.option("--bars", type=click.IntRange(min=1), help="Add this many bars, then end the tune."),
+        click.option("--until", type=click.Choice(["end", "section"]), default="end", show_default=True,
+                     help="Finish the whole tune, or only the current part."),
+        click.option("--no-constrain", is_flag=True, help="Raw sampling without the validity constraints."),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def output_options(func):
+    """-o/--output, --format, --force."""
+    func = click.option("--force", is_flag=True, help="Overwrite an existing output file.")(func)
+    func = click.option("--format", "fmt", type=click.Choice(["abc", "musicxml", "mxl", "mid"]),
+                        help="Output format (default: from the -o extension).")(func)
+    return click.option("-o", "--output", default="-", show_default=True,
+                        help="Output file (.abc .musicxml .mxl .mid); - for stdout.")(func)
+
+
+def sampling_kwargs(options: dict) -> dict:
+    return dict(temperature=options["temperature"], top_k=options["top_k"] or None, top_p=options["top_p"],
+                seed=options["seed"], max_chars=options["max_chars"], bars=options["bars"],
+                until=options["until"], constrain=not options["no_constrain"])

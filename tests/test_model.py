@@ -1,0 +1,89 @@
+"""The char-LSTM: shapes, jit == no jit, causality, one train step changes every parameter."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+import abcflax
+from abcflax.config import ModelConfig, TrainConfig
+from abcflax.training import make_optimizer, make_train_step
+
+CONFIG = ModelConfig(vocab_size=23, embed_dim=8, hidden=12, layers=2, dropout=0.0)
+
+
+def tokens(batch=3, length=9, seed=0):
+    return jnp.asarray(np.random.default_rng(seed).integers(0, CONFIG.vocab_size, (batch, length)), jnp.int32)
+
+
+def test_shapes():
+    model = abcflax.create_model(CONFIG)
+    logits, carry = model(tokens())
+    assert logits.shape == (3, 9, CONFIG.vocab_size)
+    assert len(carry) == CONFIG.layers and carry[0][0].shape == (3, CONFIG.hidden)
+    step_logits, step_carry = model.step(tokens()[:, 0], model.init_carry(3))
+    assert step_logits.shape == (3, CONFIG.vocab_size)
+    assert jax.tree_util.tree_structure(step_carry) == jax.tree_util.tree_structure(carry)
+
+
+def test_step_by_step_equals_whole_sequence():
+    model = abcflax.create_model(CONFIG)
+    x = tokens()
+    whole, _ = model(x)
+    carry = model.init_carry(3)
+    for t in range(x.shape[1]):
+        logits, carry = model.step(x[:, t], carry)
+        np.testing.assert_allclose(logits, whole[:, t], rtol=1e-5, atol=1e-5)
+
+
+def test_jit_equals_no_jit():
+    model = abcflax.create_model(CONFIG)
+    graphdef, params = nnx.split(model)
+
+    def forward(params, x):
+        return nnx.merge(graphdef, params)(x)[0]
+
+    np.testing.assert_allclose(jax.jit(forward)(params, tokens()), forward(params, tokens()), rtol=1e-5, atol=1e-5)
+
+
+def test_causality():
+    """The output at position t has zero gradient with respect to inputs after t."""
+    model = abcflax.create_model(CONFIG)
+    x_emb = model.embed(tokens(batch=1, length=7))
+    t = 3
+
+    def output_at_t(x):
+        logits, _ = model.forward_embedded(x, model.init_carry(1))
+        return jnp.sum(logits[:, t] ** 2)
+
+    grad = jax.grad(output_at_t)(x_emb)
+    per_position = jnp.abs(grad).sum(axis=(0, 2))
+    assert jnp.all(per_position[t + 1:] == 0.0)
+    assert jnp.all(per_position[: t + 1] > 0.0)
+
+
+def test_one_train_step_changes_every_parameter():
+    model = abcflax.create_model(ModelConfig(vocab_size=23, embed_dim=8, hidden=12, layers=2, dropout=0.2))
+    graphdef, params = nnx.split(model)
+    tx = make_optimizer(TrainConfig(warmup_steps=1, learning_rate=1e-2))
+    step = jax.jit(make_train_step(graphdef, tx))
+    x = tokens(batch=4, length=10)
+    new_params, _, loss = step(params, tx.init(params), x, jnp.roll(x, -1, axis=1), jax.random.key(0))
+    assert np.isfinite(float(loss))
+    before = jax.tree_util.tree_leaves_with_path(params)
+    after = jax.tree_util.tree_leaves(new_params)
+    unchanged = [jax.tree_util.keystr(path) for (path, old), new in zip(before, after)
+                 if np.array_equal(np.asarray(old), np.asarray(new))]
+    assert not unchanged, f"parameters not updated: {unchanged}"
+
+
+def test_dropout_only_in_training():
+    model = abcflax.create_model(ModelConfig(vocab_size=23, embed_dim=8, hidden=12, layers=1, dropout=0.5))
+    x = tokens()
+    a, _ = model(x)
+    b, _ = model(x)
+    c, _ = model(x, dropout_key=jax.random.key(1))
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+    assert optax is not None

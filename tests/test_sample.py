@@ -1,0 +1,147 @@
+"""The sampler: fake models, constraints that hold against a model that wants to break them, seeds."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import abcflax
+from abcflax import constrain, sample
+from abcflax.errors import InputError
+from abcflax.vocab import Vocab
+
+VOCAB = Vocab.from_texts(["abcdefgABCDEFG,'^_=z/23468|:[]\"#m7 \n>(<~.KLMTX:1"])
+
+
+def fake_step(preferred):
+    """A 'model' whose next-character logits always favour ``preferred`` characters."""
+    logits = jnp.full((VOCAB.size,), -5.0).at[jnp.array([VOCAB.id_of(c) for c in preferred])].set(5.0)
+
+    def step_fn(token_B, carry):
+        return jnp.broadcast_to(logits, (token_B.shape[0], VOCAB.size)), carry
+
+    return step_fn, logits
+
+
+def run_fake(preferred, batch=2, max_new=20, temperature=1.0):
+    step_fn, logits = fake_step(preferred)
+    keys = jnp.stack([jax.random.key(i) for i in range(batch)])
+    start = jnp.broadcast_to(logits, (batch, VOCAB.size))
+    tokens, finished, stuck = jax.jit(
+        lambda: sample.sample_loop(step_fn, (), start, keys, None, None, None, jnp.float32(temperature),
+                                   jnp.int32(0), jnp.float32(1.0), max_new=max_new, eos_id=VOCAB.eos_id,
+                                   constrained=False))()
+    return np.asarray(tokens), np.asarray(finished)
+
+
+def test_unconstrained_sampler_follows_the_fake_model():
+    tokens, finished = run_fake("a", temperature=0.0)
+    assert (tokens == VOCAB.id_of("a")).all() and not finished.any()
+
+
+def test_sampler_stops_at_end_marker():
+    tokens, finished = run_fake("\x03", temperature=0.0)
+    assert finished.all()
+    assert (tokens[:, 0] == VOCAB.eos_id).all() and (tokens[:, 1:] == sample.PAD).all()
+
+
+def test_top_k_and_top_p_filter():
+    logits = jnp.log(jnp.array([[0.5, 0.3, 0.15, 0.05]]))
+    top_k = sample.filter_logits(logits, 1.0, 2, 1.0)
+    assert np.isfinite(np.asarray(top_k)).tolist() == [[True, True, False, False]]
+    top_p = sample.filter_logits(logits, 1.0, 0, 0.7)
+    assert np.isfinite(np.asarray(top_p)).tolist() == [[True, True, False, False]]
+
+
+class FakeModel:
+    """Stands in for ``abcflax.Model``: a module whose logits favour invalid ABC."""
+
+    def __init__(self, preferred):
+        self.vocab = VOCAB
+        self.preferred = preferred
+
+
+def constrained_run(prompt, preferred, *, bars=None, until="end", max_chars=300, batch=16):
+    tables_host = sample.grammar_tables(VOCAB.chars)
+    tables = constrain.device_tables(tables_host)
+    place = constrain.place_prompt(prompt, tables_host, VOCAB.chars)
+    step_fn, logits = fake_step(preferred)
+    keys = jnp.stack([jax.random.key(i) for i in range(batch)])
+    cstate = constrain.State(*(np.full(batch, v, np.int32) for v in (place.syn, place.ticks, 0, 0)),
+                             np.zeros(batch, bool))
+    limits = sample._limits([place] * batch, max_chars, bars, until, 4)
+    tokens, finished, stuck = jax.jit(
+        lambda: sample.sample_loop(step_fn, (), jnp.broadcast_to(logits, (batch, VOCAB.size)), keys, cstate,
+                                   limits, tables, jnp.float32(1.0), jnp.int32(0), jnp.float32(1.0),
+                                   max_new=max_chars, eos_id=VOCAB.eos_id, constrained=True))()
+    texts = [prompt + place.text_suffix + VOCAB.decode([t for t in row if t >= 0]) for row in np.asarray(tokens)]
+    return texts, np.asarray(finished), np.asarray(stuck)
+
+
+BAD_TASTE = ["|||", "z/", "[[[", '""', "((", "#m7", ":", "\n\n", "2222", ">>"]
+
+
+@pytest.mark.parametrize("preferred", BAD_TASTE)
+def test_constrained_sampler_writes_valid_abc_for_a_model_that_wants_invalid_abc(preferred):
+    prompt = 'X:1\nT:t\nM:6/8\nL:1/8\nK:G\n|:"G"GAB d2B|"D"A2F D2'
+    texts, finished, stuck = constrained_run(prompt, preferred)
+    assert finished.all() and not stuck.any()
+    check_tune = getattr(abcflax, "check_tune", None)
+    for text in texts:
+        assert text.rstrip().endswith(("|]", "||", ":|")), text
+        if check_tune is not None:
+            problems = check_tune(text)
+            assert not problems, (text, [str(p) for p in problems])
+
+
+@pytest.mark.parametrize("bars", [1, 3])
+def test_bars_option_adds_exactly_that_many_bars(bars):
+    prompt = "X:1\nT:t\nM:3/4\nL:1/4\nK:D\nA|d2f|"
+    texts, finished, _ = constrained_run(prompt, "abc|", bars=bars)
+    assert finished.all()
+    for text in texts:
+        added = text[len(prompt):]
+        assert added.count("|") - added.count("||") - added.count("|]") + added.count("|]") >= bars
+
+
+def test_until_section_stops_at_a_closing_bar_line():
+    prompt = "X:1\nT:t\nM:4/4\nL:1/8\nK:D\n|:ABcd efga|"
+    texts, finished, _ = constrained_run(prompt, "abcdefg|:", until="section")
+    assert finished.all()
+    assert all(text.rstrip().endswith(":|") for text in texts)
+
+
+def test_prompt_ending_mid_note_and_mid_chord_symbol_is_continued():
+    for prompt in ['X:1\nT:t\nM:6/8\nL:1/8\nK:G\nGAB d2', 'X:1\nT:t\nM:6/8\nL:1/8\nK:G\nGAB "D', "X:1\nM:6/8\nK:G\n(3"]:
+        texts, finished, stuck = constrained_run(prompt, "abc", batch=4)
+        assert finished.all() and not stuck.any()
+        assert all(t.startswith(prompt) for t in texts)
+
+
+def test_complete_is_reproducible_and_keeps_the_prompt(tiny_model):
+    prompt = 'X:1\nT:Reel\nM:6/8\nL:1/8\nK:G\n|:"G"GAG GAB|"D"ABA ABd|'
+    first = abcflax.complete(prompt, model=tiny_model, seed=7, max_chars=300)
+    again = abcflax.complete(prompt, model=tiny_model, seed=7, max_chars=300)
+    other = [abcflax.complete(prompt, model=tiny_model, seed=s, max_chars=300) for s in (1, 2, 3)]
+    assert first == again and first.startswith(prompt)
+    assert any(o != first for o in other)
+    assert first.rstrip().endswith(("|]", "||", ":|"))
+
+
+def test_batched_equals_one_at_a_time(tiny_model):
+    prompts = ['X:1\nT:Jig\nM:6/8\nL:1/8\nK:G\nGAG GAB|', 'X:1\nT:Waltz\nM:3/4\nL:1/4\nK:D\nde|f2 e|d2 B|']
+    batched = abcflax.complete_many(prompts, model=tiny_model, seed=5, max_chars=250)
+    single = [abcflax.complete_many([p], model=tiny_model, seed=5, max_chars=250, rows=[i])[0]
+              for i, p in enumerate(prompts)]
+    assert batched == single
+
+
+def test_unknown_character_names_line_and_column(tiny_model):
+    with pytest.raises(InputError, match=r"prompt:6:4: character '€'"):
+        abcflax.complete("X:1\nT:t\nM:6/8\nL:1/8\nK:G\nGAG€", model=tiny_model)
+
+
+@pytest.mark.parametrize("bad", ["", "   \n", "X:1\nT:no key\nM:6/8\n", 42])
+def test_bad_prompts_are_input_errors(tiny_model, bad):
+    with pytest.raises(InputError):
+        abcflax.complete(bad, model=tiny_model)

@@ -1,0 +1,92 @@
+"""Training: validation loss drops, checkpoints round-trip and are checked, resume is exact."""
+
+import csv
+
+import numpy as np
+import pytest
+
+import abcflax
+from abcflax import checkpoint
+from abcflax.errors import CheckpointError, UsageError
+
+from conftest import tiny_texts
+
+
+def small_config(**overrides):
+    values = dict(steps=30, batch_size=8, seq_len=32, learning_rate=1e-2, warmup_steps=5, eval_every=10,
+                  eval_chars=2000, valid_share=0.2, seed=3)
+    values.update(overrides)
+    return abcflax.TrainConfig(**values)
+
+
+def params_of(path):
+    return checkpoint.load(path).params
+
+
+def flat(tree, prefix=""):
+    if isinstance(tree, dict):
+        out = {}
+        for key, value in tree.items():
+            out.update(flat(value, f"{prefix}/{key}"))
+        return out
+    return {prefix: np.asarray(tree)}
+
+
+def test_validation_loss_drops(tiny_model_dir):
+    with open(tiny_model_dir / "log.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) >= 2
+    assert float(rows[-1]["valid_bpc"]) < float(rows[0]["valid_bpc"]) - 0.3
+    assert (tiny_model_dir / "loss.png").stat().st_size > 1000
+
+
+def test_checkpoint_round_trip(tiny_model_dir):
+    ckpt = checkpoint.load(tiny_model_dir)
+    again = checkpoint.from_bytes(checkpoint.to_bytes(ckpt))
+    assert again.model_config == ckpt.model_config and again.vocab == ckpt.vocab and again.step == ckpt.step
+    for key, value in flat(ckpt.params).items():
+        np.testing.assert_array_equal(value, flat(again.params)[key])
+    data = (tiny_model_dir / "model.msgpack").read_bytes()
+    assert b"pickle" not in data[:64]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "empty"])
+def test_corrupt_checkpoint_is_refused(tmp_path, tiny_model_dir, damage):
+    data = (tiny_model_dir / "model.msgpack").read_bytes()
+    broken = {"truncate": data[: len(data) // 2], "flip": data[:-10] + bytes([data[-10] ^ 1]) + data[-9:],
+              "garbage": b"\x00" * 100, "empty": b""}[damage]
+    target = tmp_path / "model.msgpack"
+    target.write_bytes(broken)
+    with pytest.raises(CheckpointError):
+        abcflax.load_model(target)
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(CheckpointError, match="no model found"):
+        abcflax.load_model(tmp_path / "nowhere")
+
+
+def test_resume_gives_the_same_parameters(tmp_path):
+    texts = tiny_texts(3)
+    straight = abcflax.train(texts, tmp_path / "a", abcflax.preset("tiny"), small_config())
+    abcflax.train(texts, tmp_path / "b", abcflax.preset("tiny"), small_config(), stop_after=10)
+    assert checkpoint.load(tmp_path / "b").step == 10
+    resumed = abcflax.train(texts, tmp_path / "b", abcflax.preset("tiny"), small_config(), resume=True)
+    a, b = flat(params_of(straight)), flat(params_of(resumed))
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    with open(tmp_path / "b" / "log.csv") as handle:
+        assert [int(r["step"]) for r in csv.DictReader(handle)] == [10, 20, 30]
+
+
+def test_existing_run_needs_resume(tmp_path):
+    abcflax.train(tiny_texts(2), tmp_path, abcflax.preset("tiny"), small_config(steps=2, eval_every=2))
+    with pytest.raises(UsageError, match="--resume"):
+        abcflax.train(tiny_texts(2), tmp_path, abcflax.preset("tiny"), small_config(steps=2))
+
+
+def test_evaluate_bits_per_char(tiny_model):
+    bpc, chars = abcflax.bits_per_char(tiny_model.module, tiny_model.vocab, tiny_texts(1))
+    assert chars == sum(len(t) + 1 for t in tiny_texts(1))
+    assert 0 < bpc < np.log2(tiny_model.vocab.size)
