@@ -421,7 +421,10 @@ class LSTMScorer:
     def start(self, prefix: str):
         from .scoring import prime
 
-        ids = np.concatenate([[self.model.vocab.bos_id], self.encode(prefix)]).astype(np.int32)
+        # the header may hold characters the model never saw (a title's letters); it reads only what it knows,
+        # as model_mask does for the body
+        known = "".join(ch for ch in prefix if ch in self.table)
+        ids = np.concatenate([[self.model.vocab.bos_id], self.encode(known)]).astype(np.int32)
         _, carry, logits = prime(self.model.module, [ids])
         return carry, logits
 
@@ -519,10 +522,10 @@ def strip_chords(abc: str) -> str:
     return _map_tunes(abc, one, "<text>")
 
 
-def model_mask(text: str, analysis, body_start: int, allowed: set[str]) -> np.ndarray:
+def model_mask(text: str, analysis, body_start: int, allowed: set[str] | None) -> np.ndarray:
     """Which characters of the tune the model reads: the body minus comments, annotations, non-music
     field lines (w:, N:, ...) and characters outside its vocabulary — the training text's rule."""
-    keep = np.array([ch in allowed for ch in text], bool)
+    keep = np.array([allowed is None or ch in allowed for ch in text], bool)
     keep[:body_start] = False
     for match in re.finditer(r"(?<!\\)%[^\n]*", text):
         keep[match.start():match.end()] = False
@@ -578,9 +581,9 @@ def _map_tunes(abc: str, function: Callable[[str, int], str], source: str) -> st
 
 
 def _check_tune(analysis, source: str, line: int) -> None:
-    """Refuse what cannot be harmonized safely: no key, an unclosed quote, no notes."""
+    """Refuse what cannot be harmonized safely: bad header fields, malformed notes or quotes, no notes."""
     for problem in analysis.problems:
-        if problem.kind == "header" or (problem.kind == "syntax" and '"' in problem.message):
+        if problem.kind in ("header", "syntax"):  # chords would be placed against misread durations
             raise InputError(f"{source}:{line + problem.line - 1}:{problem.column}: {problem.message}")
     if not any(e.kind in ("note", "chord") for e in analysis.events):
         raise InputError(f"{source}:{line}: the tune has no notes to harmonize")
@@ -618,8 +621,7 @@ class Harmonizer:
     def model_chords(self, text: str, analysis, slots: list[Slot]) -> list[str]:
         allowed = set(self.model.vocab.chars[2:]) if self.model is not None else None
         body_start = _body_start(text)
-        keep = model_mask(text, analysis, body_start, allowed) if allowed else np.ones(len(text), bool)
-        keep[:body_start] = False
+        keep = model_mask(text, analysis, body_start, allowed)
         chars = np.array(list(text), dtype=object)
 
         def view(a: int, b: int) -> str:
@@ -629,6 +631,8 @@ class Harmonizer:
         prefix = header + view(body_start, slots[0].offset)
         ends = [s.offset for s in slots[1:]] + [len(text)]
         segments = [view(s.offset, e) for s, e in zip(slots, ends)]
+        if not segments[-1].endswith("\n"):
+            segments[-1] += "\n"  # training tunes end with a newline
         seen = (self.model.meta.get("chord_symbols") if self.model is not None else None) or None
         cache: dict[Key, list[str]] = {}
         candidates = [cache.setdefault(s.key, candidate_chords(s.key, seen, allowed, self.search.candidates))

@@ -61,6 +61,7 @@ class FakeScorer:
         return scores, [state[p] + s for p, s in zip(parents, segments)]
 
     def select(self, state, rows):
+        self.best = state[int(rows[0])]  # after the last span: the text the best beam read
         return [state[int(i)] for i in rows]
 
 
@@ -185,6 +186,14 @@ def test_search_scores_the_chord_with_the_notes_that_follow():
     scorer = FakeScorer(fn)
     melody = "X:1\nM:2/4\nL:1/4\nK:C\nGB|ce|FA|Ec|]\n"
     assert chords_in(abcflax.harmonize(melody, per="bar", scorer=scorer)) == ["G", "C", "F", "Em"]
+
+
+def test_model_reads_the_training_normalization_of_the_tune():
+    # comments, annotations, lyrics and the header's extra fields are not what the model was trained on
+    scorer = FakeScorer(lambda text, seg: 0.0)
+    out = abcflax.harmonize(BUSY, scorer=scorer)
+    tune = abcflax.read_tunebook(out)[0][0]
+    assert scorer.best == "X:1\n" + abcflax.normalize_tune(tune).split("\n", 1)[1]
 
 
 def test_beam_batches_beams_times_candidates():
