@@ -26,6 +26,9 @@ _EXPORTS = {
     "Model": "loading", "load_model": "loading", "default_model_path": "loading",
     # continuation
     "complete": "continuation", "complete_many": "continuation", "complete_tunebook": "continuation",
+    # batch composition from a file of seeds
+    "compose": "composer", "parse_seeds": "composer", "plan_tunes": "composer", "Seed": "composer",
+    "TunePlan": "composer", "ComposedTune": "composer",
     # input
     "read_abc_input": "inputs",
     # harmonization
