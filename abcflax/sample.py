@@ -121,6 +121,22 @@ def _limits(places, max_chars, bars, until, min_bars) -> constrain.Limits:
         np.full(count, 0 if bars else min_bars, np.int32), np.full(count, int(until == "section"), np.int32))
 
 
+def shard_rows(tree, batch: int):
+    """Split per-row arrays over every visible device on a ``data`` axis (data-parallel sampling).
+
+    Rows are independent, so XLA runs each device's share of the batch on its own device; the loop's
+    "all rows done?" test is the only cross-device reduction. One device, or a batch that does not divide,
+    leaves ``tree`` as it is; parameters and grammar tables stay unsharded (jit replicates them).
+    """
+    devices = jax.local_devices()  # this process's devices: the rows are this process's own
+    if len(devices) < 2 or batch % len(devices):
+        return tree
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    rows = NamedSharding(Mesh(np.array(devices), ("data",)), PartitionSpec("data"))
+    return jax.device_put(tree, rows)
+
+
 def grammar_tables(vocab_chars: tuple[str, ...]):
     from .loading import grammar_folders
 
@@ -167,6 +183,7 @@ def generate(model, requests: list[Request], *, max_chars: int = 1200, temperatu
     else:
         cstate = limits = None
     graphdef, params = nnx.split(model.module)
+    carry, logits, keys, cstate, limits = shard_rows((carry, logits, keys, cstate, limits), batch)
     tokens, finished, stuck = _generate(
         graphdef, params, carry, logits, keys, cstate, limits, tables, jnp.float32(temperature),
         jnp.int32(top_k or 0), jnp.float32(top_p if top_p is not None else 1.0),

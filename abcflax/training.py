@@ -93,12 +93,57 @@ def batch_at(stream: np.ndarray, step: int, config: TrainConfig) -> tuple[np.nda
 
 
 def make_mesh(devices: int | None = None) -> Mesh:
-    """A one-axis ``data`` mesh over the first ``devices`` devices (all by default)."""
+    """A one-axis ``data`` mesh over the first ``devices`` devices (all by default; all hosts' in a multi-host run)."""
     available = jax.devices()
     count = len(available) if devices is None else devices
     if count < 1 or count > len(available):
         raise UsageError(f"--devices {devices}: {len(available)} device(s) visible")
+    if jax.process_count() > 1 and count != len(available):
+        raise UsageError(f"--devices {devices}: a multi-host run uses all {len(available)} devices of its hosts")
     return Mesh(np.array(available[:count]), ("data",))
+
+
+def init_distributed(coordinator: str | None = None, num_processes: int | None = None,
+                     process_id: int | None = None) -> bool:
+    """Join a multi-host run through ``jax.distributed.initialize``, only when a coordinator is named.
+
+    Call it before anything else touches JAX. Every process runs the same command with its own
+    ``process_id`` (0 .. num_processes-1); process 0 also hosts the coordinator at ``HOST:PORT``.
+    """
+    if not coordinator:
+        if num_processes not in (None, 1) or process_id not in (None, 0):
+            raise UsageError("--num-processes/--process-id need --coordinator HOST:PORT")
+        return False
+    if num_processes is None or process_id is None:
+        raise UsageError("--coordinator needs --num-processes and --process-id")
+    if not 0 <= process_id < num_processes:
+        raise UsageError(f"--process-id {process_id} is not in 0..{num_processes - 1}")
+    jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
+    return True
+
+
+def replicate(tree, sharding: NamedSharding):
+    """Every leaf copied to every device of the mesh (params and optimizer state; the same on every host)."""
+    if jax.process_count() == 1:
+        return jax.device_put(tree, sharding)
+    return jax.tree_util.tree_map(
+        lambda leaf: jax.make_array_from_callback(np.shape(leaf), sharding, lambda index: np.asarray(leaf)[index]),
+        tree)
+
+
+def global_batch(array: np.ndarray, sharding: NamedSharding) -> jax.Array:
+    """The global batch as a sharded array, each process supplying only the rows its own devices hold.
+
+    Every process computes the same global batch (it depends on seed and step alone), so in a multi-host run
+    each one slices out its rows instead of sending the whole batch to every host.
+    """
+    if jax.process_count() == 1:
+        return jax.device_put(array, sharding)  # asynchronous: returns before the copy is done
+    index_map = sharding.addressable_devices_indices_map(array.shape)
+    starts = [index[0].start or 0 for index in index_map.values()]
+    stops = [array.shape[0] if index[0].stop is None else index[0].stop for index in index_map.values()]
+    local = array[min(starts):max(stops)]
+    return jax.make_array_from_process_local_data(sharding, local, array.shape)
 
 
 @dataclass
@@ -201,6 +246,7 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
     valid = _valid_subset(valid_texts, train_config.eval_chars)
 
     mesh = make_mesh(devices)
+    writer = jax.process_index() == 0  # in a multi-host run only process 0 writes checkpoint, log and plot
     if train_config.batch_size % mesh.size:
         raise UsageError(f"batch size {train_config.batch_size} does not split over {mesh.size} devices")
     replicated = NamedSharding(mesh, PartitionSpec())
@@ -215,8 +261,7 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
         nnx.replace_by_pure_dict(params, previous.params)
         opt_state = _restore_leaves(opt_state, previous.opt_state, ckpt_path)
         start = previous.step
-    params = jax.device_put(params, replicated)
-    opt_state = jax.device_put(opt_state, replicated)
+    params, opt_state = replicate((params, opt_state), replicated)
     step_fn = jax.jit(make_train_step(graphdef, tx), donate_argnums=(0, 1),
                       out_shardings=(replicated, replicated, replicated))
     base_key = jax.random.key(train_config.seed)
@@ -233,7 +278,7 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
 
     def fetch(step: int):
         x, y = batch_at(stream, step, train_config)
-        return jax.device_put(x, batch_sharding), jax.device_put(y, batch_sharding)
+        return global_batch(x, batch_sharding), global_batch(y, batch_sharding)
 
     end = train_config.steps if stop_after is None else min(train_config.steps, start + stop_after)
     window_loss, window_steps, window_start = 0.0, 0, time.perf_counter()
@@ -252,19 +297,21 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
             speed = window_steps * train_config.batch_size * train_config.seq_len / max(now - window_start, 1e-9)
             report = Progress(done, train_config.steps, float(loss) / np.log(2), speed)
             if done % train_config.eval_every == 0 or done == train_config.steps:
-                trained = nnx.merge(graphdef, params)
+                # multi-host: evaluate a host copy, so validation runs locally rather than across hosts
+                trained = nnx.merge(graphdef, params if jax.process_count() == 1 else jax.device_get(params))
                 report.valid_bpc = bits_per_char(trained, vocab, valid)[0] if valid else float("nan")
                 elapsed = elapsed_before + (time.perf_counter() - run_start)
                 rows.append({"step": done, "train_bpc": round(window_loss / window_steps / np.log(2), 4),
                              "valid_bpc": round(report.valid_bpc, 4), "chars_per_s": round(speed),
                              "elapsed_s": round(elapsed, 1)})
-                save(done, elapsed)
-                _write_log(log_path, rows)
-                write_plot(log_path, out / PLOT_NAME)
+                if writer:
+                    save(done, elapsed)
+                    _write_log(log_path, rows)
+                    write_plot(log_path, out / PLOT_NAME)
                 window_loss, window_steps, window_start = 0.0, 0, time.perf_counter()
             if on_progress:
                 on_progress(report)
-    if end == train_config.steps and not ckpt_path.exists():
+    if writer and end == train_config.steps and not ckpt_path.exists():
         save(end, elapsed_before + time.perf_counter() - run_start)
     return ckpt_path
 

@@ -23,11 +23,17 @@ from .common import cli_errors
               help="Share of every source's tunes (chosen by hash) never trained on.")
 @click.option("--seed", type=int, help="Seed for data order, init and dropout.")
 @click.option("--devices", type=click.IntRange(1), help="Devices to shard the batch over (default: all).")
+@click.option("--coordinator", envvar="ABCFLAX_COORDINATOR", metavar="HOST:PORT",
+              help="Multi-host run: process 0's address (see docs/distributed.md).")
+@click.option("--num-processes", type=click.IntRange(1), envvar="ABCFLAX_NUM_PROCESSES",
+              help="Multi-host run: how many processes (one per host).")
+@click.option("--process-id", type=click.IntRange(0), envvar="ABCFLAX_PROCESS_ID",
+              help="Multi-host run: this process's number, 0..N-1 (0 writes the checkpoint).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @cli_errors
 def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_rate, dropout, eval_every,
-                  holdout, seed, devices, resume, quiet):
+                  holdout, seed, devices, coordinator, num_processes, process_id, resume, quiet):
     """Train a model on ABC files, folders and music21 corpora.
 
     CORPUS items are files, folders (every *.abc below) or music21:NAME (e.g. music21:ryansMammoth);
@@ -40,7 +46,10 @@ def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_
     import dataclasses
 
     import abcflax
+    from abcflax.training import init_distributed
 
+    if init_distributed(coordinator, num_processes, process_id):  # before anything else touches JAX
+        quiet = quiet or process_id != 0  # one progress report, from the process that writes
     texts, weights, problems = abcflax.load_training_texts(list(corpus), holdout)
     if not quiet:
         click.echo(f"{len(texts)} tunes ({sum(map(len, texts))} chars); {len(problems)} skipped", err=True)
@@ -64,4 +73,5 @@ def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_
 
     path = abcflax.train(texts, out_dir, model_config, train_config, resume=resume, devices=devices,
                          weights=weights, sources=list(corpus), on_progress=report, extend=steps is not None)
-    click.echo(str(path))
+    if not process_id:  # the checkpoint's path, from the process that wrote it
+        click.echo(str(path))
