@@ -212,18 +212,24 @@ def run(args) -> dict:
     import abcflax
     from abcflax.harmonizer import strip_chords
 
-    model = abcflax.load_model(args.model)
+    from abcflax import checkpoint
+    from abcflax.loading import model_from_checkpoint
+
+    ckpt = checkpoint.load(args.model)  # read once: the training run rewrites it while we measure
+    model = model_from_checkpoint(ckpt, args.model)
     tunes = held_out(args.subset)[:args.limit]
     totals = {"model": [0, 0, 0], "rules": [0, 0, 0]}
     per_metric: dict[str, dict[str, list]] = {k: {} for k in ("model", "rules", "original")}
     times, ratios = [], []
-    abcflax.harmonize(strip_chords(tunes[0]), model=model, beam=args.beam, change_penalty=args.change_penalty)
+    abcflax.harmonize(strip_chords(tunes[0]), model=model, beam=args.beam, change_penalty=args.change_penalty,
+                                     chord_weight=args.chord_weight)
     if args.timing:
         complete_time(strip_chords(tunes[0]), model)  # both warm (compiled) before anything is timed
     for i, tune in enumerate(tunes):
         melody = strip_chords(tune)
         start = time.perf_counter()
-        guessed = abcflax.harmonize(melody, model=model, beam=args.beam, change_penalty=args.change_penalty)
+        guessed = abcflax.harmonize(melody, model=model, beam=args.beam, change_penalty=args.change_penalty,
+                                     chord_weight=args.chord_weight)
         spent = time.perf_counter() - start
         times.append(spent)
         if args.timing:
@@ -238,16 +244,14 @@ def run(args) -> dict:
                 per_metric[name].setdefault(metric, []).append(value)
         print(f"\r{i + 1}/{len(tunes)} tunes", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    return {"tunes": len(tunes), "totals": totals, "metrics": per_metric, "times": times, "ratios": ratios}
+    return {"step": ckpt.step, "tunes": len(tunes), "totals": totals, "metrics": per_metric, "times": times, "ratios": ratios}
 
 
 def report(args, result: dict) -> str:
-    from abcflax import checkpoint
-
-    step = checkpoint.load(args.model).step
+    step = result["step"]
     lines = [f"### harmonize — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, model {args.model} (step {step}),"
              f" {result['tunes']} held-out Nottingham tunes ({args.subset} subset), beam {args.beam}, "
-             f"change penalty {args.change_penalty}",
+             f"change penalty {args.change_penalty}, chord weight {args.chord_weight}",
              "", f"`{' '.join(shlex.quote(a) for a in [sys.executable, *sys.argv])}`", "",
              "| method | beat acc. root+quality | beat acc. root | CHE | CC | CTD | CTnCTR | PCS | MCTD |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -277,6 +281,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=30)
     parser.add_argument("--beam", type=int, default=4)
     parser.add_argument("--change-penalty", type=float, default=0.0)
+    parser.add_argument("--chord-weight", type=float, default=0.5)
     parser.add_argument("--no-timing", dest="timing", action="store_false", help="Skip the complete() timing.")
     parser.add_argument("--append", action="store_true", help="Append the figures to benchmarks/RESULTS.md.")
     args = parser.parse_args()

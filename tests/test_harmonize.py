@@ -201,8 +201,13 @@ def test_beam_batches_beams_times_candidates():
     from abcflax.abc_check import analyze_tune
 
     slots = find_slots(analyze_tune(C_MAJOR), "bar")
-    chords = beam_search(scorer, "", ["x"] * len(slots), slots, [["C", "F", "G"]] * len(slots), SearchConfig(beam=2))
+    chords = beam_search(scorer, "", ["x"] * len(slots), slots, [["C", "F", "G"]] * len(slots),
+                         SearchConfig(beam=2, chord_weight=1.0))
     assert len(chords) == len(slots) and scorer.rows_seen == [3] + [6] * (len(slots) - 1)
+    scorer.rows_seen.clear()  # a chord weight other than 1 adds one short call per span: the symbols alone
+    beam_search(scorer, "", ["x"] * len(slots), slots, [["C", "F", "G"]] * len(slots),
+                SearchConfig(beam=2, chord_weight=0.5))
+    assert scorer.rows_seen == [3, 3] + [6, 6] * (len(slots) - 1)
 
 
 def test_chord_weight_tempers_the_chord_prior():
