@@ -1,0 +1,98 @@
+"""The CLI through click's CliRunner: continue, evaluate, train, help."""
+
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+import abcflax
+from abcflax_cli.common import main_group
+
+from conftest import TINY_CORPUS, tiny_texts
+
+PROMPT = 'X:1\nT:Jig\nM:6/8\nL:1/8\nK:G\n|:"G"GAG GAB|"D"ABA ABd|\n'
+
+
+def run(args, input=None):
+    return CliRunner().invoke(main_group, args, input=input, catch_exceptions=False)
+
+
+def test_help_lists_commands_without_importing_jax():
+    code = ("import sys; from abcflax_cli.common import main_group\n"
+            "try:\n    main_group(['--help'])\nexcept SystemExit:\n    pass\n"
+            "assert 'jax' not in sys.modules and 'music21' not in sys.modules, 'heavy import'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    for name in ("continue", "harmonize", "export", "check", "evaluate", "train"):
+        assert name in result.stdout
+
+
+def test_continue_prints_the_prompt_and_new_bars(tiny_model_dir, tmp_path):
+    source = tmp_path / "tune.abc"
+    source.write_text(PROMPT)
+    result = run(["continue", str(source), "--model", str(tiny_model_dir), "--seed", "3", "--max-chars", "300",
+                  "--bars", "4", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(PROMPT.rstrip("\n"))
+    added = result.stdout[len(PROMPT) - 1:]
+    assert added.count("|") >= 4
+    assert not abcflax.check_tune(result.stdout)
+
+
+def test_continue_reads_stdin_and_writes_a_file(tiny_model_dir, tmp_path):
+    out = tmp_path / "out.abc"
+    result = run(["continue", "-", "--model", str(tiny_model_dir), "--max-chars", "300", "-o", str(out),
+                  "--quiet"], input=PROMPT)
+    assert result.exit_code == 0, result.output
+    assert out.read_text().startswith(PROMPT.rstrip("\n"))
+    again = run(["continue", "-", "--model", str(tiny_model_dir), "--max-chars", "300", "-o", str(out)],
+                input=PROMPT)
+    assert again.exit_code == 1 and "--force" in again.stderr
+
+
+def test_continue_a_tunebook_keeps_going_past_a_bad_tune(tiny_model_dir, tmp_path):
+    book = tmp_path / "book.abc"
+    book.write_text(PROMPT + "\nX:2\nT:Bad\nM:6/8\nK:G\nGAG€\n\n" + PROMPT.replace("X:1", "X:3"))
+    result = run(["continue", str(book), "--model", str(tiny_model_dir), "--max-chars", "250", "--quiet"])
+    assert result.exit_code == 1
+    assert result.stdout.count("X:") == 2
+    assert f"{book}:12:4:" in result.stderr and "'€'" in result.stderr
+
+
+def test_continue_unknown_character_is_one_error_line(tiny_model_dir, tmp_path):
+    source = tmp_path / "tune.abc"
+    source.write_text(PROMPT + "GAG€|\n")
+    result = run(["continue", str(source), "--model", str(tiny_model_dir), "--quiet"])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and ":7:4:" in lines[0] and "'€'" in lines[0] and "Traceback" not in result.output
+
+
+def test_evaluate_last_line(tiny_model_dir, tmp_path):
+    book = tmp_path / "book.abc"
+    book.write_text("\n".join(TINY_CORPUS).replace("{n}", "1"))
+    result = run(["evaluate", str(book), "--model", str(tiny_model_dir)])
+    assert result.exit_code == 0, result.output
+    last = result.stdout.strip().splitlines()[-1]
+    bpc, chars, tunes = (part.split("=")[1] for part in last.split())
+    assert last.startswith("bpc=") and 0 < float(bpc) < 7 and int(tunes) == len(TINY_CORPUS) and int(chars) > 100
+
+
+def test_train_then_resume(tmp_path):
+    corpus = tmp_path / "corpus.abc"
+    corpus.write_text("\n".join(tiny_texts(2)))
+    out = tmp_path / "run"
+    args = ["train", str(corpus), "--out", str(out), "--preset", "tiny", "--steps", "6", "--batch-size", "4",
+            "--seq-len", "16", "--eval-every", "3", "--quiet"]
+    assert run(args).exit_code == 0
+    assert abcflax.checkpoint.load(out).step == 6
+    refused = run(args)
+    assert refused.exit_code == 2 and "--resume" in refused.stderr
+    resumed = run(args[:6] + ["--steps", "9", "--resume", "--quiet"])
+    assert resumed.exit_code == 0, resumed.output
+    assert abcflax.checkpoint.load(out).step == 9
+
+
+def test_bad_model_path_is_one_line(tmp_path):
+    result = run(["continue", "-", "--model", str(tmp_path / "nope")], input=PROMPT)
+    assert result.exit_code == 1 and "no model found" in result.stderr
