@@ -34,7 +34,6 @@ tune has after its first two (prompt: the chord-free tune cut after its second b
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import shlex
 import statistics
@@ -244,7 +243,8 @@ def run(args) -> dict:
                 per_metric[name].setdefault(metric, []).append(value)
         print(f"\r{i + 1}/{len(tunes)} tunes", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    return {"step": ckpt.step, "tunes": len(tunes), "totals": totals, "metrics": per_metric, "times": times, "ratios": ratios}
+    return {"step": ckpt.step, "tunes": len(tunes), "totals": totals, "metrics": per_metric, "times": times,
+            "ratios": ratios}
 
 
 def report(args, result: dict) -> str:
