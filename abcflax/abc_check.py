@@ -976,3 +976,25 @@ def check_text(text: str, source: str = "<text>") -> list[str]:
             found.append((tune.line + problem.line - 1, problem.column, problem.message))
     found.sort(key=lambda item: (item[0], item[1]))
     return [f"{source}:{line}:{column}: {message}" for line, column, message in found]
+
+
+_OPEN_AT_END = ("is not closed with", "unclosed ", "never closed with")  # what a partial tune may leave open
+
+
+def blocking_problem(text: str, *, partial: bool = False) -> CheckProblem | None:
+    """The first problem that makes ``text`` unsafe to continue, harmonize, export or train on, or None.
+
+    Syntax and header problems block (music21 would guess, e.g. "assuming C", and the sampler's grammar
+    would disagree with the prompt); bar lengths do not. A ``partial`` tune (a prompt to continue) may
+    leave a slur open anywhere, and a chord, quote or decoration open on its last line.
+    """
+    last_line = text.rstrip("\n").count("\n") + 1
+    for problem in check_tune(text):
+        if problem.kind not in ("syntax", "header"):
+            continue
+        open_at_end = problem.line == last_line and not text.endswith("\n")
+        if partial and any(mark in problem.message for mark in _OPEN_AT_END) and (
+                open_at_end or "slur" in problem.message):
+            continue
+        return problem
+    return None

@@ -190,6 +190,20 @@ def _check_seed(seed: Seed) -> None:
         constrain.bar_ticks(meter.length, unit)
     except InputError as exc:
         raise ValueError(str(exc)) from None
+    if seed.body.strip():
+        _check_partial_tune(seed)
+
+
+def _check_partial_tune(seed: Seed) -> None:
+    """ValueError for a seed tune too long to prime or with malformed ABC (as ``complete`` refuses them)."""
+    from .abc_check import blocking_problem
+    from .tunebook import MAX_TUNE_CHARS
+
+    if len(seed.text) > MAX_TUNE_CHARS:
+        raise ValueError(f"tune is too long ({len(seed.text)} characters; limit {MAX_TUNE_CHARS})")
+    problem = blocking_problem(seed.text + "\n", partial=True)  # a seed's last line is finished
+    if problem is not None:
+        raise ValueError(f"line {seed.line + problem.line - 1}:{problem.column}: {problem.message}")
 
 
 def parse_seeds(text: str, source: str = "<seeds>") -> tuple[list[Seed], list[str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .errors import InputError
 from .loading import resolve_model
 from .sample import Request, generate
-from .tunebook import read_tunebook
+from .tunebook import BODY_FIELDS_KEEP, FIELD_LINE, HEADER_KEEP, read_tunebook
 
 DEFAULT_MAX_CHARS = 1200  # about 24 bars of a reel with chords; the hard cap on generated characters
 
@@ -21,7 +21,21 @@ def _check_prompt(prefix: str, source: str) -> str:
         raise InputError(str(problems[0]))
     if len(tunes) > 1:
         raise InputError(f"{source}: holds {len(tunes)} tunes; complete() takes one (see complete_many)")
+    if tunes:
+        _require_clean(tunes[0].text, source, tunes[0].line, ends_line=text.rstrip(" \t").endswith("\n"))
     return text
+
+
+def _require_clean(text: str, source: str, first_line: int, ends_line: bool = True) -> None:
+    """Refuse a prompt with malformed ABC: the sampler's grammar would continue from a wrong state.
+
+    ``ends_line``: the prompt's last line is finished, so a quote or chord still open there is malformed.
+    """
+    from .abc_check import blocking_problem
+
+    problem = blocking_problem(text + "\n" if ends_line else text, partial=True)
+    if problem is not None:
+        raise InputError(f"{source}:{first_line + problem.line - 1}:{problem.column}: {problem.message}")
 
 
 def complete(abc_prefix: str, *, model=None, max_chars: int = DEFAULT_MAX_CHARS, temperature: float = 1.0,
@@ -55,21 +69,57 @@ def complete_many(prefixes: list[str], *, model=None, max_chars: int = DEFAULT_M
     if bars is not None and bars < 1:
         raise InputError("bars must be at least 1")
     rows = list(range(len(texts))) if rows is None else rows
-    requests = [Request(text, seed, row) for text, row in zip(texts, rows)]
+    views = [model_view(text, loaded.vocab.chars) for text in texts]
+    requests = [Request(view, seed, row) for view, row in zip(views, rows)]
     results = generate(loaded, requests, max_chars=max_chars, temperature=temperature, top_k=top_k or 0,
                        top_p=1.0 if top_p is None else top_p, bars=bars, until=until, min_bars=min_bars,
                        constrained=constrain)
-    return [r.text for r in results]
+    return [_rejoin(text, view, r.text) for text, view, r in zip(texts, views, results)]
 
 
-def _validate(loaded, text: str, constrain: bool, source: str, first_line: int) -> None:
+def model_view(text: str, vocab_chars: tuple[str, ...]) -> str:
+    """The prompt as the model saw tunes in training: without comments, ``%%`` directives, lyrics and other
+    non-music field lines, and without title characters it does not know (``normalize_tune``'s rule).
+
+    Music lines are kept exactly, so the constraint state and the continuation are unchanged.
+    """
+    return "\n".join(line for _, line in _view_lines(text, set(vocab_chars)))
+
+
+def _view_lines(text: str, known: set[str]) -> list[tuple[int, str]]:
+    """(0-based line index in ``text``, line as the model sees it) for the lines ``model_view`` keeps."""
+    kept = []
+    for index, line in enumerate(text.split("\n")):
+        match = FIELD_LINE.match(line)
+        if line.startswith("%") or (match and match.group(1) not in HEADER_KEEP + BODY_FIELDS_KEEP):
+            continue
+        if match and match.group(1) in ("T", "R"):
+            line = "".join(ch for ch in line if ch in known)
+        kept.append((index, line))
+    return kept
+
+
+def _rejoin(prompt: str, view: str, result: str) -> str:
+    """The user's own prompt followed by what the model added after its view of it."""
+    added = result[len(view):] if result.startswith(view) else result
+    if view == prompt:
+        return result
+    if added and not prompt.endswith("\n") and view.endswith("\n"):
+        prompt += "\n"  # the prompt ended in a dropped line (a comment): the music goes on the next line
+    return prompt + added
+
+
+def _validate(loaded, text: str, constrain: bool, source: str, first_line: int, ends_line: bool) -> None:
     """Raise the error ``complete`` would raise for this tune, before the batch runs."""
     from . import constrain as constraint_module
     from .sample import grammar_tables
 
-    loaded.vocab.encode(text, source, first_line)
+    _require_clean(text, source, first_line, ends_line)
+    for index, line in _view_lines(text, set(loaded.vocab.chars)):  # line by line: numbers as in the file
+        loaded.vocab.encode(line, source, first_line + index)
+    view = model_view(text, loaded.vocab.chars)
     if constrain:
-        constraint_module.place_prompt(text, grammar_tables(loaded.vocab.chars), loaded.vocab.chars)
+        constraint_module.place_prompt(view, grammar_tables(loaded.vocab.chars), loaded.vocab.chars)
 
 
 def complete_tunebook(text: str, source: str = "<text>", *, model=None, **options) -> tuple[str, list[str]]:
@@ -83,7 +133,8 @@ def complete_tunebook(text: str, source: str = "<text>", *, model=None, **option
     good = []
     for tune in tunes:
         try:
-            _validate(loaded, tune.text, options.get("constrain", True), source, tune.line)
+            ends_line = tune is not tunes[-1] or text.rstrip(" \t").endswith("\n")
+            _validate(loaded, tune.text, options.get("constrain", True), source, tune.line, ends_line)
             good.append(tune)
         except InputError as exc:
             message = str(exc)

@@ -54,6 +54,11 @@ def _one_tune(abc: str) -> Tune:
 def _parse(tune: Tune):
     from music21 import converter, stream
 
+    from .abc_check import blocking_problem
+
+    problem = blocking_problem(tune.text)  # else music21 guesses ("assuming C") or divides by zero
+    if problem is not None:
+        raise InputError(f"{tune.source}:{tune.line + problem.line - 1}:{problem.column}: {problem.message}")
     try:
         score = converter.parse(ABC_VERSION_LINE + tune.text + "\n", format="abc")
     except Exception as exc:  # noqa: BLE001 - music21 raises many types on bad ABC
@@ -165,7 +170,29 @@ def export_bytes(abc: str, fmt: str, **options) -> bytes:
     exporter = find_exporter(fmt)
     if not exporter.tunebook:
         abc = _one_tune(abc).text
-    return exporter.write(abc, options)
+    return _render(exporter, abc, options, "<text>:1")
+
+
+def _render(exporter, abc: str, options: dict, where: str) -> bytes:
+    """``exporter.write`` with any non-abcflax exception (music21 raises many kinds) as one InputError."""
+    from .errors import AbcflaxError
+
+    try:
+        return exporter.write(abc, options)
+    except AbcflaxError as exc:
+        # the exporter sees the tune alone; name the tune's place in the user's file instead
+        raise type(exc)(re.sub(r"^<text>:\d+(?::\d+)?:", lambda m: _shift(m.group(0), where), str(exc))) from None
+    except Exception as exc:  # noqa: BLE001 - a plugin or music21 failing on odd input is still bad input
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        raise InputError(f"{where}: {exporter.name} export failed: {type(exc).__name__}: {detail}") from None
+
+
+def _shift(prefix: str, where: str) -> str:
+    """``<text>:L:C:`` from a lone tune, as ``source:line:C:`` in the file where the tune starts at ``where``."""
+    source, _, first = where.rpartition(":")
+    parts = prefix.rstrip(":").split(":")[1:]
+    line = int(first) + int(parts[0]) - 1
+    return ":".join([source, str(line), *parts[1:]]) + ":"
 
 
 def _tune_paths(target: Path, tunes: list[Tune]) -> list[Path]:
@@ -181,12 +208,14 @@ def _write_stdout(data: bytes) -> None:
     sys.stdout.flush()
 
 
-def write_output(abc: str, out: str, *, fmt: str | None = None, force: bool = False, **options) -> list[str]:
+def write_output(abc: str, out: str, *, fmt: str | None = None, force: bool = False, source: str = "<text>",
+                 **options) -> list[str]:
     """Export ``abc`` to ``out`` (``-`` = stdout, text formats only); returns the paths written.
 
     The format comes from ``fmt`` or ``out``'s extension. A tunebook goes to one ABC file, but to one file per
     tune (``<stem>-<X>.<ext>``) in other formats. Every file is rendered before any is written, and each is
     written atomically, so an error leaves no partial output; existing files are kept unless ``force``.
+    ``source`` names the input in error messages (with the file's line numbers).
     """
     from .atomic import write_bytes
     from .plugins import find_exporter
@@ -197,7 +226,7 @@ def write_output(abc: str, out: str, *, fmt: str | None = None, force: bool = Fa
     exporter = find_exporter(fmt, str(out))
     if to_stdout and exporter.binary:
         raise UsageError(f"{exporter.name} is binary and is not written to stdout; use -o FILE")
-    tunes = split_tunes(abc)
+    tunes = split_tunes(abc, source)
     if exporter.tunebook or len(tunes) == 1:
         texts, paths = [abc if exporter.tunebook else tunes[0].text], [Path(out)]
     elif to_stdout:
@@ -208,7 +237,9 @@ def write_output(abc: str, out: str, *, fmt: str | None = None, force: bool = Fa
         for path in paths:
             if path.exists():
                 raise InputError(f"{path}: already exists (use --force to overwrite)")
-    blobs = [exporter.write(text, options) for text in texts]  # all rendered before anything is written
+    starts = [f"{source}:1"] if exporter.tunebook else [f"{source}:{tune.line}" for tune in tunes]
+    # all rendered before anything is written
+    blobs = [_render(exporter, text, options, where) for text, where in zip(texts, starts)]
     if to_stdout:
         _write_stdout(blobs[0])
         return ["-"]

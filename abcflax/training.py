@@ -231,6 +231,7 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
         steps = max(train_config.steps, previous.step) if extend else previous.train_config.steps
         model_config, vocab = previous.model_config, previous.vocab
         train_config = replace(previous.train_config, steps=steps)
+        _require_vocab_covers(vocab, texts, ckpt_path)
     else:
         if ckpt_path.exists() and not resume:
             raise UsageError(f"{ckpt_path} exists: pass --resume to continue it, or choose another --out")
@@ -305,8 +306,10 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
                              "valid_bpc": round(report.valid_bpc, 4), "chars_per_s": round(speed),
                              "elapsed_s": round(elapsed, 1)})
                 if writer:
-                    save(done, elapsed)
+                    # log first: a kill between the two leaves a row that resume drops (rows after the
+                    # checkpoint's step), never a checkpointed step missing from the log
                     _write_log(log_path, rows)
+                    save(done, elapsed)
                     write_plot(log_path, out / PLOT_NAME)
                 window_loss, window_steps, window_start = 0.0, 0, time.perf_counter()
             if on_progress:
@@ -314,6 +317,17 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
     if writer and end == train_config.steps and not ckpt_path.exists():
         save(end, elapsed_before + time.perf_counter() - run_start)
     return ckpt_path
+
+
+def _require_vocab_covers(vocab: Vocab, texts: list[str], source: Path) -> None:
+    """A resumed run's corpus may only use characters of the checkpoint's vocabulary (its shapes are fixed)."""
+    from .errors import CheckpointError
+
+    new = sorted(set().union(*map(set, texts)) - set(vocab.chars))
+    if new:
+        shown = "".join(new[:20])
+        raise CheckpointError(f"{source}: cannot resume: the corpus has {len(new)} character(s) the checkpoint's "
+                              f"vocabulary lacks ({shown!r}); train a new run with another --out")
 
 
 def _restore_leaves(template, leaves: list | None, source: Path):

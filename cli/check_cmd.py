@@ -33,6 +33,9 @@ def check_command(file, quiet):
     for line in problems:
         click.echo(line)
     if problems:
+        # the problems are the output (stdout); stderr gets the one-line verdict every command gives
+        click.echo(f"abcflax: error: {source}: {len(problems)} problem{'s' if len(problems) != 1 else ''}",
+                   err=True)
         sys.exit(1)
     if not quiet:
         tunes, _ = abcflax.read_tunebook(text, source)

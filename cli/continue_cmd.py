@@ -30,9 +30,10 @@ def continue_command(file, model_path, output, fmt, force, quiet, **options):
     import abcflax
 
     text, source = abcflax.read_abc_input(file)
+    model = abcflax.load_model(model_path)  # a bad model is one error line, not one after "continuing..."
     if not quiet:
         click.echo("continuing...", err=True)
-    result, problems = abcflax.complete_tunebook(text, source, model=model_path, **sampling_kwargs(options))
+    result, problems = abcflax.complete_tunebook(text, source, model=model, **sampling_kwargs(options))
     for problem in problems:
         click.echo(f"abcflax: error: {problem}", err=True)
     if result:

@@ -21,10 +21,25 @@ def evaluate_command(tunebook, model_path):
     import abcflax
 
     texts, problems = abcflax.load_corpus(list(tunebook))
+    if not texts:  # one line: the first reason, or that there was nothing at all
+        raise abcflax.InputError(f"no tune to evaluate: {problems[0]}" if problems
+                                 else f"{' '.join(tunebook)}: no tune to evaluate")
     for problem in problems:
         click.echo(f"skipped: {problem}", err=True)
-    if not texts:
-        raise abcflax.InputError(f"{' '.join(tunebook)}: no tune to evaluate")
     model = abcflax.load_model(model_path)
+    _require_known_characters(texts, model.vocab, tunebook)
     bpc, chars = abcflax.bits_per_char(model.module, model.vocab, texts)
     click.echo(f"bpc={bpc:.4f} chars={chars} tunes={len(texts)}")
+
+
+def _require_known_characters(texts: list[str], vocab, tunebook: tuple[str, ...]) -> None:
+    """Refuse tunes with characters the model never saw (their bpc is undefined), naming the tune."""
+    from abcflax import InputError
+
+    known = set(vocab.chars)
+    for text in texts:
+        unknown = next((ch for ch in text if ch not in known), None)
+        if unknown is not None:
+            title = next((line[2:] for line in text.split("\n") if line.startswith("T:")), "untitled")
+            raise InputError(f"{' '.join(tunebook)}: tune {title!r}: character {unknown!r} (U+{ord(unknown):04X}) "
+                             "is not in the model's vocabulary")

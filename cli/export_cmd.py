@@ -34,10 +34,10 @@ def export_command(source, out, fmt, instrument, tempo, accompaniment, force):
     """
     import abcflax
 
-    abc, _source = abcflax.read_abc_input(source)
+    abc, name = abcflax.read_abc_input(source)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        paths = abcflax.write_output(abc, out, fmt=fmt, force=force, instrument=instrument, tempo=tempo,
+        paths = abcflax.write_output(abc, out, fmt=fmt, force=force, source=name, instrument=instrument, tempo=tempo,
                                      accompaniment=accompaniment)
     for warning in caught:
         click.echo(f"abcflax: warning: {warning.message}", err=True)

@@ -49,4 +49,4 @@ def harmonize_command(source, out, per, method, keep_existing, beam, model_path,
     elif os.path.splitext(out)[1].lower() in ("", ".abc"):
         write_text(out, result, force=force)
     else:
-        abcflax.write_output(result, out, force=force)
+        abcflax.write_output(result, out, force=force, source=name)

@@ -51,6 +51,9 @@ def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_
     if init_distributed(coordinator, num_processes, process_id):  # before anything else touches JAX
         quiet = quiet or process_id != 0  # one progress report, from the process that writes
     texts, weights, problems = abcflax.load_training_texts(list(corpus), holdout)
+    if not texts:  # one line naming the first reason, before any JAX work
+        raise abcflax.InputError(f"no training tunes: {problems[0]}" if problems
+                                 else f"{' '.join(corpus)}: no training tunes")
     if not quiet:
         click.echo(f"{len(texts)} tunes ({sum(map(len, texts))} chars); {len(problems)} skipped", err=True)
     model_config = abcflax.preset(preset)

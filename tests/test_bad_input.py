@@ -1,0 +1,203 @@
+"""Bad input never crashes: every command over the catalogue in tests/bad_inputs.py.
+
+Each row asserts the exit code, exactly one non-empty stderr line naming the input (when refused), no
+traceback anywhere and no output file (or temp file) left behind. Valid-but-unusual ABC must be processed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import bad_inputs as catalogue
+from abcflax_cli.common import main_group
+
+HAS_COMPOSE = importlib.util.find_spec("abcflax_cli.compose_cmd") is not None
+COMMANDS = [c for c in catalogue.COMMANDS if c != "compose" or HAS_COMPOSE]
+# these read every character with the model: the tiny test model knows only TINY_CORPUS's characters, so
+# for them a clear "not in the model's vocabulary" refusal of unusual-but-valid ABC is the right answer
+MODEL_READS_ALL = {"continue", "compose", "evaluate"}
+OUTPUT_COMMANDS = {"continue": "out.abc", "harmonize": "out.abc", "export": "out.musicxml"}
+# commands whose successful run leaves output under the catalogue's output folder
+WRITERS = {*OUTPUT_COMMANDS, "compose"}
+
+ROWS = [pytest.param(case, command, id=f"{case.name}-{command}")
+        for case in catalogue.CASES for command in COMMANDS
+        if command in case.only
+        # training on valid input takes seconds of JAX per row: one run covers it (test_train_takes_unusual_abc)
+        and not (command == "train" and catalogue.expected_code(case, command) == 0)]
+
+
+def invoke(args: list[str], stdin: bytes | None = None):
+    return CliRunner().invoke(main_group, args, input=stdin)
+
+
+def folders(tmp_path: Path) -> tuple[Path, Path]:
+    inputs, outputs = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    outputs.mkdir()
+    return inputs, outputs
+
+
+@pytest.mark.parametrize("case, command", ROWS)
+def test_catalogue(case, command, tmp_path, tiny_model_dir):
+    inputs, out = folders(tmp_path)
+    argument = case.make(inputs)
+    result = invoke(catalogue.command_args(command, argument, tiny_model_dir, out), catalogue.stdin_bytes(case))
+    everything = result.stdout + result.stderr
+    assert "Traceback" not in everything
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    expected = catalogue.expected_code(case, command)
+    if expected == 0 and command in MODEL_READS_ALL and result.exit_code == 1:
+        assert len(lines) == 1 and "not in the model's vocabulary" in lines[0], result.stderr
+    elif expected == 0:
+        assert result.exit_code == 0, result.stderr
+        if command in WRITERS:
+            assert any(path.stat().st_size > 0 for path in out.rglob("*") if path.is_file())
+        return
+    else:
+        assert result.exit_code == expected, result.stderr
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("abcflax: error: ")
+    name = "<stdin>" if argument == "-" else Path(argument).name
+    assert name in lines[0], lines[0]
+    assert catalogue.files_under(out) == []
+
+
+def test_train_takes_unusual_abc(tmp_path):
+    """Every valid-but-unusual file of the catalogue is a training tune (the corpus reader skips none)."""
+    import abcflax
+
+    unusual = [case for case in catalogue.CASES if case.name.startswith("unusual_")]
+    paths = [case.make(tmp_path) for case in unusual]
+    texts, weights, problems = abcflax.load_training_texts([str(tmp_path)])
+    assert problems == [] and len(texts) == len(paths) and weights == [1] * len(paths)
+
+
+def test_train_runs_on_unusual_abc(tmp_path):
+    """One real (one-step) training run on the unusual tunes: accepted, checkpoint written."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for case in catalogue.CASES:
+        if case.name.startswith("unusual_"):
+            case.make(corpus)
+    result = invoke(catalogue.command_args("train", str(corpus), "", tmp_path / "out"))
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "out" / "run" / "model.msgpack").exists()
+
+
+@pytest.mark.parametrize("args", [
+    ["continue", "-", "--max-chars", "1000000"],
+    ["continue", "-", "--temperature", "-1"],
+    ["harmonize", "-", "--beam", "0"],
+    ["export", "-"],
+    ["train", "x.abc", "--out", "o", "--steps", "0"],
+    ["no-such-command"],
+])
+def test_usage_errors_are_one_line(args):
+    result = invoke(args, b"")
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("abcflax: error: ") and "--help" in lines[0]
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    """--debug lets the error through (click's runner then holds it instead of a one-line message)."""
+    missing = str(tmp_path / "missing.abc")
+    plain = invoke(["check", missing])
+    debug = invoke(["--debug", "check", missing])
+    assert plain.exit_code == 1 and "no such file" in plain.stderr
+    import abcflax
+
+    assert isinstance(debug.exception, abcflax.InputError)
+
+
+# ---- no partial or lost files: existing outputs are kept without --force; errors leave nothing
+
+
+GOOD = catalogue.GOOD
+
+
+@pytest.mark.parametrize("command", sorted(OUTPUT_COMMANDS))
+def test_existing_output_is_kept_without_force(command, tmp_path, tiny_model_dir):
+    inputs, out = folders(tmp_path)
+    source = inputs / "good.abc"
+    source.write_text(GOOD)
+    target = out / OUTPUT_COMMANDS[command]
+    target.write_text("precious")
+    args = catalogue.command_args(command, str(source), tiny_model_dir, out)
+    refused = invoke(args)
+    assert refused.exit_code == 1 and "--force" in refused.stderr
+    assert target.read_text() == "precious" and catalogue.files_under(out) == [target.name]
+    forced = invoke(args + ["--force"])
+    assert forced.exit_code == 0, forced.stderr
+    assert target.read_text() != "precious" and catalogue.files_under(out) == [target.name]
+
+
+def test_train_never_overwrites_a_run(tmp_path, tiny_model_dir):
+    import shutil
+
+    run = tmp_path / "out" / "run"
+    shutil.copytree(tiny_model_dir, run)
+    before = (run / "model.msgpack").read_bytes()
+    corpus = tmp_path / "good.abc"
+    corpus.write_text(GOOD)
+    result = invoke(catalogue.command_args("train", str(corpus), "", tmp_path / "out"))
+    assert result.exit_code == 2 and "--resume" in result.stderr
+    assert (run / "model.msgpack").read_bytes() == before
+
+
+def test_failed_export_of_a_tunebook_leaves_nothing(tmp_path):
+    """Tune 2 of 2 is bad: neither file is written (all are rendered before any is written)."""
+    book = tmp_path / "book.abc"
+    book.write_text(GOOD + "\n" + GOOD.replace("X:1", "X:2").replace("GABc", "G^^^^c"))
+    out = tmp_path / "out"
+    out.mkdir()
+    result = invoke(["export", str(book), "-o", str(out / "tunes.musicxml")])
+    assert result.exit_code == 1 and f"{book}:13:4: accidental" in result.stderr
+    assert catalogue.files_under(out) == []
+
+
+def test_atomic_write_leaves_no_temp_file_on_failure(tmp_path, monkeypatch):
+    from abcflax import atomic
+
+    target = tmp_path / "x.abc"
+
+    def broken_fsync(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    with pytest.raises(OSError):
+        atomic.write_text(target, "data")
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---- the same promise through a real process: the console script, real stdin, real exit codes
+
+
+@pytest.mark.parametrize("name", ["binary", "empty", "fifo", "directory", "utf16_no_bom"])
+def test_subprocess_check(name, tmp_path):
+    case = next(c for c in catalogue.CASES if c.name == name)
+    argument = case.make(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "abcflax_cli.main", "check", argument], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "ABCFLAX_PLUGINS": ""})
+    assert done.returncode == 1 and "Traceback" not in done.stderr + done.stdout
+    assert len(done.stderr.strip().splitlines()) == 1 and Path(argument).name in done.stderr
+
+
+def test_subprocess_continue_from_binary_stdin(tmp_path, tiny_model_dir):
+    done = subprocess.run([sys.executable, "-m", "abcflax_cli.main", "continue", "-", "--model",
+                           str(tiny_model_dir), "-o", str(tmp_path / "out.abc")],
+                          input=bytes(range(256)) * 8, capture_output=True, timeout=120,
+                          env={**os.environ, "ABCFLAX_PLUGINS": ""})
+    stderr = done.stderr.decode()
+    assert done.returncode == 1 and "Traceback" not in stderr
+    assert stderr.strip().splitlines() == ["abcflax: error: <stdin>: binary data, not ABC text"]
+    assert not (tmp_path / "out.abc").exists()

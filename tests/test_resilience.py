@@ -1,0 +1,240 @@
+"""Lost work: training survives SIGKILL and resumes to the same parameters; bad checkpoints are refused
+with CheckpointError; the code is safe by construction (no pickle/eval/exec/network; plugins switchable)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import abcflax
+from abcflax import checkpoint
+from abcflax.errors import CheckpointError
+from conftest import tiny_texts
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN_ARGS = ["--preset", "tiny", "--steps", "40", "--batch-size", "8", "--seq-len", "32", "--eval-every", "5",
+              "--quiet"]
+
+
+def train_process(corpus: Path, out: Path, *extra: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "abcflax_cli.main", "train", str(corpus), "--out", str(out), *TRAIN_ARGS, *extra]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "ABCFLAX_PLUGINS": ""})
+
+
+def finish(process: subprocess.Popen) -> None:
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr.decode()
+
+
+def flat_params(path: Path) -> dict[str, np.ndarray]:
+    import jax
+
+    leaves = jax.tree_util.tree_flatten_with_path(checkpoint.load(path).params)[0]
+    return {jax.tree_util.keystr(key): np.asarray(value) for key, value in leaves}
+
+
+def logged_steps(run: Path) -> list[int]:
+    with (run / "log.csv").open(newline="") as handle:
+        return [int(row["step"]) for row in csv.DictReader(handle)]
+
+
+def kill_after_first_checkpoint(process: subprocess.Popen, run: Path, delay: float) -> bool:
+    """SIGKILL ``delay`` seconds after the first checkpoint appears; False if the run finished first."""
+    deadline = time.monotonic() + 300
+    while not (run / checkpoint.FILE_NAME).exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    time.sleep(delay)
+    if process.poll() is not None:
+        return False
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    return True
+
+
+def test_training_survives_sigkill_and_resumes_exactly(tmp_path):
+    corpus = tmp_path / "corpus.abc"
+    corpus.write_text("\n".join(tiny_texts(3)))
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    uninterrupted = train_process(corpus, reference)
+    victim = train_process(corpus, killed)  # the two run side by side: one compile wait, not two
+    delay = random.Random(os.urandom(8)).uniform(0.0, 1.5)
+    was_killed = kill_after_first_checkpoint(victim, killed, delay)
+    finish(uninterrupted)
+    if not was_killed:
+        victim.communicate(timeout=60)
+    step_at_kill = checkpoint.load(killed).step
+    finish(train_process(corpus, killed, "--resume"))
+    ours, theirs = flat_params(killed / checkpoint.FILE_NAME), flat_params(reference / checkpoint.FILE_NAME)
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        assert np.array_equal(ours[key], theirs[key]), f"{key} differs (killed at step {step_at_kill}, {delay=:.2f})"
+    assert checkpoint.load(killed).step == 40
+    assert logged_steps(killed) == logged_steps(reference) == list(range(5, 41, 5))
+    assert not [p for p in killed.iterdir() if p.name.endswith(".tmp")], "a temp file was left behind"
+
+
+# ---- checkpoints: corrupt, truncated, mismatched -> CheckpointError, never a wrong model
+
+
+def test_corrupt_checkpoint_is_refused(tiny_model_dir, tmp_path):
+    data = bytearray((tiny_model_dir / checkpoint.FILE_NAME).read_bytes())
+    data[len(data) // 2] ^= 0x40
+    bad = tmp_path / "corrupt.msgpack"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="digest"):
+        abcflax.load_model(bad)
+
+
+@pytest.mark.parametrize("keep", [0, 10, 90, -1])
+def test_truncated_checkpoint_is_refused(tiny_model_dir, tmp_path, keep):
+    data = (tiny_model_dir / checkpoint.FILE_NAME).read_bytes()
+    bad = tmp_path / "truncated.msgpack"
+    bad.write_bytes(data[:keep])
+    with pytest.raises(CheckpointError):
+        checkpoint.load(bad)
+
+
+def test_not_a_checkpoint_is_refused(tmp_path):
+    bad = tmp_path / "model.msgpack"
+    bad.write_bytes(b"X:1\nK:G\nGABc|\n")
+    with pytest.raises(CheckpointError, match="not an abcflax checkpoint"):
+        checkpoint.load(bad)
+
+
+def test_params_that_do_not_fit_the_config_are_refused(tiny_model_dir, tmp_path):
+    """A checkpoint with a valid digest whose parameters belong to another shape."""
+    import dataclasses
+
+    ckpt = checkpoint.load(tiny_model_dir)
+    ckpt.model_config = dataclasses.replace(ckpt.model_config, hidden=ckpt.model_config.hidden * 2)
+    target = tmp_path / "wrong_shape.msgpack"
+    target.write_bytes(checkpoint.to_bytes(ckpt))
+    with pytest.raises(CheckpointError, match="do not fit"):
+        abcflax.load_model(target)
+
+
+def test_vocabulary_that_does_not_fit_the_config_is_refused(tiny_model_dir, tmp_path):
+    ckpt = checkpoint.load(tiny_model_dir)
+    ckpt.vocab = abcflax.Vocab(ckpt.vocab.chars + ("\u00e9",))
+    target = tmp_path / "wrong_vocab.msgpack"
+    target.write_bytes(checkpoint.to_bytes(ckpt))
+    with pytest.raises(CheckpointError, match="vocabulary"):
+        checkpoint.load(target)
+
+
+def test_resume_with_a_corpus_of_other_characters_is_refused(tmp_path):
+    config = abcflax.TrainConfig(steps=4, batch_size=4, seq_len=16, eval_every=2, eval_chars=200)
+    texts = tiny_texts(2)
+    abcflax.train(texts, tmp_path, abcflax.preset("tiny"), config, stop_after=2)
+    before = (tmp_path / checkpoint.FILE_NAME).read_bytes()
+    other = [text.replace("T:Jig", "T:Caf\u00e9 \u00d1") for text in texts]
+    with pytest.raises(CheckpointError, match="cannot resume.*vocabulary lacks"):
+        abcflax.train(other, tmp_path, abcflax.preset("tiny"), config, resume=True)
+    assert (tmp_path / checkpoint.FILE_NAME).read_bytes() == before
+
+
+def test_cli_reports_a_bad_checkpoint_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from abcflax_cli.common import main_group
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / checkpoint.FILE_NAME).write_bytes(checkpoint.MAGIC + b"0" * 64 + b"\nnot msgpack")
+    tune = tmp_path / "t.abc"
+    tune.write_text("X:1\nM:4/4\nL:1/8\nK:G\nGABc dedB|\n")
+    result = CliRunner().invoke(main_group, ["continue", str(tune), "--model", str(model)])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"abcflax: error: {model / checkpoint.FILE_NAME}: checkpoint is corrupt or truncated (digest mismatch)"]
+
+
+# ---- safe by construction
+
+
+SOURCE_DIRS = ("abcflax", "cli", "plugins")
+FORBIDDEN = {
+    "pickle": re.compile(r"^\s*(import|from)\s+(c?pickle|dill|joblib|shelve)\b|\bpickle\.(loads?|Unpickler)\b", re.M),
+    "eval/exec": re.compile(r"(?<![\w.])(eval|exec)\s*\(", re.M),
+    "network": re.compile(r"^\s*(import|from)\s+(urllib|requests|http\.client|httpx|socket|ftplib|aiohttp)\b"
+                          r"|urlopen\s*\(", re.M),
+}
+
+
+def source_files() -> list[Path]:
+    return [path for folder in SOURCE_DIRS for path in sorted((ROOT / folder).rglob("*.py"))]
+
+
+@pytest.mark.parametrize("kind", sorted(FORBIDDEN))
+def test_no_pickle_eval_exec_or_network(kind):
+    assert len(source_files()) > 20  # the scan really looks at the package
+    offenders = [str(path.relative_to(ROOT)) for path in source_files()
+                 if FORBIDDEN[kind].search(path.read_text(encoding="utf-8"))]
+    assert offenders == []
+
+
+def test_the_forbidden_patterns_do_find_what_they_forbid():
+    assert FORBIDDEN["pickle"].search("import pickle\n")
+    assert FORBIDDEN["eval/exec"].search("x = eval(text)\n") and not FORBIDDEN["eval/exec"].search("model.eval()")
+    assert FORBIDDEN["network"].search("from urllib.request import urlopen\n")
+
+
+def test_checkpoints_load_without_pickle(tiny_model_dir, monkeypatch):
+    import pickle
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("pickle used")
+
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(pickle, "load", refuse)
+    assert checkpoint.load(tiny_model_dir).vocab.size > 2
+
+
+def test_plugins_come_only_from_entry_points_and_can_be_switched_off(monkeypatch):
+    """With ABCFLAX_PLUGINS empty, an installed entry point is not even imported; unset, it loads."""
+    import importlib.metadata
+    import types
+
+    from abcflax import plugins
+
+    loaded = []
+    module = types.ModuleType("fake_abcflax_plugin")
+
+    @plugins.hookimpl
+    def register_exporters(register):
+        register("fake", (".fake",), lambda abc, options: b"fake", binary=True)
+
+    module.register_exporters = register_exporters
+
+    class FakeEntryPoint:
+        name, value, group = "fake", "fake_abcflax_plugin", plugins.GROUP
+
+        def load(self):
+            loaded.append(self.name)
+            return module
+
+    real = importlib.metadata.entry_points
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda **kw: [FakeEntryPoint()] if kw.get("group") == plugins.GROUP else real(**kw))
+    for setting, expected in (("", False), ("other", False), ("fake", True), (None, True)):
+        if setting is None:
+            monkeypatch.delenv(plugins.ENV_VAR, raising=False)
+        else:
+            monkeypatch.setenv(plugins.ENV_VAR, setting)
+        plugins.reset_plugins()
+        loaded.clear()
+        assert ("fake" in plugins.exporters()) is expected and bool(loaded) is expected, setting
+    plugins.reset_plugins()
