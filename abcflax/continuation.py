@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from .errors import InputError
+from .errors import InputError, UsageError
 from .loading import resolve_model
 from .sample import Request, generate
 from .tunebook import BODY_FIELDS_KEEP, FIELD_LINE, HEADER_KEEP, read_tunebook
 
 DEFAULT_MAX_CHARS = 1200  # about 24 bars of a reel with chords; the hard cap on generated characters
+MAX_CHARS_LIMIT = 20_000  # the largest max_chars accepted (as the CLI's --max-chars): bounds time and memory
 
 
-def _check_prompt(prefix: str, source: str) -> str:
+def _check_prompt(prefix: str, source: str, vocab) -> str:
     if not isinstance(prefix, str):
         raise InputError(f"{source}: expected ABC text, got {type(prefix).__name__}")
     text = prefix.replace("\r\n", "\n").replace("\r", "\n")
@@ -22,8 +23,16 @@ def _check_prompt(prefix: str, source: str) -> str:
     if len(tunes) > 1:
         raise InputError(f"{source}: holds {len(tunes)} tunes; complete() takes one (see complete_many)")
     if tunes:
+        _require_known(tunes[0].text, vocab, source, tunes[0].line)
         _require_clean(tunes[0].text, source, tunes[0].line, ends_line=text.rstrip(" \t").endswith("\n"))
     return text
+
+
+def _require_known(text: str, vocab, source: str, first_line: int) -> None:
+    """Unknown characters in what the model reads: an error naming the file's line:column (checked first,
+    as it says more than the checker's "unexpected character")."""
+    for index, line in _view_lines(text, set(vocab.chars)):  # line by line: numbers as in the file
+        vocab.encode(line, source, first_line + index)
 
 
 def _require_clean(text: str, source: str, first_line: int, ends_line: bool = True) -> None:
@@ -59,7 +68,8 @@ def complete_many(prefixes: list[str], *, model=None, max_chars: int = DEFAULT_M
                   rows: list[int] | None = None) -> list[str]:
     """Continue several prefixes in one batched run; tune i uses (seed, rows[i]) as its random stream."""
     loaded = resolve_model(model)
-    texts = [_check_prompt(p, f"tune {i + 1}" if len(prefixes) > 1 else "prompt") for i, p in enumerate(prefixes)]
+    texts = [_check_prompt(p, f"tune {i + 1}" if len(prefixes) > 1 else "prompt", loaded.vocab)
+             for i, p in enumerate(prefixes)]
     if temperature is None or temperature < 0:
         raise InputError("temperature must be 0 or more")
     if top_p is not None and not 0 < top_p <= 1:
@@ -68,6 +78,8 @@ def complete_many(prefixes: list[str], *, model=None, max_chars: int = DEFAULT_M
         raise InputError("top_k must be 0 or more")
     if bars is not None and bars < 1:
         raise InputError("bars must be at least 1")
+    if not isinstance(max_chars, int) or not 1 <= max_chars <= MAX_CHARS_LIMIT:
+        raise UsageError(f"max_chars must be an integer in 1..{MAX_CHARS_LIMIT} (got {max_chars!r})")
     rows = list(range(len(texts))) if rows is None else rows
     views = [model_view(text, loaded.vocab.chars) for text in texts]
     requests = [Request(view, seed, row) for view, row in zip(views, rows)]
@@ -114,9 +126,8 @@ def _validate(loaded, text: str, constrain: bool, source: str, first_line: int, 
     from . import constrain as constraint_module
     from .sample import grammar_tables
 
+    _require_known(text, loaded.vocab, source, first_line)
     _require_clean(text, source, first_line, ends_line)
-    for index, line in _view_lines(text, set(loaded.vocab.chars)):  # line by line: numbers as in the file
-        loaded.vocab.encode(line, source, first_line + index)
     view = model_view(text, loaded.vocab.chars)
     if constrain:
         constraint_module.place_prompt(view, grammar_tables(loaded.vocab.chars), loaded.vocab.chars)

@@ -162,6 +162,28 @@ def test_cli_reports_a_bad_checkpoint_in_one_line(tmp_path):
         f"abcflax: error: {model / checkpoint.FILE_NAME}: checkpoint is corrupt or truncated (digest mismatch)"]
 
 
+# ---- bounded resources
+
+
+@pytest.mark.parametrize("max_chars", [0, 20_001, 10**12, 2.5])
+def test_complete_caps_max_chars(tiny_model, max_chars):
+    with pytest.raises(abcflax.UsageError, match="max_chars"):
+        abcflax.complete("X:1\nM:4/4\nL:1/8\nK:G\nGABc dedB|", model=tiny_model, max_chars=max_chars)
+
+
+def test_input_limit_is_checked_before_reading(tmp_path, monkeypatch):
+    """A file over MAX_INPUT_BYTES is refused from its size alone: its bytes are never read."""
+    from abcflax import tunebook
+
+    big = tmp_path / "big.abc"
+    with big.open("wb") as handle:
+        handle.truncate(tunebook.MAX_INPUT_BYTES + 1)  # sparse: no disk, no memory
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail("read a file over the limit"))
+    with pytest.raises(abcflax.InputError, match="too large"):
+        tunebook.read_file_text(big)
+    assert tunebook.MAX_INPUT_BYTES < 50 * 1024 * 1024
+
+
 # ---- safe by construction
 
 
