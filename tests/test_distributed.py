@@ -72,7 +72,7 @@ def start(code: str, args: list[str], devices: int, extra_env: dict | None = Non
 
 
 def result(process: subprocess.Popen) -> dict:
-    stdout, stderr = process.communicate(timeout=240)
+    stdout, stderr = process.communicate(timeout=600)
     assert process.returncode == 0, stderr[-3000:]
     return json.loads(stdout.strip().splitlines()[-1])
 
