@@ -1,0 +1,60 @@
+"""End-to-end latency of `abcflax continue` as a ratio to the unavoidable `import jax, flax, optax`.
+
+Runs A B A B ... in the same session: the import alone, `abcflax continue` with a warm persistent
+compilation cache, and with a cold (empty) one; plus `abcflax --help` (which must not import JAX).
+
+    python benchmarks/latency.py [--repeats 3] [--append]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TUNE = ROOT / "data" / "examples" / "the_kesh.abc"
+
+
+def timed(args: list[str], env: dict | None = None) -> float:
+    start = time.perf_counter()
+    subprocess.run(args, check=True, capture_output=True, env={**os.environ, **(env or {})})
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--append", action="store_true")
+    args = parser.parse_args()
+    load = os.getloadavg()
+    imports, warm, cold, helps = [], [], [], []
+    continue_cmd = ["abcflax", "continue", str(TUNE), "--seed", "0", "--quiet"]
+    timed(continue_cmd)  # fill the warm cache
+    for _ in range(args.repeats):
+        imports.append(timed([sys.executable, "-c", "import jax, flax, optax"]))
+        warm.append(timed(continue_cmd))
+        with tempfile.TemporaryDirectory() as empty:
+            cold.append(timed(continue_cmd, {"ABCFLAX_CACHE_DIR": empty}))
+        helps.append(timed(["abcflax", "--help"]))
+    base = statistics.median(imports)
+    lines = [f"command: python benchmarks/latency.py --repeats {args.repeats}",
+             f"import jax, flax, optax: {base:.2f} s (median of {args.repeats})",
+             f"abcflax continue (warm cache): {statistics.median(warm):.2f} s = {statistics.median(warm) / base:.2f}x",
+             f"abcflax continue (cold cache): {statistics.median(cold):.2f} s = {statistics.median(cold) / base:.2f}x",
+             f"abcflax --help: {statistics.median(helps):.2f} s",
+             f"load average: {load} (before) {os.getloadavg()} (after)"]
+    report = "\n".join(lines)
+    print(report)
+    if args.append:
+        with open(ROOT / "benchmarks" / "RESULTS.md", "a") as handle:
+            handle.write(f"\n## Latency of `abcflax continue` (benchmarks/latency.py)\n\n```\n{report}\n```\n")
+
+
+if __name__ == "__main__":
+    main()
