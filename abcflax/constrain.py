@@ -169,8 +169,8 @@ def _clean_body(body: str) -> str:
     return re.sub(r"[ \t]+", " ", text)
 
 
-def _repeat_state(tokens: list[str]) -> tuple[bool, int]:
-    repeat_open, ending = False, 0
+def _repeat_state(tokens: list[str]) -> tuple[bool, int, bool]:
+    repeat_open, ending, closed_once = False, 0, False
     for token in tokens:
         if token.startswith("["):
             if token[1:2] == "1":
@@ -179,14 +179,14 @@ def _repeat_state(tokens: list[str]) -> tuple[bool, int]:
                 ending = 3
             continue
         if token.startswith(":"):
-            repeat_open = False
+            repeat_open, closed_once = False, True
             ending = 2 if ending == 1 else (0 if ending == 3 else ending)
         elif token in ("||", "|]") and ending == 3:
             ending = 0
         if token.endswith(":"):
             repeat_open = True
             ending = 0 if ending == 3 else ending
-    return repeat_open, ending
+    return repeat_open, ending, closed_once
 
 
 def place_prompt(prompt: str, tables: grammar.Tables, chars: tuple[str, ...]) -> PromptPlace:
@@ -201,11 +201,11 @@ def place_prompt(prompt: str, tables: grammar.Tables, chars: tuple[str, ...]) ->
     if bar_lines:
         last = bar_lines[-1]
         before = [t.group(0) for t in tokens if t.start() < last.end()]
-        repeat_open, ending = _repeat_state(before)
+        repeat_open, ending, closed_once = _repeat_state(before)
         tail, bar_start = text[last.end():], True
     else:
-        repeat_open, ending, tail, bar_start = False, 0, text.lstrip("\n "), False
-    start = grammar.Syn(bar_start=bar_start, repeat_open=repeat_open, ending=ending)
+        repeat_open, ending, closed_once, tail, bar_start = False, 0, False, text.lstrip("\n "), False
+    start = grammar.Syn(bar_start=bar_start, repeat_open=repeat_open, ending=ending, closed_once=closed_once)
     syn, ticks = _consume(tables, chars, tables.index_of(start), tail)
     # an overfull prompt bar cannot be mended by what follows: close it at once
     return PromptPlace(syn, min(ticks, bar_len), bar_len, suffix)

@@ -70,18 +70,19 @@ def value_mask(values) -> int:
     return sum(1 << k for k, v in enumerate(VALUES) if v in values)
 
 
-# chord symbols: root [accidental] [quality] [digit] [/ bass [accidental]]
+# chord symbols: root [accidental] [m] [6|7|9] [/ bass [accidental]] -- only what abc2midi and music21 both
+# read (Nottingham's own "Gd" for diminished and "D/f+" for a sharp bass are not written)
 SYM_ROOT, SYM_ACC, SYM_QUAL, SYM_DIGIT, SYM_SLASH, SYM_BASS, SYM_BASS_ACC = range(1, 8)
 SYM_STEPS = {
     0: {**{c: SYM_ROOT for c in PITCHES_UPPER}},
-    SYM_ROOT: {"#": SYM_ACC, "b": SYM_ACC, "m": SYM_QUAL, "d": SYM_QUAL, "a": SYM_QUAL,
+    SYM_ROOT: {"#": SYM_ACC, "b": SYM_ACC, "m": SYM_QUAL,
                "6": SYM_DIGIT, "7": SYM_DIGIT, "9": SYM_DIGIT, "/": SYM_SLASH},
-    SYM_ACC: {"m": SYM_QUAL, "d": SYM_QUAL, "a": SYM_QUAL, "6": SYM_DIGIT, "7": SYM_DIGIT, "9": SYM_DIGIT,
+    SYM_ACC: {"m": SYM_QUAL, "6": SYM_DIGIT, "7": SYM_DIGIT, "9": SYM_DIGIT,
               "/": SYM_SLASH},
     SYM_QUAL: {"6": SYM_DIGIT, "7": SYM_DIGIT, "9": SYM_DIGIT, "/": SYM_SLASH},
     SYM_DIGIT: {"/": SYM_SLASH},
     SYM_SLASH: {c: SYM_BASS for c in PITCHES_LOWER + PITCHES_UPPER},
-    SYM_BASS: {"#": SYM_BASS_ACC, "b": SYM_BASS_ACC, "+": SYM_BASS_ACC},
+    SYM_BASS: {"#": SYM_BASS_ACC, "b": SYM_BASS_ACC},
     SYM_BASS_ACC: {},
 }
 SYM_CAN_CLOSE = {SYM_ROOT, SYM_ACC, SYM_QUAL, SYM_DIGIT, SYM_BASS, SYM_BASS_ACC}
@@ -102,6 +103,7 @@ class Syn:
     charge: str = "n"  # how the next note is charged: n = as written, h = half ('>'), t = 3/2 ('<')
     last_value: int = 0  # written ticks of the note just finished (0 if the last token was not a note)
     repeat_open: bool = False  # a |: is waiting for its :|
+    closed_once: bool = False  # a :| has been written, so the next :| needs its own |: (abc2midi's rule)
     ending: int = 0  # 0 none, 1 inside a first ending, 2 first ending closed by :| (a [2 is owed), 3 inside [2
     bar_start: bool = False  # only bar lines / blanks since the last bar line
     owe_bar: bool = False  # a [2 was opened: one bar of music is owed before the tune may end
@@ -206,6 +208,8 @@ def _from_token_boundary(syn: Syn, ch: str) -> Edge | None:
     if ch == '"' and syn.ending != 2:
         return Edge(replace(syn, mode="SYM", node=0, last_value=0, bar_start=False, prev_blank=False,
                             end_point=False), event=EV_QUOTE)
+    if ch == ":" and not _can_close_repeat(syn):
+        return None  # neither :| nor :: could follow
     if ch in "|:" and syn.ending != 2:
         # a bar line: the bar must be full (checked by the arithmetic)
         # while the tune must end, start the bar line that can close it: ':|' if a repeat or first
@@ -222,9 +226,9 @@ def _from_token_boundary(syn: Syn, ch: str) -> Edge | None:
 
 def _finish_bar(syn: Syn, token: str) -> Syn:
     """Repeat and ending bookkeeping when bar token ``token`` is complete."""
-    repeat_open, ending = syn.repeat_open, syn.ending
+    repeat_open, ending, closed_once = syn.repeat_open, syn.ending, syn.closed_once
     if token in (":|", "::"):
-        repeat_open = False
+        repeat_open, closed_once = False, True
         ending = 2 if ending == 1 else (0 if ending == 3 else ending)
     elif token in ("||", "|]"):
         ending = 0 if ending == 3 else ending
@@ -234,8 +238,14 @@ def _finish_bar(syn: Syn, token: str) -> Syn:
     closing = token in ("|]", "||", ":|") and not repeat_open and ending in (0,)
     if token == ":|" and ending == 2:
         closing = False
-    return replace(syn, mode="TOK", node=0, repeat_open=repeat_open, ending=ending, bar_start=True,
+    return replace(syn, mode="TOK", node=0, repeat_open=repeat_open, ending=ending, closed_once=closed_once,
+                   bar_start=True,
                    owe_bar=False, prev_blank=False, end_point=closing, last_value=0)
+
+
+def _can_close_repeat(syn: Syn) -> bool:
+    """A :| may close an explicit |:, or the implicit repeat from the start before any :| was written."""
+    return syn.repeat_open or not syn.closed_once
 
 
 def _bar_kind_endable(syn: Syn, token: str) -> bool:
@@ -285,7 +295,7 @@ def step(syn: Syn, ch: str) -> Edge | None:
         return _bar_step(syn, ch)
     if mode == "LBRACK":
         if ch in "12":
-            if ch == "1" and syn.ending == 0:
+            if ch == "1" and syn.ending == 0 and _can_close_repeat(syn):
                 return Edge(replace(syn, mode="TOK", ending=1, bar_start=False, end_point=False),
                             event=EV_END1, endable=False)
             if ch == "2" and syn.ending == 2:
@@ -369,6 +379,8 @@ def _bar_step(syn: Syn, ch: str) -> Edge | None:
     longer = BAR_NEXT.get((token, ch))
     if longer == "|:" and (syn.repeat_open or syn.ending in (1, 2)):
         return None  # a second |: before the open repeat is closed (or inside a first ending) is malformed
+    if (longer == ":|" and not _can_close_repeat(syn)) or (longer == "::" and not syn.repeat_open):
+        return None  # abc2midi: "found :: before |:" -- a repeat end needs an open repeat
     if longer is not None:
         finished = _finish_bar(syn, longer)
         endable = _bar_kind_endable(syn, longer) if can_close else False
@@ -409,8 +421,9 @@ class Tables:
 
 def canonical_starts() -> list[Syn]:
     """Where a prompt's last bar line can leave us: every repeat/ending situation, at or after a bar line."""
-    return [Syn(bar_start=bar_start, repeat_open=repeat_open, ending=ending)
-            for bar_start in (False, True) for repeat_open in (False, True) for ending in range(4)]
+    # a prompt without any bar line starts plainly; after a bar line every repeat/ending situation can occur
+    return [Syn()] + [Syn(bar_start=True, repeat_open=repeat_open, ending=ending, closed_once=closed_once)
+                      for repeat_open in (False, True) for ending in range(4) for closed_once in (False, True)]
 
 
 @lru_cache(maxsize=8)
