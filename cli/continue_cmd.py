@@ -36,6 +36,8 @@ def continue_command(file, model_path, output, fmt, force, quiet, **options):
     result, problems = abcflax.complete_tunebook(text, source, model=model, **sampling_kwargs(options))
     for problem in problems:
         click.echo(f"abcflax: error: {problem}", err=True)
-    if result:
-        abcflax.write_output(result, output, fmt=fmt or ("abc" if output == "-" else None), force=force)
+    if result and output == "-" and fmt in (None, "abc"):
+        click.echo(result, nl=False)  # plain ABC to stdout needs no exporter (and no music21 import)
+    elif result:
+        abcflax.write_output(result, output, fmt=fmt, force=force)
     sys.exit(1 if problems else 0)
