@@ -393,14 +393,9 @@ def _set_header(text: str, number: int, title: str) -> str:
 
 
 def _check_options(temperature: float, top_k: int | None, top_p: float | None, bars: int | None) -> None:
-    if temperature is None or temperature < 0:
-        raise UsageError("temperature must be 0 or more")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise UsageError("top_p must be in (0, 1]")
-    if top_k is not None and top_k < 0:
-        raise UsageError("top_k must be 0 or more")
-    if bars is not None and bars < 1:
-        raise UsageError("bars must be at least 1")
+    from .sample import check_sampling_options
+
+    check_sampling_options(temperature, top_k, top_p, bars, UsageError)
 
 
 def compose(seeds: str | list[Seed] | list[TunePlan], n: int = 1, *, model=None, batch_size: int | None = None,

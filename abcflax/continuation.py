@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .errors import InputError, UsageError
 from .loading import resolve_model
-from .sample import Request, generate
+from .sample import Request, check_sampling_options, generate
 from .tunebook import BODY_FIELDS_KEEP, FIELD_LINE, HEADER_KEEP, read_tunebook
 
 DEFAULT_MAX_CHARS = 1200  # about 24 bars of a reel with chords; the hard cap on generated characters
@@ -70,14 +70,7 @@ def complete_many(prefixes: list[str], *, model=None, max_chars: int = DEFAULT_M
     loaded = resolve_model(model)
     texts = [_check_prompt(p, f"tune {i + 1}" if len(prefixes) > 1 else "prompt", loaded.vocab)
              for i, p in enumerate(prefixes)]
-    if temperature is None or temperature < 0:
-        raise InputError("temperature must be 0 or more")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise InputError("top_p must be in (0, 1]")
-    if top_k is not None and top_k < 0:
-        raise InputError("top_k must be 0 or more")
-    if bars is not None and bars < 1:
-        raise InputError("bars must be at least 1")
+    check_sampling_options(temperature, top_k, top_p, bars, InputError)
     if not isinstance(max_chars, int) or not 1 <= max_chars <= MAX_CHARS_LIMIT:
         raise UsageError(f"max_chars must be an integer in 1..{MAX_CHARS_LIMIT} (got {max_chars!r})")
     rows = list(range(len(texts))) if rows is None else rows

@@ -94,6 +94,18 @@ def _generate(graphdef, params, carry, logits_BxV, keys_B, cstate, limits, table
                        max_new=max_new, eos_id=eos_id, constrained=constrained)
 
 
+def check_sampling_options(temperature, top_k, top_p, bars, error=InputError) -> None:
+    """One place for the sampling-option checks; callers choose the error type they document."""
+    if temperature is None or temperature < 0:
+        raise error("temperature must be 0 or more")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise error("top_p must be in (0, 1]")
+    if top_k is not None and top_k < 0:
+        raise error("top_k must be 0 or more")
+    if bars is not None and bars < 1:
+        raise error("bars must be at least 1")
+
+
 @dataclass(frozen=True)
 class Request:
     """One continuation to write."""
