@@ -392,12 +392,6 @@ def _set_header(text: str, number: int, title: str) -> str:
     return "\n".join(lines)
 
 
-def _check_options(temperature: float, top_k: int | None, top_p: float | None, bars: int | None) -> None:
-    from .sample import check_sampling_options
-
-    check_sampling_options(temperature, top_k, top_p, bars, UsageError)
-
-
 def compose(seeds: str | list[Seed] | list[TunePlan], n: int = 1, *, model=None, batch_size: int | None = None,
             max_chars: int = 1200, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
             seed: int = 0, bars: int | None = None, until: str = "end", constrain: bool = True, min_bars: int = 4,
@@ -409,8 +403,9 @@ def compose(seeds: str | list[Seed] | list[TunePlan], n: int = 1, *, model=None,
     runs while the generator is consumed, ``batch_size`` rows at a time (default: ``auto_batch_size``).
     """
     from .loading import resolve_model
+    from .sample import check_sampling_options
 
-    _check_options(temperature, top_k, top_p, bars)
+    check_sampling_options(temperature, top_k, top_p, bars, UsageError)
     if batch_size is not None and batch_size < 1:
         raise UsageError("batch size must be at least 1")
     loaded = resolve_model(model)
