@@ -420,17 +420,37 @@ def compose(seeds: str | list[Seed] | list[TunePlan], n: int = 1, *, model=None,
     return _run(loaded, plans, size, seed, options)
 
 
-def _run(loaded, plans: list[TunePlan], size: int, seed: int, options: dict) -> Iterator[ComposedTune]:
-    from .abc_check import check_tune
-    from .sample import Request, generate
+POOL_PER_ROW = 4  # tunes queued per sampler row: rows refill from the queue as their tunes end
 
-    for start in range(0, len(plans), size):
-        batch = plans[start:start + size]
-        results = generate(loaded, [Request(p.prompt, seed, p.row) for p in batch], **options)
-        for plan, result in zip(batch, results):
-            text = _set_header(result.text, plan.number, plan.title)
-            yield ComposedTune(plan.number, plan.title, plan.seed_index, text, not check_tune(text),
-                               result.generated)
+
+def _run(loaded, plans: list[TunePlan], size: int, seed: int, options: dict) -> Iterator[ComposedTune]:
+    """Sample pools of ``POOL_PER_ROW * size`` tunes, ``size`` rows at a time; while the device writes one
+    pool, the previous one is checked and yielded."""
+    from .sample import Request, dispatch
+
+    pool = POOL_PER_ROW * size
+    pending = None
+    for start in range(0, len(plans), pool):
+        batch = plans[start:start + pool]
+        try:
+            queued = (batch, dispatch(loaded, [Request(p.prompt, seed, p.row) for p in batch], slots=size, **options))
+        except Exception:
+            if pending:
+                yield from _finish(*pending)
+            raise
+        if pending:
+            yield from _finish(*pending)
+        pending = queued
+    if pending:
+        yield from _finish(*pending)
+
+
+def _finish(batch: list[TunePlan], work) -> Iterator[ComposedTune]:
+    from .abc_check import check_tune
+
+    for plan, result in zip(batch, work.results()):
+        text = _set_header(result.text, plan.number, plan.title)
+        yield ComposedTune(plan.number, plan.title, plan.seed_index, text, not check_tune(text), result.generated)
 
 
 # ---------------------------------------------------------------- file names for per-tune exports

@@ -8,7 +8,8 @@ tunes with their own prompt, key and limits; a row that has finished stops chang
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -25,73 +26,124 @@ def filter_logits(logits_BxV, temperature, top_k, top_p):
     """Temperature, then top-k (0 = off), then nucleus top-p (1 = off); masked entries become -inf."""
     logits = logits_BxV.astype(jnp.float32) / jnp.maximum(temperature, 1e-6)
     vocab = logits.shape[-1]
-    ordered = jnp.sort(logits, axis=-1)[:, ::-1]
+    ordered = jnp.sort(logits, axis=-1)[:, ::-1]  # the one sort (sorting is slow on CPU: ~5 us a row)
     kth = ordered[:, jnp.clip(top_k - 1, 0, vocab - 1)][:, None]
-    logits = jnp.where((top_k > 0) & (logits < kth), -jnp.inf, logits)
-    probs_sorted = jax.nn.softmax(jnp.sort(logits, axis=-1)[:, ::-1], axis=-1)
+    cut_k = (top_k > 0) & (logits < kth)
+    ordered = jnp.where((top_k > 0) & (ordered < kth), -jnp.inf, ordered)  # still sorted
+    probs_sorted = jax.nn.softmax(ordered, axis=-1)
     before = jnp.cumsum(probs_sorted, axis=-1) - probs_sorted  # mass strictly above each entry
-    keep_sorted = before < top_p
-    cutoff = jnp.min(jnp.where(keep_sorted, jnp.sort(logits, axis=-1)[:, ::-1], jnp.inf), axis=-1, keepdims=True)
-    return jnp.where((top_p < 1.0) & (logits < cutoff), -jnp.inf, logits)
+    cutoff = jnp.min(jnp.where(before < top_p, ordered, jnp.inf), axis=-1, keepdims=True)
+    return jnp.where(cut_k | ((top_p < 1.0) & (logits < cutoff)), -jnp.inf, logits)
+
+
+def _scaled_or_filtered(masked_BxV, temperature, top_k, top_p):
+    """``filter_logits``, skipping its sort at run time when neither top-k nor top-p is on (the usual case)."""
+    return jax.lax.cond((top_k > 0) | (top_p < 1.0),
+                        lambda m: filter_logits(m, temperature, top_k, top_p),
+                        lambda m: m / jnp.maximum(temperature, 1e-6), masked_BxV)
+
+
+def sample_rows(keys_B, logits_BxV):
+    """One draw per row from softmax(logits) by inverse CDF: one uniform number per row, not one per
+    character (a categorical draw by Gumbel noise costs a random number per vocabulary entry)."""
+    top = jnp.max(logits_BxV, axis=-1, keepdims=True)
+    probs = jnp.where(jnp.isfinite(logits_BxV), jnp.exp(logits_BxV - top), 0.0)
+    cdf = jnp.cumsum(probs, axis=-1)
+    u_B = jax.vmap(jax.random.uniform)(keys_B)
+    index = jnp.sum(cdf <= (u_B * cdf[:, -1])[:, None], axis=-1)
+    index = jnp.minimum(index, logits_BxV.shape[-1] - 1)
+    # rounding can land on a zero-probability entry only at the very top of the CDF: take the likeliest then
+    ok = jnp.take_along_axis(probs, index[:, None], axis=-1)[:, 0] > 0
+    return jnp.where(ok, index, jnp.argmax(probs, axis=-1))
 
 
 def choose(logits_BxV, allowed_BxV, keys_B, temperature, top_k, top_p):
     """One character per row: sampled from the filtered, masked distribution (greedy at temperature 0)."""
     masked = jnp.where(allowed_BxV, logits_BxV.astype(jnp.float32), -jnp.inf)
-    filtered = filter_logits(masked, temperature, top_k, top_p)
+    filtered = _scaled_or_filtered(masked, temperature, top_k, top_p)
     # filtering can only remove candidates; if it removed all allowed ones, fall back to the mask alone
     filtered = jnp.where(jnp.any(jnp.isfinite(filtered), -1, keepdims=True), filtered, masked)
-    sampled = jax.vmap(jax.random.categorical)(keys_B, filtered)
+    sampled = sample_rows(keys_B, filtered)
     greedy = jnp.argmax(masked, axis=-1)
     return jnp.where(temperature <= 0, greedy, sampled).astype(jnp.int32)
 
 
-def sample_loop(step_fn, carry, logits_BxV, keys_B, cstate, limits, tables, temperature, top_k, top_p, *,
-                max_new: int, eos_id: int, constrained: bool):
-    """Write up to ``max_new`` characters per row inside ``lax.while_loop``.
+def sample_loop(step_fn, carry, logits_NxV, keys_N, cstate, limits, tables, temperature, top_k, top_p, *,
+                max_new: int, eos_id: int, constrained: bool, slots: int | None = None, count=None):
+    """Write up to ``max_new`` characters for each of N tunes inside one ``lax.while_loop``.
 
-    Returns (tokens_BxN with PAD after each row's end, finished_B: the row wrote its end-of-tune marker,
-    stuck_B: the constraints left no character, which the grammar's guarantee says cannot happen).
+    The N tunes' primed states form a pool; ``slots`` rows (default: all N) run at a time, and when a row's
+    tune ends the next waiting tune takes the row over at once (continuous batching), so a batch never idles
+    while it waits for its longest tune. Only the first ``count`` tunes (default: all) are written; the rest
+    are shape padding. A tune's characters depend only on its own prompt, key and limits: character i is
+    drawn with ``fold_in(key, i)`` whichever row it runs in.
+
+    Returns (tokens_NxM with PAD after each tune's end, finished_N: the tune wrote its end-of-tune marker,
+    stuck_N: the constraints left no character, which the grammar's guarantee says cannot happen).
     """
-    batch = logits_BxV.shape[0]
+    tunes = logits_NxV.shape[0]
+    width = tunes if slots is None else max(1, min(slots, tunes))
+    count = jnp.int32(tunes) if count is None else jnp.asarray(count, jnp.int32)
+    pool = jax.tree_util.tree_map(jnp.asarray, (carry, logits_NxV, cstate, limits))
+
+    def take(index_B):
+        return jax.tree_util.tree_map(lambda x: x[index_B], pool)
+
+    def where_rows(mask_B, new, old):
+        return jax.tree_util.tree_map(
+            lambda n, o: jnp.where(mask_B.reshape(mask_B.shape + (1,) * (n.ndim - 1)), n, o), new, old)
 
     def cond(loop):
-        index, *_, done_B, _ = loop
-        return (index < max_new) & ~jnp.all(done_B)
+        return jnp.any(loop[0] < count)
 
     def body(loop):
-        index, carry, logits, cstate, tokens, done_B, stuck_B = loop
+        tune_B, pos_B, next_tune, carry, logits, cstate, limits, tokens, finished, stuck = loop
+        active_B = tune_B < count
         if constrained:
             allowed_BxV = constrain.allowed(tables, cstate, limits)
         else:
             allowed_BxV = jnp.ones(logits.shape, bool).at[:, 0].set(False)  # never the start marker
-        stuck_B = stuck_B | (~done_B & ~jnp.any(allowed_BxV, axis=-1))
-        step_keys = jax.vmap(lambda k: jax.random.fold_in(k, index))(keys_B)
+        stuck_B = active_B & ~jnp.any(allowed_BxV, axis=-1)
+        step_keys = jax.vmap(jax.random.fold_in)(keys_N[jnp.minimum(tune_B, tunes - 1)], pos_B)
         token_B = choose(logits, allowed_BxV, step_keys, temperature, top_k, top_p)
         token_B = jnp.where(stuck_B, eos_id, token_B)
-        tokens = tokens.at[:, index].set(jnp.where(done_B, PAD, token_B))
+        slot_of = jnp.where(active_B, tune_B, tunes)  # inactive rows write to a spare last row
+        tokens = tokens.at[slot_of, jnp.minimum(pos_B, max_new - 1)].set(token_B)
         if constrained:
-            moved = constrain.advance(tables, cstate, limits, token_B)
-            cstate = jax.tree_util.tree_map(lambda new, old: jnp.where(done_B, old, new), moved, cstate)
-        new_logits, new_carry = step_fn(token_B, carry)
-        keep = done_B[:, None]
-        carry = jax.tree_util.tree_map(lambda new, old: jnp.where(keep, old, new), new_carry, carry)
-        logits = jnp.where(keep, logits, new_logits)
-        done_B = done_B | (token_B == eos_id)
-        return index + 1, carry, logits, cstate, tokens, done_B, stuck_B
+            cstate = constrain.advance(tables, cstate, limits, token_B)
+        logits, carry = step_fn(token_B, carry)
+        pos_B = pos_B + 1
+        ended_B = active_B & ((token_B == eos_id) | stuck_B | (pos_B >= max_new))
+        ended_at = jnp.where(ended_B, tune_B, tunes)
+        finished = finished.at[ended_at].set(token_B == eos_id)
+        stuck = stuck.at[ended_at].set(stuck_B)
+        # each ended row takes the next waiting tune, in row order
+        waiting = next_tune + jnp.cumsum(ended_B) - 1
+        refill_B = ended_B & (waiting < count)
+        tune_B = jnp.where(ended_B, jnp.where(refill_B, waiting, tunes), tune_B)
+        next_tune = next_tune + jnp.sum(ended_B, dtype=jnp.int32)
+        rows = (carry, logits, cstate, limits)
+        carry, logits, cstate, limits = jax.lax.cond(
+            jnp.any(refill_B), lambda r: where_rows(refill_B, take(jnp.minimum(waiting, tunes - 1)), r),
+            lambda r: r, rows)
+        pos_B = jnp.where(refill_B, 0, pos_B)
+        return tune_B, pos_B, next_tune, carry, logits, cstate, limits, tokens, finished, stuck
 
-    tokens = jnp.full((batch, max_new), PAD, jnp.int32)
-    start = (0, carry, logits_BxV, cstate, tokens, jnp.zeros(batch, bool), jnp.zeros(batch, bool))
-    _, _, _, _, tokens, done_B, stuck_B = jax.lax.while_loop(cond, body, start)
-    return tokens, done_B & ~stuck_B, stuck_B
+    first_B = jnp.arange(width, dtype=jnp.int32)
+    row_carry, row_logits, row_cstate, row_limits = pool if width == tunes else take(first_B)
+    start = (jnp.where(first_B < count, first_B, tunes), jnp.zeros(width, jnp.int32), jnp.int32(width),
+             row_carry, row_logits, row_cstate, row_limits,
+             jnp.full((tunes + 1, max_new), PAD, jnp.int32), jnp.zeros(tunes + 1, bool), jnp.zeros(tunes + 1, bool))
+    *_, tokens, finished, stuck = jax.lax.while_loop(cond, body, start)
+    return tokens[:tunes], finished[:tunes] & ~stuck[:tunes], stuck[:tunes]
 
 
-@partial(jax.jit, static_argnames=("graphdef", "max_new", "eos_id", "constrained"))
-def _generate(graphdef, params, carry, logits_BxV, keys_B, cstate, limits, tables, temperature, top_k, top_p, *,
-              max_new, eos_id, constrained):
+@partial(jax.jit, static_argnames=("graphdef", "max_new", "eos_id", "constrained", "slots"))
+def _generate(graphdef, params, carry, logits_NxV, keys_N, cstate, limits, tables, temperature, top_k, top_p, count,
+              *, max_new, eos_id, constrained, slots):
     model = nnx.merge(graphdef, params)
-    return sample_loop(model.step, carry, logits_BxV, keys_B, cstate, limits, tables, temperature, top_k, top_p,
-                       max_new=max_new, eos_id=eos_id, constrained=constrained)
+    return sample_loop(model.step, carry, logits_NxV, keys_N, cstate, limits, tables, temperature, top_k, top_p,
+                       max_new=max_new, eos_id=eos_id, constrained=constrained, slots=slots, count=count)
 
 
 def check_sampling_options(temperature, top_k, top_p, bars, error=InputError) -> None:
@@ -149,16 +201,68 @@ def shard_rows(tree, batch: int):
     return jax.device_put(tree, rows)
 
 
+@lru_cache(maxsize=4)
 def grammar_tables(vocab_chars: tuple[str, ...]):
+    """The constrained decoder's tables for a vocabulary, read (or built) once per process."""
     from .loading import grammar_folders
 
     return grammar.load_or_build(vocab_chars, grammar_folders())
 
 
-def generate(model, requests: list[Request], *, max_chars: int = 1200, temperature: float = 1.0, top_k: int = 0,
+@lru_cache(maxsize=4)
+def _device_grammar(vocab_chars: tuple[str, ...]) -> constrain.Tables:
+    return constrain.device_tables(grammar_tables(vocab_chars))
+
+
+_fold_rows = jax.jit(jax.vmap(jax.random.fold_in))
+
+
+def _row_keys(seeds: list[int], rows: list[int]):
+    """Each tune's random stream, ``fold_in(key(seed), row)``: one key per distinct seed, one call for the rows."""
+    distinct = sorted(set(seeds))
+    base = jnp.stack([jax.random.key(seed) for seed in distinct])
+    position = {seed: index for index, seed in enumerate(distinct)}
+    which = np.array([position[seed] for seed in seeds], np.int32)
+    return _fold_rows(base[which], np.array(rows, np.int32))
+
+
+@dataclass
+class Pending:
+    """A dispatched generation: the device works on it while the caller does other things."""
+
+    prompts: list[str]  # each tune's prompt, as continued
+    arrays: tuple  # (tokens_NxM, finished_N, stuck_N), still being computed
+    decode: Callable[[list[int]], str]
+
+    def results(self) -> list[Result]:
+        tokens, finished, stuck = (np.asarray(a) for a in self.arrays)  # waits for the device
+        results = []
+        for index, prompt in enumerate(self.prompts):
+            row = tokens[index]
+            ids = row[row >= 0].tolist()
+            if stuck[index]:
+                raise InputError(f"constrained decoding found no valid character for tune {index + 1} after "
+                                 f"{self.decode(ids[:-1])[-40:]!r}: please report this prompt")
+            text = prompt + self.decode(ids)
+            if not text.endswith("\n"):
+                text += "\n"
+            results.append(Result(text, len(ids), bool(finished[index])))
+        return results
+
+
+def generate(model, requests: list[Request], **options) -> list[Result]:
+    """Continue every request's prompt in one batched, jitted run (see ``dispatch`` for the options)."""
+    return dispatch(model, requests, **options).results()
+
+
+def dispatch(model, requests: list[Request], *, max_chars: int = 1200, temperature: float = 1.0, top_k: int = 0,
              top_p: float = 1.0, bars: int | None = None, until: str = "end", min_bars: int = 4,
-             constrained: bool = True) -> list[Result]:
-    """Continue every request's prompt in one batched, jitted run."""
+             constrained: bool = True, slots: int | None = None) -> Pending:
+    """Start continuing every request's prompt; ``slots`` rows run at once (default: one per request).
+
+    Returns at once with the work queued on the device (JAX dispatches asynchronously);
+    ``Pending.results()`` waits for it.
+    """
     from .runtime import enable_compile_cache
 
     enable_compile_cache()
@@ -167,6 +271,8 @@ def generate(model, requests: list[Request], *, max_chars: int = 1200, temperatu
                          f"(at least {constrain.MIN_MAX_CHARS})")
     if until not in ("end", "section"):
         raise UsageError(f"until must be 'end' or 'section', not {until!r}")
+    if slots is not None and slots < 1:
+        raise UsageError("slots must be at least 1")
     vocab = model.vocab
     for request in requests:
         vocab.encode(request.prompt, "prompt")  # unknown characters: an error naming line:column, first
@@ -174,41 +280,30 @@ def generate(model, requests: list[Request], *, max_chars: int = 1200, temperatu
     tables = None
     if constrained:
         host_tables = grammar_tables(vocab.chars)
-        tables = constrain.device_tables(host_tables)
+        tables = _device_grammar(vocab.chars)
         for index, request in enumerate(requests):
             place = constrain.place_prompt(request.prompt, host_tables, vocab.chars)
             places.append(place)
             suffixes[index] = place.text_suffix
     prompts = [r.prompt + s for r, s in zip(requests, suffixes)]
     rows = [np.concatenate([[vocab.bos_id], vocab.encode(p, "prompt")]).astype(np.int32) for p in prompts]
-    batch = scoring.bucket(len(rows), smallest=1)
-    padded = rows + [rows[0]] * (batch - len(rows))  # filler rows are dropped afterwards
-    _, carry, logits = scoring.prime(model.module, padded)
-    keys = jnp.stack([jax.random.fold_in(jax.random.key(r.seed), r.row) for r in requests]
-                     + [jax.random.key(0)] * (batch - len(rows)))
+    batch = scoring.bucket(len(rows), smallest=1)  # few shapes, few compiles; filler tunes are never written
+    filler = batch - len(rows)
+    _, carry, logits = scoring.prime(model.module, rows + [rows[0]] * filler)
+    keys = _row_keys([r.seed for r in requests] + [0] * filler, [r.row for r in requests] + [0] * filler)
     if constrained:
-        places_padded = places + [places[0]] * (batch - len(rows))
+        places_padded = places + [places[0]] * filler
         cstate = constrain.State(np.array([p.syn for p in places_padded], np.int32),
                                  np.array([p.ticks for p in places_padded], np.int32),
                                  np.zeros(batch, np.int32), np.zeros(batch, np.int32), np.zeros(batch, bool))
         limits = _limits(places_padded, max_chars, bars, until, min_bars)
     else:
         cstate = limits = None
+    width = batch if slots is None else scoring.bucket(min(slots, batch), smallest=1)
     graphdef, params = nnx.split(model.module)
     carry, logits, keys, cstate, limits = shard_rows((carry, logits, keys, cstate, limits), batch)
-    tokens, finished, stuck = _generate(
+    arrays = _generate(
         graphdef, params, carry, logits, keys, cstate, limits, tables, jnp.float32(temperature),
-        jnp.int32(top_k or 0), jnp.float32(top_p if top_p is not None else 1.0),
-        max_new=int(max_chars), eos_id=vocab.eos_id, constrained=constrained)
-    tokens, finished, stuck = np.asarray(tokens), np.asarray(finished), np.asarray(stuck)
-    results = []
-    for index, prompt in enumerate(prompts):
-        ids = [t for t in tokens[index] if t >= 0]
-        if stuck[index]:
-            raise InputError(f"constrained decoding found no valid character for tune {index + 1} after "
-                             f"{vocab.decode(ids[:-1])[-40:]!r}: please report this prompt")
-        text = prompt + vocab.decode(ids)
-        if not text.endswith("\n"):
-            text += "\n"
-        results.append(Result(text, len(ids), bool(finished[index])))
-    return results
+        jnp.int32(top_k or 0), jnp.float32(top_p if top_p is not None else 1.0), jnp.int32(len(rows)),
+        max_new=int(max_chars), eos_id=vocab.eos_id, constrained=constrained, slots=width)
+    return Pending(prompts, arrays, vocab.decode)

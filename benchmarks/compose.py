@@ -50,8 +50,10 @@ def seeds_text(tunes: int) -> str:
 def batched(plans, model, size: int, options: dict) -> tuple[int, float]:
     """(characters written, seconds) for all plans in batches of ``size``, after one untimed warm-up batch."""
     import abcflax
+    from abcflax.composer import POOL_PER_ROW
 
-    list(abcflax.compose(plans[:size], model=model, batch_size=size, **options))  # compile this shape
+    # compile this shape: one pool of tunes, ``size`` rows
+    list(abcflax.compose(plans[:POOL_PER_ROW * size], model=model, batch_size=size, **options))
     start = time.perf_counter()
     chars = sum(tune.generated for tune in abcflax.compose(plans, model=model, batch_size=size, **options))
     return chars, time.perf_counter() - start

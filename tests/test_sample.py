@@ -145,3 +145,60 @@ def test_unknown_character_names_line_and_column(tiny_model):
 def test_bad_prompts_are_input_errors(tiny_model, bad):
     with pytest.raises(InputError):
         abcflax.complete(bad, model=tiny_model)
+
+
+def counting_step(token_B, carry_B):
+    """A fake model with state: the carry sums the tokens fed; the logits favour the end marker when the sum is
+    a multiple of 5, else character (sum mod 7) + 2, so tunes end at different times."""
+    carry_B = carry_B + token_B
+    favour = jnp.where(carry_B % 5 == 0, VOCAB.eos_id, carry_B % 7 + 2)
+    return jnp.where(jnp.arange(VOCAB.size)[None, :] == favour[:, None], 8.0, 0.0), carry_B
+
+
+def pooled_run(slots, count=None, tunes=7, max_new=12):
+    start_carry = jnp.arange(tunes, dtype=jnp.int32) * 3  # every tune starts from its own state
+    logits = jnp.zeros((tunes, VOCAB.size))
+    keys = jnp.stack([jax.random.key(i) for i in range(tunes)])
+    tokens, finished, stuck = jax.jit(
+        lambda: sample.sample_loop(counting_step, start_carry, logits, keys, None, None, None, jnp.float32(0.7),
+                                   jnp.int32(0), jnp.float32(1.0), max_new=max_new, eos_id=VOCAB.eos_id,
+                                   constrained=False, slots=slots, count=count))()
+    return np.asarray(tokens), np.asarray(finished)
+
+
+@pytest.mark.parametrize("slots", [1, 2, 3, 7])
+def test_rows_refilled_from_the_pool_write_the_same_tunes(slots):
+    """Continuous batching: a tune's characters do not depend on which row it ran in, or when."""
+    all_at_once, _ = pooled_run(slots=None)
+    pooled, finished = pooled_run(slots=slots)
+    assert (pooled == all_at_once).all()
+    assert (pooled != sample.PAD).any(axis=1).all()  # every tune was written
+    lengths = (pooled != sample.PAD).sum(axis=1)
+    assert finished.any() and len(set(lengths.tolist())) > 1  # tunes ended at different times
+
+
+def test_padding_tunes_beyond_count_are_never_written():
+    tokens, finished = pooled_run(slots=2, count=5)
+    reference, _ = pooled_run(slots=None)
+    assert (tokens[:5] == reference[:5]).all()
+    assert (tokens[5:] == sample.PAD).all() and not finished[5:].any()
+
+
+def test_pooled_tunes_that_end_early_free_their_row_for_the_next():
+    step_fn, logits = fake_step("\x03")  # every tune ends at once
+    keys = jnp.stack([jax.random.key(i) for i in range(6)])
+    tokens, finished, _ = jax.jit(
+        lambda: sample.sample_loop(step_fn, (), jnp.broadcast_to(logits, (6, VOCAB.size)), keys, None, None, None,
+                                   jnp.float32(0.0), jnp.int32(0), jnp.float32(1.0), max_new=5,
+                                   eos_id=VOCAB.eos_id, constrained=False, slots=2))()
+    assert np.asarray(finished).all()
+    assert (np.asarray(tokens)[:, 0] == VOCAB.eos_id).all() and (np.asarray(tokens)[:, 1:] == sample.PAD).all()
+
+
+def test_compose_with_fewer_rows_than_tunes_matches_complete(tiny_model):
+    prompts = ['X:1\nT:Jig\nM:6/8\nL:1/8\nK:G\nGAG GAB|', 'X:1\nT:Waltz\nM:3/4\nL:1/4\nK:D\nde|f2 e|d2 B|'] * 3
+    requests = [sample.Request(p, 5, i) for i, p in enumerate(prompts)]
+    pooled = sample.generate(tiny_model, requests, max_chars=250, slots=2)
+    single = [abcflax.complete_many([p], model=tiny_model, seed=5, max_chars=250, rows=[i])[0]
+              for i, p in enumerate(prompts)]
+    assert [r.text for r in pooled] == single
