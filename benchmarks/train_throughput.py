@@ -1,0 +1,207 @@
+"""Training throughput: abcflax vs a PyTorch ``nn.LSTM`` of exactly the same architecture, side by side.
+
+Each measurement is a fresh subprocess (so neither framework's thread pool disturbs the other) that
+builds the model, compiles/warms up, then times ``--steps`` full training steps (forward, backward,
+gradient clipping, Adam update) on random token windows. The parent runs them alternately
+(jax torch jax torch ...) and reports medians, chars/s = batch * seq_len * steps / seconds.
+
+Also: model FLOP/s of the abcflax step as a share of the machine's measured fp32 matmul peak
+(a 2048x2048 matmul under jax.jit, in the same run). Matmul FLOPs per step are counted as
+3 x forward (forward + backward for inputs + backward for weights): per layer and time step
+2*B*(I+H)*4H, and the head 2*B*H*V.
+
+    python benchmarks/train_throughput.py [--shapes mit-lab,keras-seed,default] [--rounds 3] [--steps 20] [--append]
+
+Needs the ``bench`` extra (``pip install torch==2.13.0``). The load average is printed: a figure taken on
+a busy machine is void.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VOCAB = 95  # the bundled model's vocabulary size
+
+# name: (embed, hidden, layers, dropout, batch, seq_len)
+SHAPES = {
+    "mit-lab": (256, 1024, 1, 0.0, 8, 100),
+    "keras-seed": (512, 256, 3, 0.0, 16, 64),
+    "default": (64, 384, 2, 0.25, 32, 128),
+    "keras-seed-b32": (512, 256, 3, 0.0, 32, 128),  # the seed shape at the default's batch, for step-time ratios
+}
+
+
+def matmul_flops_per_step(embed: int, hidden: int, layers: int, batch: int, seq_len: int) -> float:
+    forward = 0.0
+    for layer in range(layers):
+        in_dim = embed if layer == 0 else hidden
+        forward += 2 * batch * seq_len * (in_dim + hidden) * 4 * hidden
+    forward += 2 * batch * seq_len * hidden * VOCAB
+    return 3 * forward
+
+
+def jax_worker(shape: tuple, steps: int) -> dict:
+    import jax
+    import numpy as np
+    from flax import nnx
+
+    from abcflax.config import ModelConfig, TrainConfig
+    from abcflax.model import create_model
+    from abcflax.training import make_optimizer, make_train_step
+
+    embed, hidden, layers, dropout, batch, seq_len = shape
+    model = create_model(ModelConfig(vocab_size=VOCAB, embed_dim=embed, hidden=hidden, layers=layers, dropout=dropout))
+    graphdef, params = nnx.split(model, nnx.Param)
+    tx = make_optimizer(TrainConfig(steps=10_000))
+    opt_state = tx.init(params)
+    step = jax.jit(make_train_step(graphdef, tx), donate_argnums=(0, 1))
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, VOCAB, size=(steps + 3, batch, seq_len + 1)).astype(np.int32)
+    key = jax.random.key(0)
+    for i in range(3):  # compile + warm up
+        params, opt_state, loss = step(params, opt_state, tokens[i, :, :-1], tokens[i, :, 1:], jax.random.fold_in(key, i))
+    loss.block_until_ready()
+    start = time.perf_counter()
+    for i in range(3, steps + 3):
+        params, opt_state, loss = step(params, opt_state, tokens[i, :, :-1], tokens[i, :, 1:], jax.random.fold_in(key, i))
+    loss.block_until_ready()
+    seconds = time.perf_counter() - start
+    peak = jax_matmul_peak()
+    return {"seconds": seconds, "peak_flops": peak}
+
+
+def jax_matmul_peak(size: int = 2048, repeats: int = 10) -> float:
+    import jax
+    import jax.numpy as jnp
+
+    a = jax.random.normal(jax.random.key(1), (size, size), jnp.float32)
+    b = jax.random.normal(jax.random.key(2), (size, size), jnp.float32)
+    matmul = jax.jit(lambda x, y: x @ y)
+    matmul(a, b).block_until_ready()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        matmul(a, b).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def torch_worker(shape: tuple, steps: int) -> dict:
+    import torch
+    from torch import nn
+
+    embed, hidden, layers, dropout, batch, seq_len = shape
+    torch.manual_seed(0)
+
+    class TorchCharLSTM(nn.Module):
+        """The abcflax CharLSTM in PyTorch: dropout on the embedding, between layers and before the head."""
+
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(VOCAB, embed)
+            self.lstm = nn.LSTM(embed, hidden, layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
+            self.drop = nn.Dropout(dropout)
+            self.head = nn.Linear(hidden, VOCAB)
+
+        def forward(self, tokens):
+            x, _ = self.lstm(self.drop(self.embed(tokens)))
+            return self.head(self.drop(x))
+
+    model = TorchCharLSTM()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-5)
+    loss_fn = nn.CrossEntropyLoss()
+    tokens = torch.randint(0, VOCAB, (steps + 3, batch, seq_len + 1))
+
+    def train_step(i):
+        optimizer.zero_grad(set_to_none=True)
+        logits = model(tokens[i, :, :-1])
+        loss = loss_fn(logits.reshape(-1, VOCAB), tokens[i, :, 1:].reshape(-1))
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        return loss
+
+    for i in range(3):
+        train_step(i)
+    start = time.perf_counter()
+    for i in range(3, steps + 3):
+        loss = train_step(i)
+    loss.item()
+    return {"seconds": time.perf_counter() - start, "threads": torch.get_num_threads()}
+
+
+def measure(framework: str, shape_name: str, steps: int) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--worker", framework, "--shapes", shape_name, "--steps", str(steps)],
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--shapes", default="mit-lab,keras-seed,default")
+    parser.add_argument("--rounds", type=int, default=3, help="A B rounds per shape")
+    parser.add_argument("--steps", type=int, default=20, help="timed training steps per measurement")
+    parser.add_argument("--frameworks", default="jax,torch")
+    parser.add_argument("--worker", choices=("jax", "torch"), help=argparse.SUPPRESS)
+    parser.add_argument("--append", action="store_true", help="append the table to benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    if args.worker:
+        shape = SHAPES[args.shapes]
+        result = (jax_worker if args.worker == "jax" else torch_worker)(shape, args.steps)
+        print(json.dumps(result))
+        return
+    frameworks = args.frameworks.split(",")
+    load_before = os.getloadavg()
+    rows = []
+    for name in args.shapes.split(","):
+        embed, hidden, layers, dropout, batch, seq_len = SHAPES[name]
+        chars = batch * seq_len * args.steps
+        rates = {f: [] for f in frameworks}
+        peaks = []
+        for _ in range(args.rounds):
+            for framework in frameworks:
+                result = measure(framework, name, args.steps)
+                rates[framework].append(chars / result["seconds"])
+                peaks.extend([result["peak_flops"]] if "peak_flops" in result else [])
+        row = {"shape": name, **{f: statistics.median(r) for f, r in rates.items()},
+               "ranges": {f: (min(r), max(r)) for f, r in rates.items()}}
+        if "jax" in rates and peaks:
+            flops = matmul_flops_per_step(embed, hidden, layers, batch, seq_len)
+            step_s = chars / row["jax"] / args.steps
+            row["efficiency"] = flops / step_s / statistics.median(peaks)
+            row["peak"] = statistics.median(peaks)
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr)
+    lines = [f"command: python benchmarks/train_throughput.py --shapes {args.shapes} --rounds {args.rounds} "
+             f"--steps {args.steps} --frameworks {args.frameworks}",
+             "",
+             "| shape (embed, hidden x layers, batch x seq) | abcflax chars/s | PyTorch chars/s | ratio | abcflax matmul FLOP/s / peak |",
+             "|---|---|---|---|---|"]
+    for row in rows:
+        embed, hidden, layers, dropout, batch, seq_len = SHAPES[row["shape"]]
+        jax_rate = row.get("jax")
+        torch_rate = row.get("torch")
+        fmt = lambda f: (f"{row[f]:,.0f} ({row['ranges'][f][0]:,.0f}–{row['ranges'][f][1]:,.0f})" if f in row else "—")
+        ratio = f"{jax_rate / torch_rate:.2f}x" if jax_rate and torch_rate else "—"
+        eff = f"{row['efficiency']:.0%} of {row['peak'] / 1e9:.0f} GFLOP/s" if "efficiency" in row else "—"
+        lines.append(f"| {row['shape']} ({embed}, {hidden}x{layers}, {batch}x{seq_len}) | {fmt('jax')} | {fmt('torch')} | {ratio} | {eff} |")
+    lines.append("")
+    lines.append(f"load average: {load_before} (before) {os.getloadavg()} (after); {os.cpu_count()} cores")
+    report = "\n".join(lines)
+    print(report)
+    if args.append:
+        with open(ROOT / "benchmarks" / "RESULTS.md", "a") as handle:
+            handle.write(f"\n## Training throughput vs PyTorch (benchmarks/train_throughput.py) — "
+                         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n{report}\n")
+
+
+if __name__ == "__main__":
+    main()
