@@ -1,8 +1,9 @@
 """Sampling continuations: the prompt primes the LSTM, then a jitted ``lax.while_loop`` writes characters.
 
 ``sample_loop`` is independent of the model: it takes a ``step_fn(token_B, carry) -> (logits_BxV, carry)``
-(flax's ``temperature_sample`` design), so tests drive it with a fake model. Rows of a batch are separate
-tunes with their own prompt, key and limits; a row that has finished stops changing.
+(flax's ``temperature_sample`` design), so tests drive it with a fake model. It runs a pool of tunes, each
+with its own prompt, key and limits, on a fixed number of rows: when a row's tune ends, the next waiting
+tune takes the row inside the loop (continuous batching), so no row idles until the longest tune ends.
 """
 
 from __future__ import annotations
