@@ -215,11 +215,13 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
           resume: bool = False, devices: int | None = None, weights: list[int] | None = None,
           sources: list[str] | None = None,
           on_progress: Callable[[Progress], None] | None = None, stop_after: int | None = None,
-          extend: bool = False) -> Path:
+          extend: bool = False, init_from: str | Path | None = None) -> Path:
     """Train (or resume) a model on normalized tune texts; returns the checkpoint path.
 
     ``stop_after`` ends this call after that many steps (a deliberate interruption, for tests);
-    ``extend`` lets a resumed run take ``train_config.steps`` as its new total.
+    ``extend`` lets a resumed run take ``train_config.steps`` as its new total; ``init_from`` (a model
+    folder or checkpoint) fine-tunes: a new run starts from that model's weights, shape and vocabulary,
+    with a fresh optimizer and schedule (a resumed run ignores it: it continues from its own checkpoint).
     """
     out = Path(out_dir)
     ckpt_path = out / checkpoint.FILE_NAME
@@ -235,8 +237,13 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
     else:
         if ckpt_path.exists() and not resume:
             raise UsageError(f"{ckpt_path} exists: pass --resume to continue it, or choose another --out")
-        vocab = Vocab.from_texts(texts)
-        model_config = ModelConfig(**{**model_config.to_dict(), "vocab_size": vocab.size})
+        if init_from is not None:
+            initial = checkpoint.load(init_from)
+            model_config, vocab = initial.model_config, initial.vocab
+            _require_vocab_covers(vocab, texts, Path(init_from), "fine-tune from it")
+        else:
+            vocab = Vocab.from_texts(texts)
+            model_config = ModelConfig(**{**model_config.to_dict(), "vocab_size": vocab.size})
     weight_of = dict(zip(texts, weights)) if weights else {}
     train_texts, valid_texts = split_holdout(texts, train_config.valid_share, salt="valid")
     if not train_texts:
@@ -262,6 +269,8 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
         nnx.replace_by_pure_dict(params, previous.params)
         opt_state = _restore_leaves(opt_state, previous.opt_state, ckpt_path)
         start = previous.step
+    elif init_from is not None:
+        nnx.replace_by_pure_dict(params, initial.params)
     params, opt_state = replicate((params, opt_state), replicated)
     step_fn = jax.jit(make_train_step(graphdef, tx), donate_argnums=(0, 1),
                       out_shardings=(replicated, replicated, replicated))
@@ -271,6 +280,10 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
     elapsed_before = float(rows[-1]["elapsed_s"]) if rows else 0.0
     meta = {"sources": sources or [], "train_tunes": len(train_texts), "valid_tunes": len(valid_texts),
             "chord_symbols": chord_inventory(train_texts)}
+    if previous is not None and "init_from" in previous.meta:
+        meta["init_from"] = previous.meta["init_from"]
+    elif previous is None and init_from is not None:
+        meta["init_from"] = str(init_from)
 
     def save(step: int, elapsed: float) -> None:
         checkpoint.save(ckpt_path, checkpoint.Checkpoint(
@@ -319,14 +332,15 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
     return ckpt_path
 
 
-def _require_vocab_covers(vocab: Vocab, texts: list[str], source: Path) -> None:
-    """A resumed run's corpus may only use characters of the checkpoint's vocabulary (its shapes are fixed)."""
+def _require_vocab_covers(vocab: Vocab, texts: list[str], source: Path, action: str = "resume") -> None:
+    """A resumed or fine-tuned run's corpus may only use characters of the checkpoint's vocabulary (its shapes
+    are fixed)."""
     from .errors import CheckpointError
 
     new = sorted(set().union(*map(set, texts)) - set(vocab.chars))
     if new:
         shown = "".join(new[:20])
-        raise CheckpointError(f"{source}: cannot resume: the corpus has {len(new)} character(s) the checkpoint's "
+        raise CheckpointError(f"{source}: cannot {action}: the corpus has {len(new)} character(s) the checkpoint's "
                               f"vocabulary lacks ({shown!r}); train a new run with another --out")
 
 

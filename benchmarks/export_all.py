@@ -68,6 +68,7 @@ def main() -> None:
         tunes = tunes[:args.limit]
     times: dict[str, list[float]] = {"musicxml": [], "mid": []}
     failures = {"musicxml": collections.Counter(), "mid": collections.Counter()}
+    examples: dict[str, list[str]] = collections.defaultdict(list)  # failure reason -> a few tunes
     slowest: list[tuple[float, str]] = []
     for number, (corpus, tune) in enumerate(tunes, 1):
         result = export_tune(tune.text)
@@ -75,15 +76,17 @@ def main() -> None:
             stage = result.get(fmt, result.get("parse"))
             if isinstance(stage, str) or isinstance(result.get("parse"), str):
                 failures[fmt][str(stage)[:60]] += 1
+                if len(examples[str(stage)[:60]]) < 3:
+                    examples[str(stage)[:60]].append(f"{tune.source}:{tune.line} {tune.title}")
             else:
                 times[fmt].append(result["parse"] + stage)
         total = sum(v for v in result.values() if isinstance(v, float))
         slowest.append((total, f"{tune.source}:{tune.line} {tune.title}"))
         if number % 250 == 0 or number == len(tunes):  # interim figures: a long run is useful even if cut
-            report(number, len(tunes), times, failures, slowest)
+            report(number, len(tunes), times, failures, slowest, examples)
 
 
-def report(done_count: int, total: int, times, failures, slowest) -> None:
+def report(done_count: int, total: int, times, failures, slowest, examples) -> None:
     print(f"command: {' '.join(shlex.quote(a) for a in ['python'] + sys.argv)} (cwd {os.getcwd()})")
     print(f"tunes: {done_count} of {total}")
     for fmt in ("musicxml", "mid"):
@@ -92,7 +95,7 @@ def report(done_count: int, total: int, times, failures, slowest) -> None:
         print(f"{fmt}: {len(done)}/{done_count} ok ({len(done) / done_count:.1%}); per tune incl. parse: "
               f"mean {mean:.3f} s, max {max(done, default=0):.3f} s")
         for reason, count in failures[fmt].most_common(5):
-            print(f"  {count} x {reason}")
+            print(f"  {count} x {reason} (e.g. {'; '.join(examples[reason])})")
     print("slowest:", "; ".join(f"{t:.2f} s {name}" for t, name in sorted(slowest, reverse=True)[:3]))
     print(f"load average: {os.getloadavg()}", flush=True)
 

@@ -30,10 +30,13 @@ from .common import cli_errors
 @click.option("--process-id", type=click.IntRange(0), envvar="ABCFLAX_PROCESS_ID",
               help="Multi-host run: this process's number, 0..N-1 (0 writes the checkpoint).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--init-from", "init_from", metavar="MODEL",
+              help="Fine-tune: start from this model's weights, shape and vocabulary (--preset and --dropout "
+                   "are ignored) with a fresh optimizer and schedule.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @cli_errors
 def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_rate, dropout, eval_every,
-                  holdout, seed, devices, coordinator, num_processes, process_id, resume, quiet):
+                  holdout, seed, devices, coordinator, num_processes, process_id, resume, init_from, quiet):
     """Train a model on ABC files, folders and music21 corpora.
 
     CORPUS items are files, folders (every *.abc below) or music21:NAME (e.g. music21:ryansMammoth);
@@ -42,6 +45,7 @@ def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_
     \b
     Example:
       abcflax train ../shared/data/nottingham@2 ../shared/data/irish --out runs/m1 --steps 5000
+      abcflax train ../shared/data/nottingham@8 --init-from runs/m1 --out runs/m1-notts --steps 1000 --lr 5e-4
     """
     import dataclasses
 
@@ -75,6 +79,7 @@ def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_
             click.echo(f"\r{line}", err=True, nl=False)
 
     path = abcflax.train(texts, out_dir, model_config, train_config, resume=resume, devices=devices,
-                         weights=weights, sources=list(corpus), on_progress=report, extend=steps is not None)
+                         weights=weights, sources=list(corpus), on_progress=report, extend=steps is not None,
+                         init_from=init_from)
     if not process_id:  # the checkpoint's path, from the process that wrote it
         click.echo(str(path))

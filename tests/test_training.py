@@ -90,3 +90,26 @@ def test_evaluate_bits_per_char(tiny_model):
     bpc, chars = abcflax.bits_per_char(tiny_model.module, tiny_model.vocab, tiny_texts(1))
     assert chars == sum(len(t) + 1 for t in tiny_texts(1))
     assert 0 < bpc < np.log2(tiny_model.vocab.size)
+
+
+def test_fine_tune_starts_from_the_given_model(tmp_path, tiny_model_dir):
+    source = checkpoint.load(tiny_model_dir)
+    texts = tiny_texts(2)
+    tuned = abcflax.train(texts, tmp_path / "tuned", abcflax.preset("small"),  # preset ignored: source's shape
+                          small_config(steps=1, eval_every=1, learning_rate=1e-9, warmup_steps=1),
+                          init_from=tiny_model_dir)
+    result = checkpoint.load(tuned)
+    assert result.model_config == source.model_config and result.vocab == source.vocab
+    assert result.step == 1 and result.meta["init_from"] == str(tiny_model_dir)
+    before, after = flat(source.params), flat(result.params)
+    for key in before:  # one step at a negligible learning rate: still the source's weights
+        np.testing.assert_allclose(after[key], before[key], atol=1e-6, err_msg=key)
+    fresh = flat(params_of(abcflax.train(texts, tmp_path / "fresh", abcflax.preset("tiny"),
+                                         small_config(steps=1, eval_every=1, learning_rate=1e-9, warmup_steps=1))))
+    assert any(fresh[key].shape != before[key].shape or not np.allclose(fresh[key], before[key]) for key in before)
+
+
+def test_fine_tune_refuses_characters_outside_the_models_vocabulary(tmp_path, tiny_model_dir):
+    with pytest.raises(CheckpointError, match="cannot fine-tune"):
+        abcflax.train(["X:1\nT:t\nK:C\nCDE€|\n"] * 4, tmp_path / "x", abcflax.preset("tiny"), small_config(steps=1),
+                      init_from=tiny_model_dir)
