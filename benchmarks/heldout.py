@@ -20,24 +20,32 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTTINGHAM = ROOT.parent / "shared" / "data" / "nottingham"
 
 
-def held_out_tunes() -> list[str]:
+def held_out_tunes(split: str = "heldout") -> list[str]:
+    """The held-out tunes, or (``split="valid"``) the Nottingham tunes of the training run's validation split
+    (trained-on data excluded too; for choosing among checkpoints without looking at the held-out tunes)."""
     texts, _ = abcflax.load_corpus([str(NOTTINGHAM)])
-    return split_holdout(texts, 0.1)[1]
+    kept, held = split_holdout(texts, 0.1)
+    if split == "valid":
+        return split_holdout(kept, abcflax.TrainConfig().valid_share, salt="valid")[1]
+    return held
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=None)
     parser.add_argument("--write", help="also write the held-out tunes to this file")
+    parser.add_argument("--split", choices=("heldout", "valid"), default="heldout",
+                        help="valid: Nottingham's validation-split tunes instead, for model selection")
     args = parser.parse_args()
-    tunes = held_out_tunes()
+    tunes = held_out_tunes(args.split)
     if args.write:
         Path(args.write).write_text("\n".join(tunes))
     model = abcflax.load_model(args.model)
     bpc, chars = abcflax.bits_per_char(model.module, model.vocab, tunes)
-    print(f"command: python benchmarks/heldout.py" + (f" --model {args.model}" if args.model else ""))
+    print(f"command: python benchmarks/heldout.py" + (f" --model {args.model}" if args.model else "")
+          + (" --split valid" if args.split == "valid" else ""))
     print(f"model: {model.path}")
-    print(f"held-out Nottingham: bpc={bpc:.4f} chars={chars} tunes={len(tunes)}  load average {os.getloadavg()}")
+    print(f"{'held-out' if args.split == 'heldout' else 'validation-split'} Nottingham: bpc={bpc:.4f} chars={chars} tunes={len(tunes)}  load average {os.getloadavg()}")
 
 
 if __name__ == "__main__":
