@@ -349,10 +349,12 @@ def auto_batch_size(tunes: int, model=None, max_chars: int = 1200) -> int:
 
     Why these bounds: one sampler step multiplies a [B, H] state by each layer's weights. At B=1 that is a
     matrix-vector product limited by reading the weights from memory; with B rows the same weights serve B
-    rows, and the step becomes compute-bound at a few dozen rows per core (32 per core here; the benchmark
-    ``benchmarks/compose.py`` measures 8..256). Past that, a bigger batch adds no speed but waits longer for
-    its slowest tune, so we stop at 32 x cores (at most 512). Memory per row is small (carry, logits, token
-    buffer, the [V, K] constraint intermediates); we still keep all rows within a quarter of free memory.
+    rows, and the step becomes compute-bound at a few dozen rows per core. Rows refill from a queue as their
+    tunes end (continuous batching), so a big batch no longer waits for its slowest tune; past 32 rows per
+    core it gains nothing more, and a smaller batch lets the validity check of one pool of tunes overlap the
+    sampling of the next (``benchmarks/compose.py`` measures 8..128: 64 was best on 2 cores). Memory per row
+    is small (carry, logits, token buffer, the [V, K] constraint intermediates); we still keep all rows
+    within a quarter of free memory.
     """
     from .scoring import bucket
 
@@ -396,7 +398,8 @@ def compose(seeds: str | list[Seed] | list[TunePlan], n: int = 1, *, model=None,
             max_chars: int = 1200, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
             seed: int = 0, bars: int | None = None, until: str = "end", constrain: bool = True, min_bars: int = 4,
             source: str = "<seeds>", on_problem: Callable[[str], None] | None = None) -> Iterator[ComposedTune]:
-    """Write ``n`` tunes per seed; yields each batch's tunes, in order, as soon as the batch finishes.
+    """Write ``n`` tunes per seed; yields tunes in order, a pool (``POOL_PER_ROW * batch_size`` tunes) at a time,
+    as soon as the pool finishes.
 
     ``seeds`` is a seeds file's text, ``parse_seeds``' seeds, or ``plan_tunes``' plans (``n`` is then theirs).
     Seeds are checked now (bad ones go to ``on_problem``, or raise InputError without it); the sampling
