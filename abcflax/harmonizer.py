@@ -30,6 +30,7 @@ METHODS = ("model", "rules")
 DEFAULT_BEAM = 4
 DEFAULT_CHANGE_PENALTY = 0.0  # log-prob subtracted when a span's chord differs from the one before (tuned)
 DEFAULT_CHORD_WEIGHT = 0.5  # see SearchConfig.chord_weight; 0.5 beat 1.0 and 0.3 on validation tunes
+DEFAULT_FIT_WEIGHT = 0.0  # see SearchConfig.fit_weight
 MIN_CHORD_SHARE = 0.002  # a seen chord is a candidate only if it is at least this share of all chords seen
 MAX_CANDIDATES = 8  # most frequent in-key chords kept: more rows cost time and admit rare, odd choices
 
@@ -363,16 +364,32 @@ def _weight(note: Note, beat: Fraction) -> float:
     return 2.0 if note.onset % beat == 0 else 1.0
 
 
-def rules_choose(slot: Slot, previous: str | None = None) -> str:
-    """The rules method's chord for one span: the candidate triad covering the most melody duration
-    (strong beats weighted); ties go to the chord already sounding, then to the lower scale degree
-    (I, ii, iii, IV, V, ...: the tonic wins an empty or ambiguous span). V becomes V7 when the span
-    holds the dominant's seventh."""
+def pitch_weights(slot: Slot) -> np.ndarray:
+    """Melody duration per pitch class inside the span, strong-beat notes counted double."""
     weights = np.zeros(12)
     for note in slot.notes:
         lo, hi = max(note.onset, slot.onset), min(note.onset + note.duration, slot.end)
         for pitch in note.pitches:
             weights[pitch % 12] += float(hi - lo) * _weight(note, slot.beat)
+    return weights
+
+
+def melody_fit(chord: str, weights: np.ndarray) -> float:
+    """Share of the span's (weighted) melody that is a tone of ``chord``: 1 = every note a chord tone.
+    An empty span fits every chord."""
+    parsed = parse_chord(chord)
+    total = float(weights.sum())
+    if parsed is None or total <= 0:
+        return 1.0
+    return float(sum(weights[pc] for pc in parsed.tones)) / total
+
+
+def rules_choose(slot: Slot, previous: str | None = None) -> str:
+    """The rules method's chord for one span: the candidate triad covering the most melody duration
+    (strong beats weighted); ties go to the chord already sounding, then to the lower scale degree
+    (I, ii, iii, IV, V, ...: the tonic wins an empty or ambiguous span). V becomes V7 when the span
+    holds the dominant's seventh."""
+    weights = pitch_weights(slot)
     triads = [(r, q) for r, q in rule_chords(slot.key) if q != "dom7"]
     best, best_score = triads[0], -1.0
     for root, quality in triads:
@@ -454,6 +471,9 @@ class SearchConfig:
     # habit of repeating the commonest chords, so the melody decides more (1 = the plain joint log-prob)
     chord_weight: float = DEFAULT_CHORD_WEIGHT
     candidates: int = MAX_CANDIDATES  # chords tried per span (the most frequent in-key ones)
+    # nats added per unit of melody fit (share of the span's melody that is a chord tone): a prior that
+    # the model's scores can overrule but that keeps it from chords the melody contradicts (0 = off)
+    fit_weight: float = DEFAULT_FIT_WEIGHT
 
 
 def chord_text(candidate: str, previous: str | None, bar_start: bool) -> str:
@@ -471,13 +491,16 @@ def beam_search(scorer: Scorer, prefix: str, segments: Sequence[str], slots: Seq
     beams: list[tuple[float, tuple[str, ...]]] = [(0.0, ())]
     for k, slot in enumerate(slots):
         parents, rows, totals, paths = [], [], [], []
+        weights = pitch_weights(slot) if config.fit_weight else None
+        fit = {cand: config.fit_weight * melody_fit(cand, weights) if config.fit_weight else 0.0
+               for cand in candidates[k]}
         for b, (score, path) in enumerate(beams):
             previous = path[-1] if path else None
             for cand in candidates[k]:
                 parents.append(b)
                 rows.append(chord_text(cand, previous, slot.bar_start) + segments[k])
                 penalty = config.change_penalty if previous is not None and cand != previous else 0.0
-                totals.append(score - penalty)
+                totals.append(score - penalty + fit[cand])
                 paths.append(path + (cand,))
         parents_arr = np.asarray(parents, np.int32)
         logp, new_state = scorer.extend(state, parents_arr, rows)
@@ -660,14 +683,14 @@ def _validate(per: str, method: str, beam: int, candidates: int) -> None:
 def harmonize(abc: str, *, model=None, per: str = "auto", method: str = "model", keep_existing: bool = False,
               beam: int = DEFAULT_BEAM, seed: int = 0, change_penalty: float = DEFAULT_CHANGE_PENALTY,
               chord_weight: float = DEFAULT_CHORD_WEIGHT, candidates: int = MAX_CANDIDATES,
-              scorer: Scorer | None = None, source: str = "<text>") -> str:
+              fit_weight: float = DEFAULT_FIT_WEIGHT, scorer: Scorer | None = None, source: str = "<text>") -> str:
     """``abc`` (a tune or a tunebook) with chord symbols added at harmonic-rhythm positions.
 
     ``per``: ``bar``, ``half``, ``beat`` or ``auto`` (by meter, see ``auto_per``). ``method``: ``model``
     (beam search scored by the LSTM; ``model`` is a path, a ``Model`` or None for the default) or
     ``rules``. Existing chord symbols are replaced, or kept (and their spans left alone) with
     ``keep_existing``. Search knobs (see ``SearchConfig``): ``beam``, ``change_penalty``, ``chord_weight``,
-    ``candidates``. The search is deterministic; ``seed`` is accepted for symmetry with ``complete`` and
+    ``candidates``, ``fit_weight``. The search is deterministic; ``seed`` is accepted for symmetry with ``complete`` and
     unused. ``scorer`` replaces the model's scorer (tests inject fakes).
     """
     del seed  # beam search has no randomness
@@ -682,7 +705,9 @@ def harmonize(abc: str, *, model=None, per: str = "auto", method: str = "model",
 
         loaded = resolve_model(model)
         scorer = LSTMScorer(loaded)
-    search = SearchConfig(beam, change_penalty, chord_weight, candidates)
+    if not isinstance(fit_weight, (int, float)) or not fit_weight >= 0:
+        raise UsageError(f"fit_weight must be 0 or more (got {fit_weight!r})")
+    search = SearchConfig(beam, change_penalty, chord_weight, candidates, float(fit_weight))
     worker = Harmonizer(per, method, keep_existing, search, loaded, scorer, source)
     return _map_tunes(abc, worker.tune, source)
 

@@ -221,14 +221,14 @@ def run(args) -> dict:
     per_metric: dict[str, dict[str, list]] = {k: {} for k in ("model", "rules", "original")}
     times, ratios = [], []
     abcflax.harmonize(strip_chords(tunes[0]), model=model, beam=args.beam, change_penalty=args.change_penalty,
-                                     chord_weight=args.chord_weight)
+                                     chord_weight=args.chord_weight, fit_weight=args.fit_weight)
     if args.timing:
         complete_time(strip_chords(tunes[0]), model)  # both warm (compiled) before anything is timed
     for i, tune in enumerate(tunes):
         melody = strip_chords(tune)
         start = time.perf_counter()
         guessed = abcflax.harmonize(melody, model=model, beam=args.beam, change_penalty=args.change_penalty,
-                                     chord_weight=args.chord_weight)
+                                     chord_weight=args.chord_weight, fit_weight=args.fit_weight)
         spent = time.perf_counter() - start
         times.append(spent)
         if args.timing:
@@ -251,7 +251,7 @@ def report(args, result: dict) -> str:
     step = result["step"]
     lines = [f"### harmonize — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, model {args.model} (step {step}),"
              f" {result['tunes']} held-out Nottingham tunes ({args.subset} subset), beam {args.beam}, "
-             f"change penalty {args.change_penalty}, chord weight {args.chord_weight}",
+             f"change penalty {args.change_penalty}, chord weight {args.chord_weight}, fit weight {args.fit_weight}",
              "", f"`{' '.join(shlex.quote(a) for a in [sys.executable, *sys.argv])}`", "",
              "| method | beat acc. root+quality | beat acc. root | CHE | CC | CTD | CTnCTR | PCS | MCTD |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -282,9 +282,14 @@ def main() -> None:
     parser.add_argument("--beam", type=int, default=4)
     parser.add_argument("--change-penalty", type=float, default=0.0)
     parser.add_argument("--chord-weight", type=float, default=0.5)
+    parser.add_argument("--fit-weight", type=float, default=None, help="melody-fit prior (default: the library's)")
     parser.add_argument("--no-timing", dest="timing", action="store_false", help="Skip the complete() timing.")
     parser.add_argument("--append", action="store_true", help="Append the figures to benchmarks/RESULTS.md.")
     args = parser.parse_args()
+    if args.fit_weight is None:
+        from abcflax.harmonizer import DEFAULT_FIT_WEIGHT
+
+        args.fit_weight = DEFAULT_FIT_WEIGHT
     text = report(args, run(args))
     print(text)
     if args.append:

@@ -291,3 +291,33 @@ def test_cli(tmp_path, tiny_model_dir):
     assert runner.invoke(main_group, args + ["--force"], input=C_MAJOR).exit_code == 0
     bad = runner.invoke(main_group, ["harmonize", str(tmp_path / "missing.abc"), "--method", "rules"])
     assert bad.exit_code == 1 and bad.stderr.strip().endswith("missing.abc: no such file")
+
+
+def test_melody_fit_prior_picks_the_chord_the_melody_outlines():
+    # an indifferent model: without the prior the first candidate wins everywhere; with it, each bar gets the
+    # candidate whose tones cover its notes
+    from abcflax.abc_check import analyze_tune
+
+    melody = "X:1\nM:4/4\nL:1/4\nK:C\nCEGE|FAcA|GBdB|]\n"
+    slots = find_slots(analyze_tune(melody), "bar")
+    search = [["Am", "C", "F", "G"]] * len(slots)
+    flat = beam_search(FakeScorer(lambda text, seg: 0.0), "", ["x"] * len(slots), slots, search,
+                       SearchConfig(chord_weight=1.0, fit_weight=0.0))
+    fitted = beam_search(FakeScorer(lambda text, seg: 0.0), "", ["x"] * len(slots), slots, search,
+                         SearchConfig(chord_weight=1.0, fit_weight=3.0))
+    assert flat == ["Am"] * 3 and fitted == ["C", "F", "G"]
+
+
+def test_melody_fit_is_the_share_of_chord_tones():
+    from abcflax.harmonizer import melody_fit
+
+    weights = np.zeros(12)
+    weights[[0, 4, 2]] = [2.0, 1.0, 1.0]  # C, E on the chord; D off it
+    assert melody_fit("C", weights) == pytest.approx(0.75)
+    assert melody_fit("G", weights) == pytest.approx(0.25)  # D is G's fifth
+    assert melody_fit("C", np.zeros(12)) == 1.0
+
+
+def test_negative_fit_weight_is_refused():
+    with pytest.raises(UsageError):
+        abcflax.harmonize(C_MAJOR, method="rules", fit_weight=-1)
