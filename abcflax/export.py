@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from .errors import InputError, UsageError
@@ -51,11 +52,31 @@ def _one_tune(abc: str) -> Tune:
     return tunes[0]
 
 
+_FIELD_WITH_MUSIC = re.compile(r"^([ML]):[ \t]*(\d+/\d+|C\|?)[ \t]+([^%\s].*)$")
+
+
+def inline_fields_with_music(text: str) -> str:
+    """Body lines such as ``M:9/8 EDC DA,B, CDE|`` (a field and music on one line, as some tunebooks write a
+    meter change) become ``[M:9/8] EDC DA,B, CDE|``, as their authors meant; ABC 2.1 and music21 would read
+    the whole line as a meter they do not understand."""
+    lines = text.split("\n")
+    body = False
+    for index, line in enumerate(lines):
+        if not body:
+            body = line.startswith("K:")
+            continue
+        match = _FIELD_WITH_MUSIC.match(line)
+        if match and re.search(r"[A-Ga-gz|]", match.group(3)):
+            lines[index] = f"[{match.group(1)}:{match.group(2)}] {match.group(3)}"
+    return "\n".join(lines)
+
+
 def _parse(tune: Tune):
     from music21 import converter, stream
 
     from .abc_check import blocking_problem
 
+    tune = replace(tune, text=inline_fields_with_music(tune.text))
     problem = blocking_problem(tune.text)  # else music21 guesses ("assuming C") or divides by zero
     if problem is not None:
         raise InputError(f"{tune.source}:{tune.line + problem.line - 1}:{problem.column}: {problem.message}")

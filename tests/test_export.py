@@ -220,3 +220,15 @@ def test_cli_bad_input_is_one_line_and_no_file(run, tmp_path):
 def test_cli_stdin_to_stdout_musicxml(run):
     result = run("export", "-", "-o", "-", "--format", "musicxml", input=REEL)
     assert result.exit_code == 0 and "<harmony" in result.output
+
+
+def test_a_meter_change_written_with_music_on_its_line_is_exported():
+    # seen in the irish tunebook: "M:9/8 EDC DA,B, CDE|" inside the body, meaning [M:9/8] and then music
+    from abcflax.export import abc_to_score, inline_fields_with_music
+
+    tune = "X:1\nT:Swedish\nM:6/8\nL:1/8\nK:D\nABA AGF|EDC D3|\nM:9/8 EDC DA,B, CDE|\nM:6/8 Ddd e3|f3 g3|]\n"
+    assert "\n[M:9/8] EDC DA,B, CDE|\n[M:6/8] Ddd e3|" in inline_fields_with_music(tune)
+    assert inline_fields_with_music("X:1\nM:6/8 is odd\nK:D\nM:6/8\nABc|\n").endswith("K:D\nM:6/8\nABc|\n")
+    score = abc_to_score(tune)  # music21 keeps 6/8 and re-bars the 9/8 bar, but every note is there
+    assert score.parts[0].duration.quarterLength == 33 / 2
+    assert abcflax.export_bytes(tune, "mid")[:4] == b"MThd"
