@@ -53,6 +53,7 @@ def _one_tune(abc: str) -> Tune:
 
 
 _FIELD_WITH_MUSIC = re.compile(r"^([ML]):[ \t]*(\d+/\d+|C\|?)[ \t]+([^%\s].*)$")
+_FIELD_IN_MUSIC = re.compile(r"(?<=[ \t|])([ML]):(\d+/\d+|C\|?)(?=[ \t])")  # a second one later on the line
 
 
 def inline_fields_with_music(text: str) -> str:
@@ -67,7 +68,8 @@ def inline_fields_with_music(text: str) -> str:
             continue
         match = _FIELD_WITH_MUSIC.match(line)
         if match and re.search(r"[A-Ga-gz|]", match.group(3)):
-            lines[index] = f"[{match.group(1)}:{match.group(2)}] {match.group(3)}"
+            music = _FIELD_IN_MUSIC.sub(lambda m: f"[{m.group(1)}:{m.group(2)}]", match.group(3))
+            lines[index] = f"[{match.group(1)}:{match.group(2)}] {music}"
     return "\n".join(lines)
 
 

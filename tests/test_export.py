@@ -229,6 +229,9 @@ def test_a_meter_change_written_with_music_on_its_line_is_exported():
     tune = "X:1\nT:Swedish\nM:6/8\nL:1/8\nK:D\nABA AGF|EDC D3|\nM:9/8 EDC DA,B, CDE|\nM:6/8 Ddd e3|f3 g3|]\n"
     assert "\n[M:9/8] EDC DA,B, CDE|\n[M:6/8] Ddd e3|" in inline_fields_with_music(tune)
     assert inline_fields_with_music("X:1\nM:6/8 is odd\nK:D\nM:6/8\nABc|\n").endswith("K:D\nM:6/8\nABc|\n")
+    two = inline_fields_with_music("X:1\nM:4/4\nK:G\nM:3/4 egdB A2| M:4/4 egdB GABd|\n")  # irish.abc, too
+    assert two.endswith("K:G\n[M:3/4] egdB A2| [M:4/4] egdB GABd|\n")
+    abcflax.export_bytes(two, "musicxml")
     score = abc_to_score(tune)  # music21 keeps 6/8 and re-bars the 9/8 bar, but every note is there
     assert score.parts[0].duration.quarterLength == 33 / 2
     assert abcflax.export_bytes(tune, "mid")[:4] == b"MThd"
