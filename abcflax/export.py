@@ -99,11 +99,13 @@ def _dedupe_time_signatures(score) -> None:
     from music21 import meter
 
     seen: set[int] = set()
-    for ts in list(score.recurse().getElementsByClass(meter.TimeSignature)):
-        if id(ts) in seen:
-            site = ts.activeSite
-            site.replace(ts, copy.deepcopy(ts))
-        seen.add(id(ts))
+    # walk the containers, not ts.activeSite: for a shared object that is one of its sites, or None
+    containers = [score, *score.recurse(streamsOnly=True)]
+    for container in containers:
+        for ts in list(container.getElementsByClass(meter.TimeSignature)):
+            if id(ts) in seen:
+                container.replace(ts, copy.deepcopy(ts))
+            seen.add(id(ts))
 
 
 def _set_metadata(score, tune: Tune) -> None:

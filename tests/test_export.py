@@ -235,3 +235,31 @@ def test_a_meter_change_written_with_music_on_its_line_is_exported():
     score = abc_to_score(tune)  # music21 keeps 6/8 and re-bars the 9/8 bar, but every note is there
     assert score.parts[0].duration.quarterLength == 33 / 2
     assert abcflax.export_bytes(tune, "mid")[:4] == b"MThd"
+
+
+METER_CHANGES = """X:1
+T:Meter changes
+M:6/8
+L:1/8
+K:D
+P:A
+dc/2B/2|A2D AGF|EDC D3|d2e fgf|edc d2A|
+M:9/8
+edc d2A BAG|
+M:6/8
+FED EDC|DA,B, CDE|fed edc|d3 dcB||
+P:B
+A2D AGF|EDC D3|
+M:9/8
+edc d2A BAG|
+M:6/8
+FED EDC|d3 d=c_B
+K:F
+|:A2f fef|A2f fef|Aff Agg|A2f fef:|
+"""
+
+
+def test_meter_changes_with_a_key_change_export():
+    # music21 leaves some shared TimeSignature objects with no active site here (two Nottingham jigs hit it)
+    assert abcflax.export_bytes(METER_CHANGES, "musicxml").startswith(b"<?xml")
+    assert abcflax.export_bytes(METER_CHANGES, "mid")[:4] == b"MThd"
