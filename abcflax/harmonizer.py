@@ -30,7 +30,7 @@ METHODS = ("model", "rules")
 DEFAULT_BEAM = 4
 DEFAULT_CHANGE_PENALTY = 0.0  # log-prob subtracted when a span's chord differs from the one before (tuned)
 DEFAULT_CHORD_WEIGHT = 0.5  # see SearchConfig.chord_weight; 0.5 beat 1.0 and 0.3 on validation tunes
-DEFAULT_FIT_WEIGHT = 0.0  # see SearchConfig.fit_weight
+DEFAULT_FIT_WEIGHT = 0.0  # see SearchConfig.fit_weight; measured in benchmarks/RESULTS.md: no clear gain, so off
 MIN_CHORD_SHARE = 0.002  # a seen chord is a candidate only if it is at least this share of all chords seen
 MAX_CANDIDATES = 8  # most frequent in-key chords kept: more rows cost time and admit rare, odd choices
 
