@@ -94,6 +94,19 @@ def _parse(tune: Tune):
     return score
 
 
+def _drop_empty_chord_symbols(score) -> None:
+    """Remove chord symbols that name no chord: music21 reads an empty annotation (``" "``, seen in Nottingham
+    tunes) or a name it cannot realize as a ChordSymbol without pitches, and its MusicXML writer then raises."""
+    from music21 import harmony
+
+    for container in [score, *score.recurse(streamsOnly=True)]:
+        for symbol in list(container.getElementsByClass(harmony.ChordSymbol)):
+            if isinstance(symbol, harmony.NoChord):
+                continue
+            if not (symbol.figure or "").strip() or not symbol.pitches:
+                container.remove(symbol)
+
+
 def _dedupe_time_signatures(score) -> None:
     """Give every measure its own TimeSignature object (music21's re-barring shares one between two)."""
     from music21 import meter
@@ -177,6 +190,7 @@ def abc_to_score(abc: str, *, instrument: str = "violin", tempo: float | None = 
         raise UsageError(f"tempo {tempo} is outside 10..400 quarter notes per minute")
     tune = _one_tune(abc)
     score = _parse(tune)
+    _drop_empty_chord_symbols(score)
     _dedupe_time_signatures(score)
     _set_metadata(score, tune)
     _set_instrument(score, instrument)

@@ -263,3 +263,11 @@ def test_meter_changes_with_a_key_change_export():
     # music21 leaves some shared TimeSignature objects with no active site here (two Nottingham jigs hit it)
     assert abcflax.export_bytes(METER_CHANGES, "musicxml").startswith(b"<?xml")
     assert abcflax.export_bytes(METER_CHANGES, "mid")[:4] == b"MThd"
+
+
+def test_an_empty_quoted_annotation_does_not_break_musicxml():
+    # Nottingham writes '" "' before a chord in a few tunes; music21 makes it a ChordSymbol with no pitches
+    tune = 'X:1\nT:Empty\nM:6/8\nL:1/8\nK:Am\n"Am"c2A A^GA|"Em""C"edc " ""G"BAG|"Am"E2A A3|]\n'
+    xml = abcflax.export_bytes(tune, "musicxml").decode()
+    assert xml.count("<harmony") >= 3 and "<root-step>G</root-step>" in xml  # the real chords stay
+    assert abcflax.export_bytes(tune, "mid")[:4] == b"MThd"
