@@ -73,12 +73,32 @@ def inline_fields_with_music(text: str) -> str:
     return "\n".join(lines)
 
 
+_QUOTED = re.compile(r'"([^"\n]*)"')
+
+
+def drop_empty_annotations(text: str) -> str:
+    """Remove ``" "`` (a quoted nothing, seen before chord symbols in Nottingham tunes) from music lines:
+    music21 keeps one chord symbol per note, so the empty one would push out the real chord after it."""
+    lines = text.split("\n")
+    body = False
+    for index, line in enumerate(lines):
+        if not body:
+            body = line.startswith("K:")
+            continue
+        if line.startswith("%") or re.match(r"[A-Za-z]:", line):
+            continue
+        music, hash_, comment = line.partition("%")
+        cleaned = _QUOTED.sub(lambda m: "" if not m.group(1).strip() else m.group(0), music)
+        lines[index] = cleaned + hash_ + comment
+    return "\n".join(lines)
+
+
 def _parse(tune: Tune):
     from music21 import converter, stream
 
     from .abc_check import blocking_problem
 
-    tune = replace(tune, text=inline_fields_with_music(tune.text))
+    tune = replace(tune, text=drop_empty_annotations(inline_fields_with_music(tune.text)))
     problem = blocking_problem(tune.text)  # else music21 guesses ("assuming C") or divides by zero
     if problem is not None:
         raise InputError(f"{tune.source}:{tune.line + problem.line - 1}:{problem.column}: {problem.message}")

@@ -270,4 +270,7 @@ def test_an_empty_quoted_annotation_does_not_break_musicxml():
     tune = 'X:1\nT:Empty\nM:6/8\nL:1/8\nK:Am\n"Am"c2A A^GA|"Em""C"edc " ""G"BAG|"Am"E2A A3|]\n'
     xml = abcflax.export_bytes(tune, "musicxml").decode()
     assert xml.count("<harmony") >= 3 and "<root-step>G</root-step>" in xml  # the real chords stay
+    from abcflax.export import drop_empty_annotations
+
+    assert drop_empty_annotations('K:C\n"C" "G"c " "d|"x y"e % " "\n') == 'K:C\n"C" "G"c d|"x y"e % " "\n'
     assert abcflax.export_bytes(tune, "mid")[:4] == b"MThd"
