@@ -94,9 +94,10 @@ def report(done_count: int, total: int, times, failures, slowest, examples) -> N
         mean = sum(done) / len(done) if done else 0
         print(f"{fmt}: {len(done)}/{done_count} ok ({len(done) / done_count:.1%}); per tune incl. parse: "
               f"mean {mean:.3f} s, max {max(done, default=0):.3f} s")
-        for reason, count in failures[fmt].most_common(5):
+        for reason, count in failures[fmt].most_common():
             print(f"  {count} x {reason} (e.g. {'; '.join(examples[reason])})")
-    print("slowest:", "; ".join(f"{t:.2f} s {name}" for t, name in sorted(slowest, reverse=True)[:3]))
+    print("slowest:", "; ".join(f"{t:.2f} s {name}" for t, name in sorted(slowest, reverse=True)[:3]),
+          f"({sum(t > 5 for t, _ in slowest)} over 5 s)")
     print(f"load average: {os.getloadavg()}", flush=True)
 
 if __name__ == "__main__":
