@@ -56,21 +56,31 @@ _FIELD_WITH_MUSIC = re.compile(r"^([ML]):[ \t]*(\d+/\d+|C\|?)[ \t]+([^%\s].*)$")
 _FIELD_IN_MUSIC = re.compile(r"(?<=[ \t|])([ML]):(\d+/\d+|C\|?)(?=[ \t])")  # a second one later on the line
 
 
+def _map_body_lines(text: str, repair) -> str:
+    """``text`` with ``repair(line)`` applied to every line after the header's ``K:`` line."""
+    lines = text.split("\n")
+    body = False
+    for index, line in enumerate(lines):
+        if body:
+            lines[index] = repair(line)
+        else:
+            body = line.startswith("K:")
+    return "\n".join(lines)
+
+
 def inline_fields_with_music(text: str) -> str:
     """Body lines such as ``M:9/8 EDC DA,B, CDE|`` (a field and music on one line, as some tunebooks write a
     meter change) become ``[M:9/8] EDC DA,B, CDE|``, as their authors meant; ABC 2.1 and music21 would read
     the whole line as a meter they do not understand."""
-    lines = text.split("\n")
-    body = False
-    for index, line in enumerate(lines):
-        if not body:
-            body = line.startswith("K:")
-            continue
+
+    def repair(line: str) -> str:
         match = _FIELD_WITH_MUSIC.match(line)
-        if match and re.search(r"[A-Ga-gz|]", match.group(3)):
-            music = _FIELD_IN_MUSIC.sub(lambda m: f"[{m.group(1)}:{m.group(2)}]", match.group(3))
-            lines[index] = f"[{match.group(1)}:{match.group(2)}] {music}"
-    return "\n".join(lines)
+        if not match or not re.search(r"[A-Ga-gz|]", match.group(3)):
+            return line
+        music = _FIELD_IN_MUSIC.sub(lambda m: f"[{m.group(1)}:{m.group(2)}]", match.group(3))
+        return f"[{match.group(1)}:{match.group(2)}] {music}"
+
+    return _map_body_lines(text, repair)
 
 
 _QUOTED = re.compile(r'"([^"\n]*)"')
@@ -79,18 +89,14 @@ _QUOTED = re.compile(r'"([^"\n]*)"')
 def drop_empty_annotations(text: str) -> str:
     """Remove ``" "`` (a quoted nothing, seen before chord symbols in Nottingham tunes) from music lines:
     music21 keeps one chord symbol per note, so the empty one would push out the real chord after it."""
-    lines = text.split("\n")
-    body = False
-    for index, line in enumerate(lines):
-        if not body:
-            body = line.startswith("K:")
-            continue
+
+    def repair(line: str) -> str:
         if line.startswith("%") or re.match(r"[A-Za-z]:", line):
-            continue
-        music, hash_, comment = line.partition("%")
-        cleaned = _QUOTED.sub(lambda m: "" if not m.group(1).strip() else m.group(0), music)
-        lines[index] = cleaned + hash_ + comment
-    return "\n".join(lines)
+            return line
+        music, percent, comment = line.partition("%")
+        return _QUOTED.sub(lambda m: m.group(0) if m.group(1).strip() else "", music) + percent + comment
+
+    return _map_body_lines(text, repair)
 
 
 def _parse(tune: Tune):

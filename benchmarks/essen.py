@@ -21,6 +21,8 @@ import os
 import time
 from pathlib import Path
 
+from results import publish
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 BASE = [f"{SHARED / 'nottingham'}@4", str(SHARED / "irish"), "music21:ryansMammoth", "music21:oneills1850",
@@ -79,12 +81,7 @@ def main() -> None:
     lines.append("")
     lines.append(f"held-out tunes: Nottingham {len(tests['Nottingham'])}, Irish {len(tests['Irish'])}; "
                  f"load average {os.getloadavg()}")
-    report = "\n".join(lines)
-    print(report)
-    if args.append:
-        with open(ROOT / "benchmarks" / "RESULTS.md", "a") as handle:
-            handle.write(f"\n## Does essenFolksong help? (benchmarks/essen.py) — "
-                         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n{report}\n")
+    publish("Does essenFolksong help? (benchmarks/essen.py)", lines, args.append)
 
 
 if __name__ == "__main__":

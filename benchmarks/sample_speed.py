@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from results import publish
+
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT = (ROOT / "data" / "examples" / "the_kesh.abc").read_text()
 
@@ -102,12 +104,7 @@ def main() -> None:
              f"PyTorch nn.LSTM step by step: {median['torch']:,.0f} chars/s",
              f"all runs: {json.dumps({k: [round(v) for v in vs] for k, vs in rates.items()})}",
              f"load average: {load} (before) {os.getloadavg()} (after); {os.cpu_count()} cores"]
-    report = "\n".join(lines)
-    print(report)
-    if args.append:
-        with open(ROOT / "benchmarks" / "RESULTS.md", "a") as handle:
-            handle.write(f"\n## Sampling one continuation vs PyTorch (benchmarks/sample_speed.py) — "
-                         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n```\n{report}\n```\n")
+    publish("Sampling one continuation vs PyTorch (benchmarks/sample_speed.py)", lines, args.append, fenced=True)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from results import publish
+
 ROOT = Path(__file__).resolve().parents[1]
 VOCAB = 95  # the bundled model's vocabulary size
 
@@ -195,12 +197,7 @@ def main() -> None:
         lines.append(f"| {row['shape']} ({embed}, {hidden}x{layers}, {batch}x{seq_len}) | {fmt('jax')} | {fmt('torch')} | {ratio} | {eff} |")
     lines.append("")
     lines.append(f"load average: {load_before} (before) {os.getloadavg()} (after); {os.cpu_count()} cores")
-    report = "\n".join(lines)
-    print(report)
-    if args.append:
-        with open(ROOT / "benchmarks" / "RESULTS.md", "a") as handle:
-            handle.write(f"\n## Training throughput vs PyTorch (benchmarks/train_throughput.py) — "
-                         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n{report}\n")
+    publish("Training throughput vs PyTorch (benchmarks/train_throughput.py)", lines, args.append)
 
 
 if __name__ == "__main__":
