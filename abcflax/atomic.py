@@ -39,3 +39,18 @@ def write_bytes(path: str | os.PathLike, data: bytes, *, force: bool = True) -> 
 def write_text(path: str | os.PathLike, text: str, *, force: bool = True) -> None:
     """Write UTF-8 text atomically (see :func:`write_bytes`)."""
     write_bytes(path, text.encode("utf-8"), force=force)
+
+
+def remove_leftovers(path: str | os.PathLike) -> list[Path]:
+    """Delete the temp files a killed :func:`write_bytes` of ``path`` left behind (SIGKILL skips the cleanup
+    above); returns what was removed. Only our own pattern, ``.<name>.<random>.tmp`` beside ``path``."""
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    removed = []
+    for leftover in folder.glob(f".{target.name}.*.tmp"):
+        try:
+            leftover.unlink()
+            removed.append(leftover)
+        except FileNotFoundError:
+            pass
+    return removed

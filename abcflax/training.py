@@ -227,6 +227,9 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
     ckpt_path = out / checkpoint.FILE_NAME
     if not texts:
         raise InputError("no training tunes")
+    if jax.process_index() == 0:  # a run killed mid-write left temp files: the writer clears them
+        for name in (checkpoint.FILE_NAME, LOG_NAME, PLOT_NAME):
+            atomic.remove_leftovers(out / name)
     previous = checkpoint.load(ckpt_path) if resume and ckpt_path.exists() else None
     if previous is not None:
         # a resumed run keeps its own shapes, data order and schedule; only the step count may grow

@@ -113,3 +113,16 @@ def test_fine_tune_refuses_characters_outside_the_models_vocabulary(tmp_path, ti
     with pytest.raises(CheckpointError, match="cannot fine-tune"):
         abcflax.train(["X:1\nT:t\nK:C\nCDE€|\n"] * 4, tmp_path / "x", abcflax.preset("tiny"), small_config(steps=1),
                       init_from=tiny_model_dir)
+
+
+def test_a_run_clears_temp_files_a_killed_write_left(tmp_path):
+    # SIGKILL between writing a temp file and renaming it leaves ".loss.png.<random>.tmp" behind
+    out = tmp_path / "run"
+    out.mkdir()
+    stale = [out / ".loss.png.abc123.tmp", out / ".model.msgpack.x.tmp", out / ".log.csv.y.tmp"]
+    for path in stale:
+        path.write_bytes(b"half")
+    keep = out / "notes.tmp"  # not ours: left alone
+    keep.write_text("mine")
+    abcflax.train(tiny_texts(2), out, abcflax.preset("tiny"), small_config(steps=2, eval_every=2))
+    assert not any(path.exists() for path in stale) and keep.exists()
