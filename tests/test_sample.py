@@ -202,3 +202,15 @@ def test_compose_with_fewer_rows_than_tunes_matches_complete(tiny_model):
     single = [abcflax.complete_many([p], model=tiny_model, seed=5, max_chars=250, rows=[i])[0]
               for i, p in enumerate(prompts)]
     assert [r.text for r in pooled] == single
+
+
+def test_inverse_cdf_draws_follow_the_distribution():
+    """``sample_rows`` draws each character with its softmax probability; masked (-inf) ones never."""
+    probs = np.array([0.5, 0.0, 0.3, 0.15, 0.05])
+    logits = jnp.log(jnp.asarray(probs))  # log 0 = -inf: a masked character
+    draws = 20_000
+    keys = jax.random.split(jax.random.key(11), draws)
+    chosen = np.asarray(jax.jit(sample.sample_rows)(keys, jnp.broadcast_to(logits, (draws, 5))))
+    counts = np.bincount(chosen, minlength=5) / draws
+    assert counts[1] == 0
+    np.testing.assert_allclose(counts, probs, atol=0.012)  # ~3.5 standard deviations at 20,000 draws
