@@ -192,15 +192,29 @@ def default_tempo(tune: Tune) -> tuple[int, float]:
     return DEFAULT_TEMPO
 
 
+def tempo_from_q(text: str) -> tuple[int, float] | None:
+    """(beats per minute, beat length in quarter notes) from a ``Q:`` value such as ``1/4=120``, ``3/8 = 100``
+    or ``"Allegro" 1/4=132``; None when it has no ``n/d=bpm`` part."""
+    match = re.search(r"(\d+)\s*/\s*(\d+)\s*=\s*(\d+)", text)
+    if not match or int(match.group(2)) == 0 or not 10 <= int(match.group(3)) <= 400:
+        return None
+    return int(match.group(3)), 4 * int(match.group(1)) / int(match.group(2))
+
+
 def _set_tempo(score, tune: Tune, bpm: float | None) -> None:
+    """Keep the tempo music21 read from ``Q:`` when MusicXML can write it; else (an override, no ``Q:``, or a
+    mark whose beat unit MusicXML cannot name, as music21 makes of ``Q:1/4 =50``) one mark in quarter notes."""
     from music21 import duration, tempo
 
-    marks = list(score.recurse().getElementsByClass(tempo.MetronomeMark))
-    if marks and bpm is None:
+    marks = [(container, mark) for container in [score, *score.recurse(streamsOnly=True)]
+             for mark in container.getElementsByClass(tempo.MetronomeMark)]
+    writable = all(mark.referent is not None and mark.referent.type not in ("complex", "inexpressible")
+                   for _, mark in marks)
+    if marks and bpm is None and writable:
         return
-    for mark in marks:
-        mark.activeSite.remove(mark)
-    number, beat = (bpm, 1.0) if bpm is not None else default_tempo(tune)
+    for container, mark in marks:
+        container.remove(mark)
+    number, beat = (bpm, 1.0) if bpm is not None else (tempo_from_q(tune.fields.get("Q", "")) or default_tempo(tune))
     first_measure = score.parts[0].getElementsByClass("Measure").first() if score.parts else None
     target = first_measure if first_measure is not None else score.parts[0]
     target.insert(0, tempo.MetronomeMark(number=number, referent=duration.Duration(beat)))

@@ -274,3 +274,16 @@ def test_an_empty_quoted_annotation_does_not_break_musicxml():
 
     assert drop_empty_annotations('K:C\n"C" "G"c " "d|"x y"e % " "\n') == 'K:C\n"C" "G"c d|"x y"e % " "\n'
     assert abcflax.export_bytes(tune, "mid")[:4] == b"MThd"
+
+
+def test_a_tempo_music21_cannot_write_is_rewritten_from_q():
+    # music21 reads "Q:1/4 =50" (ryansMammoth) as a mark with a complex beat unit its MusicXML writer refuses
+    from music21 import tempo
+
+    from abcflax.export import abc_to_score, tempo_from_q
+
+    tune = "X:1\nT:Slow\nQ:1/4 =50\nM:6/8\nL:1/8\nK:D\n(ABc d2) e|f3 e3|]\n"
+    marks = list(abc_to_score(tune).recurse().getElementsByClass(tempo.MetronomeMark))
+    assert [(m.number, m.referent.quarterLength) for m in marks] == [(50, 1.0)]
+    assert b"<per-minute>50</per-minute>" in abcflax.export_bytes(tune, "musicxml")
+    assert tempo_from_q('"Allegro" 3/8 = 100') == (100, 1.5) and tempo_from_q("fast") is None
