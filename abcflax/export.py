@@ -120,17 +120,22 @@ def _parse(tune: Tune):
     return score
 
 
+def _placed(score, kind):
+    """(container, element) for every ``kind`` element anywhere in ``score``. Found through its containers,
+    not ``element.activeSite``: music21 shares some objects between measures, leaving that one of their
+    sites, or None."""
+    return [(container, element) for container in [score, *score.recurse(streamsOnly=True)]
+            for element in container.getElementsByClass(kind)]
+
+
 def _drop_empty_chord_symbols(score) -> None:
     """Remove chord symbols that name no chord: music21 reads an empty annotation (``" "``, seen in Nottingham
     tunes) or a name it cannot realize as a ChordSymbol without pitches, and its MusicXML writer then raises."""
     from music21 import harmony
 
-    for container in [score, *score.recurse(streamsOnly=True)]:
-        for symbol in list(container.getElementsByClass(harmony.ChordSymbol)):
-            if isinstance(symbol, harmony.NoChord):
-                continue
-            if not (symbol.figure or "").strip() or not symbol.pitches:
-                container.remove(symbol)
+    for container, symbol in _placed(score, harmony.ChordSymbol):
+        if not isinstance(symbol, harmony.NoChord) and (not (symbol.figure or "").strip() or not symbol.pitches):
+            container.remove(symbol)
 
 
 def _dedupe_time_signatures(score) -> None:
@@ -138,13 +143,10 @@ def _dedupe_time_signatures(score) -> None:
     from music21 import meter
 
     seen: set[int] = set()
-    # walk the containers, not ts.activeSite: for a shared object that is one of its sites, or None
-    containers = [score, *score.recurse(streamsOnly=True)]
-    for container in containers:
-        for ts in list(container.getElementsByClass(meter.TimeSignature)):
-            if id(ts) in seen:
-                container.replace(ts, copy.deepcopy(ts))
-            seen.add(id(ts))
+    for container, ts in _placed(score, meter.TimeSignature):
+        if id(ts) in seen:
+            container.replace(ts, copy.deepcopy(ts))
+        seen.add(id(ts))
 
 
 def _set_metadata(score, tune: Tune) -> None:
@@ -206,8 +208,7 @@ def _set_tempo(score, tune: Tune, bpm: float | None) -> None:
     mark whose beat unit MusicXML cannot name, as music21 makes of ``Q:1/4 =50``) one mark in quarter notes."""
     from music21 import duration, tempo
 
-    marks = [(container, mark) for container in [score, *score.recurse(streamsOnly=True)]
-             for mark in container.getElementsByClass(tempo.MetronomeMark)]
+    marks = _placed(score, tempo.MetronomeMark)
     writable = all(mark.referent is not None and mark.referent.type not in ("complex", "inexpressible")
                    for _, mark in marks)
     if marks and bpm is None and writable:

@@ -491,9 +491,10 @@ def beam_search(scorer: Scorer, prefix: str, segments: Sequence[str], slots: Seq
     beams: list[tuple[float, tuple[str, ...]]] = [(0.0, ())]
     for k, slot in enumerate(slots):
         parents, rows, totals, paths = [], [], [], []
-        weights = pitch_weights(slot) if config.fit_weight else None
-        fit = {cand: config.fit_weight * melody_fit(cand, weights) if config.fit_weight else 0.0
-               for cand in candidates[k]}
+        fit = dict.fromkeys(candidates[k], 0.0)
+        if config.fit_weight:
+            weights = pitch_weights(slot)
+            fit = {cand: config.fit_weight * melody_fit(cand, weights) for cand in candidates[k]}
         for b, (score, path) in enumerate(beams):
             previous = path[-1] if path else None
             for cand in candidates[k]:
@@ -690,8 +691,8 @@ def harmonize(abc: str, *, model=None, per: str = "auto", method: str = "model",
     (beam search scored by the LSTM; ``model`` is a path, a ``Model`` or None for the default) or
     ``rules``. Existing chord symbols are replaced, or kept (and their spans left alone) with
     ``keep_existing``. Search knobs (see ``SearchConfig``): ``beam``, ``change_penalty``, ``chord_weight``,
-    ``candidates``, ``fit_weight``. The search is deterministic; ``seed`` is accepted for symmetry with ``complete`` and
-    unused. ``scorer`` replaces the model's scorer (tests inject fakes).
+    ``candidates``, ``fit_weight``. The search is deterministic; ``seed`` is accepted for symmetry with
+    ``complete`` and unused. ``scorer`` replaces the model's scorer (tests inject fakes).
     """
     del seed  # beam search has no randomness
     if not isinstance(abc, str):

@@ -26,18 +26,19 @@ def _dropout(x, rate: float, key):
 
 
 def _cell(gates_Bx4H, c_BxH):
-    """LSTM cell from pre-activation gates (input, forget, cell, output): (c, h, activations_Bx4H)."""
+    """LSTM cell from pre-activation gates (input, forget, cell, output): (c, h, gate activations)."""
     i, f, g, o = jnp.split(gates_Bx4H, 4, axis=-1)
     i, f, g, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
     c_BxH = f * c_BxH + i * g
-    return c_BxH, o * jnp.tanh(c_BxH), jnp.concatenate([i, f, g, o], axis=-1)
+    return c_BxH, o * jnp.tanh(c_BxH), (i, f, g, o)
 
 
 def _scan_forward(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH):
+    """The recurrence, also keeping every step's c and gate activations for the backward pass."""
     def step(carry, xproj_Bx4H):
         c, h = carry
-        c, h, acts = _cell(xproj_Bx4H + h @ w_hh, c)
-        return (c, h), (h, c, acts)
+        c, h, gates = _cell(xproj_Bx4H + h @ w_hh, c)
+        return (c, h), (h, c, jnp.concatenate(gates, axis=-1))
 
     (c, h), (h_TxBxH, c_TxBxH, acts_TxBx4H) = jax.lax.scan(step, (c0_BxH, h0_BxH), xproj_TxBx4H)
     return (h_TxBxH, c, h), (c_TxBxH, acts_TxBx4H)
@@ -45,8 +46,15 @@ def _scan_forward(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH):
 
 @jax.custom_vjp
 def lstm_scan(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH):
-    """The recurrence over projected inputs: (h at every step, last c, last h)."""
-    return _scan_forward(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH)[0]
+    """The recurrence over projected inputs: (h at every step, last c, last h). Without a gradient (evaluation,
+    priming) it keeps only h."""
+    def step(carry, xproj_Bx4H):
+        c, h = carry
+        c, h, _ = _cell(xproj_Bx4H + h @ w_hh, c)
+        return (c, h), h
+
+    (c, h), h_TxBxH = jax.lax.scan(step, (c0_BxH, h0_BxH), xproj_TxBx4H)
+    return h_TxBxH, c, h
 
 
 def _lstm_scan_fwd(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH):
