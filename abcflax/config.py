@@ -40,6 +40,7 @@ class TrainConfig:
     eval_every: int = 250  # steps between validation runs and checkpoints
     eval_chars: int = 60_000  # validation characters scored per evaluation (bounded cost)
     seed: int = 0  # data order, initialization and dropout all derive from it
+    transpose: int = 0  # repeats of a source (path@N) are transposed by up to this many fifths (0: verbatim)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -29,6 +29,7 @@ from .config import ModelConfig, TrainConfig
 from .errors import InputError, UsageError
 from .evaluate import bits_per_char
 from .model import CharLSTM, create_model
+from .transpose import transpose as transpose_tune
 from .vocab import Vocab
 
 LOG_NAME = "log.csv"
@@ -74,12 +75,33 @@ def make_train_step(graphdef, tx: optax.GradientTransformation):
     return train_step
 
 
-def build_stream(texts: list[str], vocab: Vocab, weights: list[int] | None = None) -> np.ndarray:
-    """All tunes as one id stream, each as start marker + text + end marker, repeated by weight."""
-    parts = []
+def copy_shifts(copies: int, transpose: int) -> list[int]:
+    """Fifths by which each of a tune's ``copies`` is transposed: 0, +1, -1, +2, -2 ... up to
+    ``transpose``, then round again (``copy_shifts(4, 1) == [0, 1, -1, 0]``)."""
+    order = [0] + [sign * f for f in range(1, transpose + 1) for sign in (1, -1)]
+    return [order[k % len(order)] for k in range(copies)]
+
+
+def _copy_ids(text: str, fifths: int, vocab: Vocab, known: set[str]) -> np.ndarray:
+    """One copy of a tune as ids; a copy that cannot be transposed (or would need a character the
+    vocabulary lacks) stays in the original key."""
+    if fifths:
+        try:
+            moved = transpose_tune(text, fifths)
+            if set(moved) <= known:
+                text = moved
+        except InputError:
+            pass
+    return np.concatenate([[vocab.bos_id], vocab.encode(text, "training tune"), [vocab.eos_id]]).astype(np.int32)
+
+
+def build_stream(texts: list[str], vocab: Vocab, weights: list[int] | None = None, transpose: int = 0) -> np.ndarray:
+    """All tunes as one id stream, each as start marker + text + end marker, repeated by weight; with
+    ``transpose``, the repeats are transposed copies (``copy_shifts``) instead of verbatim ones."""
+    parts, known = [], set(vocab.chars)
     for index, text in enumerate(texts):
-        ids = np.concatenate([[vocab.bos_id], vocab.encode(text, "training tune"), [vocab.eos_id]]).astype(np.int32)
-        parts.extend([ids] * (weights[index] if weights else 1))
+        for fifths in copy_shifts(weights[index] if weights else 1, transpose):
+            parts.append(_copy_ids(text, fifths, vocab, known))
     return np.concatenate(parts)
 
 
@@ -251,7 +273,7 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
     train_texts, valid_texts = split_holdout(texts, train_config.valid_share, salt="valid")
     if not train_texts:
         train_texts = texts
-    stream = build_stream(train_texts, vocab, [weight_of.get(t, 1) for t in train_texts])
+    stream = build_stream(train_texts, vocab, [weight_of.get(t, 1) for t in train_texts], train_config.transpose)
     if len(stream) <= train_config.seq_len + 1:
         raise InputError(f"training text too short: {len(stream)} characters for windows of {train_config.seq_len}")
     valid = _valid_subset(valid_texts, train_config.eval_chars)

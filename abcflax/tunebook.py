@@ -226,6 +226,8 @@ def normalize_key(value: str) -> str:
         mode = MODE_NAMES[mode_key]
     elif mode_key[:3] in MODE_NAMES and len(mode_key) >= 3:
         mode = MODE_NAMES[mode_key[:3]]
+    elif mode:  # not a mode (``D clef=bass``): the text after the tonic is kept as written
+        return value
     return (tonic + mode + (" " + rest if rest else "")).strip()
 
 

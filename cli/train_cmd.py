@@ -22,6 +22,9 @@ from .common import cli_errors
 @click.option("--holdout", type=click.FloatRange(0, 0.9), default=0.0, show_default=True,
               help="Share of every source's tunes (chosen by hash) never trained on.")
 @click.option("--seed", type=int, help="Seed for data order, init and dropout.")
+@click.option("--transpose", type=click.IntRange(0, 6),
+              help="Repeats of a source (path@N) are copies transposed by up to this many fifths "
+                   "(0, +1, -1, +2 ...) instead of verbatim ones.  [default: 0]")
 @click.option("--devices", type=click.IntRange(1), help="Devices to shard the batch over (default: all).")
 @click.option("--coordinator", envvar="ABCFLAX_COORDINATOR", metavar="HOST:PORT",
               help="Multi-host run: process 0's address (see docs/distributed.md).")
@@ -36,7 +39,7 @@ from .common import cli_errors
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @cli_errors
 def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_rate, dropout, eval_every,
-                  holdout, seed, devices, coordinator, num_processes, process_id, resume, init_from, quiet):
+                  holdout, seed, transpose, devices, coordinator, num_processes, process_id, resume, init_from, quiet):
     """Train a model on ABC files, folders and music21 corpora.
 
     CORPUS items are files, folders (every *.abc below) or music21:NAME (e.g. music21:ryansMammoth);
@@ -64,7 +67,8 @@ def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_
     if dropout is not None:
         model_config = dataclasses.replace(model_config, dropout=dropout)
     overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, seq_len=seq_len,
-                                         learning_rate=learning_rate, eval_every=eval_every, seed=seed).items()
+                                         learning_rate=learning_rate, eval_every=eval_every, seed=seed,
+                                         transpose=transpose).items()
                  if v is not None}
     train_config = dataclasses.replace(abcflax.TrainConfig(), **overrides)
 

@@ -93,6 +93,17 @@ def test_train_then_resume(tmp_path):
     assert abcflax.checkpoint.load(out).step == 9
 
 
+def test_train_with_transposed_repeats(tmp_path):
+    corpus = tmp_path / "corpus.abc"
+    corpus.write_text("\n".join(tiny_texts(2)))
+    out = tmp_path / "run"
+    result = run(["train", f"{corpus}@3", "--out", str(out), "--preset", "tiny", "--steps", "2", "--batch-size", "4",
+                  "--seq-len", "16", "--transpose", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert abcflax.checkpoint.load(out).train_config.transpose == 1
+    assert run(["train", str(corpus), "--out", str(tmp_path / "r2"), "--transpose", "9"]).exit_code == 2
+
+
 def test_bad_model_path_is_one_line(tmp_path):
     result = run(["continue", "-", "--model", str(tmp_path / "nope")], input=PROMPT)
     assert result.exit_code == 1 and "no model found" in result.stderr

@@ -1,0 +1,155 @@
+"""Transpose ABC text by a number of fifths: notes, key signatures and chord symbols.
+
+Used to augment training data (``TrainConfig.transpose``): a repeated copy of a tune is played in a
+neighbouring key instead of verbatim, so the model sees the same melodic and harmonic shapes in more keys
+without seeing the same characters again.
+
+A shift of ``f`` fifths moves every pitch by ``7f`` semitones brought into -6..+5 (one fifth up is written
+as a fourth down, which keeps the tune in its range) and every letter by the matching number of steps.
+The key signature moves by ``f`` sharps, so a note written without an accidental keeps its scale degree
+and needs none in the new key either; a written accidental is rewritten for the new letter (``=f`` in G
+becomes ``=c`` in D, ``=B`` becomes ``^F``...). Bar-accidental carrying stays right because equal
+(letter, octave) pairs map to equal pairs. Decorations (``!trill!``), comments, annotations and field
+lines other than ``K:`` are copied unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import InputError
+from .tunebook import normalize_key
+
+LETTERS = "CDEFGAB"
+NATURAL = (0, 2, 4, 5, 7, 9, 11)  # semitones of C D E F G A B above C
+LETTER_FIFTHS = {"F": -1, "C": 0, "G": 1, "D": 2, "A": 3, "E": 4, "B": 5}
+MODE_FIFTHS = {"": 0, "m": -3, "Dor": -2, "Mix": -1, "Phr": -4, "Lyd": 1, "Loc": -5}  # signature vs major
+MAX_SIGNATURE = 6  # sharps or flats: keys beyond F# / Gb major are refused
+ACCIDENTAL_TEXT = {-2: "__", -1: "_", 0: "=", 1: "^", 2: "^^"}
+ACCIDENTAL_VALUE = {"__": -2, "_": -1, "=": 0, "^": 1, "^^": 2}
+NOTE = re.compile(r"(\^\^|__|\^|_|=)?([A-Ga-g])([,']*)")
+KEY_TONIC = re.compile(r"^\s*([A-G])([#b]?)(m|Dor|Mix|Phr|Lyd|Loc)?(?![A-Za-z])(.*)$", re.S)
+CHORD = re.compile(r"^(\(?)([A-G])([#b]?)([^/)]*)(?:/([A-Ga-g])([#b+]?))?(\)?)$")
+
+
+def interval(fifths: int) -> tuple[int, int]:
+    """(letter steps, semitones) of a shift by ``fifths`` fifths, semitones in -6..+5."""
+    steps, semitones = 4 * fifths, 7 * fifths
+    octaves = (semitones + 6) // 12
+    return steps - 7 * octaves, semitones - 12 * octaves
+
+
+def _spell(letter: str, accidental: int, steps: int, semitones: int) -> tuple[int, int]:
+    """(new letter index, new accidental) of ``letter`` + ``accidental`` moved by the interval."""
+    index = LETTERS.index(letter.upper())
+    new_index = index + steps
+    natural_move = (NATURAL[new_index % 7] + 12 * (new_index // 7)) - NATURAL[index]
+    return new_index, accidental + semitones - natural_move
+
+
+def transpose_key(value: str, fifths: int) -> str:
+    """A ``K:`` value moved by ``fifths``; keys without a tonic (``none``, clef only) are kept."""
+    match = KEY_TONIC.match(normalize_key(value))
+    if not match:
+        if re.match(r"^\s*(HP|Hp)\b", value):
+            raise InputError(f"cannot transpose the bagpipe key K:{value.strip()}")
+        return value
+    letter, sign, mode, rest = match.groups()
+    if re.search(r"(^|\s)(exp\s|[=^_][A-Ga-g])", rest):
+        raise InputError(f"cannot transpose a key with explicit accidentals: K:{value.strip()}")
+    signature = LETTER_FIFTHS[letter] + 7 * {"": 0, "#": 1, "b": -1}[sign] + MODE_FIFTHS[mode or ""] + fifths
+    if abs(signature) > MAX_SIGNATURE:
+        raise InputError(f"K:{value.strip()} moved by {fifths} fifths needs {abs(signature)} sharps or flats")
+    steps, semitones = interval(fifths)
+    index, accidental = _spell(letter, {"": 0, "#": 1, "b": -1}[sign], steps, semitones)
+    return LETTERS[index % 7] + {0: "", 1: "#", -1: "b"}[accidental] + (mode or "") + rest
+
+
+def _note(match: re.Match, steps: int, semitones: int) -> str:
+    accidental_text, letter, marks = match.groups()
+    octave = (4 if letter.isupper() else 5) + marks.count("'") - marks.count(",")
+    accidental = ACCIDENTAL_VALUE[accidental_text] if accidental_text else 0
+    index, new_accidental = _spell(letter, accidental, steps, semitones)
+    octave += (LETTERS.index(letter.upper()) + steps) // 7
+    if accidental_text and abs(new_accidental) > 2:
+        raise InputError(f"cannot spell {match.group(0)} moved by {semitones} semitones")
+    name = LETTERS[index % 7]
+    text = name.lower() + "'" * (octave - 5) if octave >= 5 else name + "," * (4 - octave)
+    return (ACCIDENTAL_TEXT[new_accidental] if accidental_text else "") + text
+
+
+def transpose_chord(symbol: str, fifths: int) -> str:
+    """A chord symbol (``G``, ``F#m7``, ``D/f+``, ``(A7)``) moved by ``fifths``; other text is kept."""
+    match = CHORD.match(symbol)
+    if not match:
+        return symbol
+    open_, root, sign, quality, bass, bass_sign, close = match.groups()
+    steps, semitones = interval(fifths)
+
+    def name(letter: str, sign_text: str, sharp: str) -> str:
+        index, accidental = _spell(letter, {"": 0, "#": 1, "+": 1, "b": -1}[sign_text], steps, semitones)
+        if abs(accidental) > 1:
+            raise InputError(f"chord {symbol!r} moved by {fifths} fifths needs a double accidental")
+        new = LETTERS[index % 7]
+        return (new.lower() if letter.islower() else new) + {0: "", 1: sharp, -1: "b"}[accidental]
+
+    text = open_ + name(root, sign, "#") + quality
+    if bass:
+        text += "/" + name(bass, bass_sign, "+" if bass_sign == "+" else "#")
+    return text + close
+
+
+def _body_line(line: str, fifths: int, steps: int, semitones: int) -> str:
+    out, i = [], 0
+    while i < len(line):
+        ch = line[i]
+        if ch == "%":
+            out.append(line[i:])
+            break
+        if ch in '"!+':
+            end = line.find(ch, i + 1)
+            end = len(line) - 1 if end < 0 else end
+            inner = line[i + 1:end]
+            out.append(ch + (transpose_chord(inner, fifths) if ch == '"' else inner) + line[end:end + 1])
+            i = end + 1
+            continue
+        if ch == "[" and re.match(r"\[[A-Za-z]:", line[i:i + 3]):
+            end = line.find("]", i)
+            end = len(line) if end < 0 else end
+            field = line[i + 1:end]
+            out.append("[" + ("K:" + transpose_key(field[2:], fifths) if field[0] == "K" else field) + line[end:end + 1])
+            i = end + 1
+            continue
+        match = NOTE.match(line, i)
+        if match:
+            out.append(_note(match, steps, semitones))
+            i = match.end()
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def transpose(abc: str, fifths: int) -> str:
+    """One tune's ABC text moved by ``fifths`` fifths (+1: G major -> D major, -1: G -> C).
+
+    Raises InputError when the result cannot be written plainly: a key beyond six sharps or flats, a
+    bagpipe or explicit-accidental key, a note or chord that would need a triple or double accidental.
+    """
+    if fifths == 0:
+        return abc
+    steps, semitones = interval(fifths)
+    lines, in_body = [], False
+    for line in abc.split("\n"):
+        field = re.match(r"^([A-Za-z]):(.*)$", line)
+        if field and re.match(r"^[A-Ga-g]:[|:]", line):
+            field = None  # a note before a repeat sign (G:|), not a field line
+        if field and field.group(1) == "K":
+            value, _, comment = field.group(2).partition("%")
+            lines.append("K:" + transpose_key(value, fifths) + ("%" + comment if _ else ""))
+            in_body = True
+        elif field or not in_body:
+            lines.append(line)
+        else:
+            lines.append(_body_line(line, fifths, steps, semitones))
+    return "\n".join(lines)
