@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -47,8 +48,9 @@ class Tables(NamedTuple):
 
 
 def device_tables(tables: grammar.Tables) -> Tables:
-    return Tables(*(jnp.asarray(getattr(tables, name)) for name in Tables._fields[:-1]),
-                  jnp.asarray(np.array(grammar.VALUES, np.int32)))
+    # device_put, not jnp.asarray: asarray compiles a small program per array on first use
+    return jax.device_put(Tables(*(getattr(tables, name) for name in Tables._fields[:-1]),
+                                 np.array(grammar.VALUES, np.int32)))
 
 
 class Limits(NamedTuple):

@@ -92,10 +92,14 @@ lstm_scan.defvjp(_lstm_scan_fwd, _lstm_scan_bwd)
 class LSTMLayer(nnx.Module):
     """One LSTM layer; gates in PyTorch order (input, forget, cell, output)."""
 
-    def __init__(self, in_dim: int, hidden: int, *, rngs: nnx.Rngs):
+    def __init__(self, in_dim: int, hidden: int, *, rngs: nnx.Rngs, zero_init: bool = False):
         scale = 1.0 / jnp.sqrt(hidden)
-        self.w_ih = nnx.Param(jax.random.uniform(rngs.params(), (in_dim, 4 * hidden), minval=-scale, maxval=scale))
-        self.w_hh = nnx.Param(nnx.initializers.orthogonal()(rngs.params(), (hidden, 4 * hidden)))
+        if zero_init:
+            self.w_ih = nnx.Param(jnp.zeros((in_dim, 4 * hidden)))
+            self.w_hh = nnx.Param(jnp.zeros((hidden, 4 * hidden)))
+        else:
+            self.w_ih = nnx.Param(jax.random.uniform(rngs.params(), (in_dim, 4 * hidden), minval=-scale, maxval=scale))
+            self.w_hh = nnx.Param(nnx.initializers.orthogonal()(rngs.params(), (hidden, 4 * hidden)))
         # forget-gate bias 1 so early training remembers rather than forgets
         self.bias = nnx.Param(jnp.zeros((4 * hidden,)).at[hidden:2 * hidden].set(1.0))
         self.hidden = hidden
@@ -119,12 +123,15 @@ class LSTMLayer(nnx.Module):
 class CharLSTM(nnx.Module):
     """Next-character model over ABC text."""
 
-    def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
+    def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs, zero_init: bool = False):
         self.config = config
-        self.embed = nnx.Embed(config.vocab_size, config.embed_dim, rngs=rngs)
+        zeros = {"embedding_init": nnx.initializers.zeros} if zero_init else {}
+        self.embed = nnx.Embed(config.vocab_size, config.embed_dim, rngs=rngs, **zeros)
         sizes = [config.embed_dim] + [config.hidden] * config.layers
-        self.layers = nnx.List([LSTMLayer(sizes[i], sizes[i + 1], rngs=rngs) for i in range(config.layers)])
-        self.head = nnx.Linear(config.hidden, config.vocab_size, rngs=rngs)
+        self.layers = nnx.List([LSTMLayer(sizes[i], sizes[i + 1], rngs=rngs, zero_init=zero_init)
+                                for i in range(config.layers)])
+        self.head = nnx.Linear(config.hidden, config.vocab_size, rngs=rngs,
+                               **({"kernel_init": nnx.initializers.zeros} if zero_init else {}))
 
     def init_carry(self, batch: int) -> Carry:
         zeros = jnp.zeros((batch, self.config.hidden), jnp.float32)
@@ -161,5 +168,8 @@ class CharLSTM(nnx.Module):
         return self.head(x), tuple(new_carry)
 
 
-def create_model(config: ModelConfig, seed: int = 0) -> CharLSTM:
+def create_model(config: ModelConfig, seed: int = 0, *, initialize: bool = True) -> CharLSTM:
+    """A new model; ``initialize=False`` gives all-zero parameters (a cheap skeleton to load weights into)."""
+    if not initialize:
+        return CharLSTM(config, rngs=nnx.Rngs(params=seed), zero_init=True)
     return CharLSTM(config, rngs=nnx.Rngs(params=seed))

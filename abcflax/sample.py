@@ -140,9 +140,10 @@ def sample_loop(step_fn, carry, logits_NxV, keys_N, cstate, limits, tables, temp
 
 
 @partial(jax.jit, static_argnames=("graphdef", "max_new", "eos_id", "constrained", "slots"))
-def _generate(graphdef, params, carry, logits_NxV, keys_N, cstate, limits, tables, temperature, top_k, top_p, count,
-              *, max_new, eos_id, constrained, slots):
+def _generate(graphdef, params, carry, logits_NxV, seeds_Nx2, rows_N, cstate, limits, tables, temperature, top_k,
+              top_p, count, *, max_new, eos_id, constrained, slots):
     model = nnx.merge(graphdef, params)
+    keys_N = jax.vmap(jax.random.fold_in)(jax.random.wrap_key_data(seeds_Nx2), rows_N)
     return sample_loop(model.step, carry, logits_NxV, keys_N, cstate, limits, tables, temperature, top_k, top_p,
                        max_new=max_new, eos_id=eos_id, constrained=constrained, slots=slots, count=count)
 
@@ -215,16 +216,11 @@ def _device_grammar(vocab_chars: tuple[str, ...]) -> constrain.Tables:
     return constrain.device_tables(grammar_tables(vocab_chars))
 
 
-_fold_rows = jax.jit(jax.vmap(jax.random.fold_in))
-
-
-def _row_keys(seeds: list[int], rows: list[int]):
-    """Each tune's random stream, ``fold_in(key(seed), row)``: one key per distinct seed, one call for the rows."""
-    distinct = sorted(set(seeds))
-    base = jnp.stack([jax.random.key(seed) for seed in distinct])
-    position = {seed: index for index, seed in enumerate(distinct)}
-    which = np.array([position[seed] for seed in seeds], np.int32)
-    return _fold_rows(base[which], np.array(rows, np.int32))
+def _seed_data(seeds: list[int]) -> np.ndarray:
+    """Key data of ``jax.random.key(seed)`` for each seed, built on the host as JAX builds it (high word 0,
+    low word the seed modulo 2**32): eager ``key()`` calls would each compile a small program at startup.
+    ``_generate`` turns row i's into ``fold_in(key(seeds[i]), rows[i])``."""
+    return np.array([[0, seed % 2**32] for seed in seeds], np.uint32).reshape(-1, 2)
 
 
 @dataclass
@@ -291,7 +287,8 @@ def dispatch(model, requests: list[Request], *, max_chars: int = 1200, temperatu
     batch = scoring.bucket(len(rows), smallest=1)  # few shapes, few compiles; filler tunes are never written
     filler = batch - len(rows)
     _, carry, logits = scoring.prime(model.module, rows + [rows[0]] * filler)
-    keys = _row_keys([r.seed for r in requests] + [0] * filler, [r.row for r in requests] + [0] * filler)
+    seed_data = _seed_data([r.seed for r in requests] + [0] * filler)
+    row_ids = np.array([r.row for r in requests] + [0] * filler, np.int32)
     if constrained:
         places_padded = places + [places[0]] * filler
         cstate = constrain.State(np.array([p.syn for p in places_padded], np.int32),
@@ -302,9 +299,10 @@ def dispatch(model, requests: list[Request], *, max_chars: int = 1200, temperatu
         cstate = limits = None
     width = batch if slots is None else scoring.bucket(min(slots, batch), smallest=1)
     graphdef, params = nnx.split(model.module)
-    carry, logits, keys, cstate, limits = shard_rows((carry, logits, keys, cstate, limits), batch)
+    carry, logits, seed_data, row_ids, cstate, limits = shard_rows(
+        (carry, logits, seed_data, row_ids, cstate, limits), batch)
     arrays = _generate(
-        graphdef, params, carry, logits, keys, cstate, limits, tables, jnp.float32(temperature),
-        jnp.int32(top_k or 0), jnp.float32(top_p if top_p is not None else 1.0), jnp.int32(len(rows)),
+        graphdef, params, carry, logits, seed_data, row_ids, cstate, limits, tables, np.float32(temperature),
+        np.int32(top_k or 0), np.float32(top_p if top_p is not None else 1.0), np.int32(len(rows)),
         max_new=int(max_chars), eos_id=vocab.eos_id, constrained=constrained, slots=width)
     return Pending(prompts, arrays, vocab.decode)

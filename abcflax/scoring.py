@@ -60,8 +60,12 @@ def pad_rows(rows: list[np.ndarray], min_len: int = 8) -> tuple[np.ndarray, np.n
 
 
 def initial_state(module, batch: int):
-    """Carry and next-character logits before anything has been fed (all zeros)."""
-    return module.init_carry(batch), jnp.zeros((batch, module.config.vocab_size), jnp.float32)
+    """Carry and next-character logits before anything has been fed (all zeros).
+
+    Host arrays: eager ``jnp.zeros`` would compile a program on first use (startup latency)."""
+    zeros = np.zeros((batch, module.config.hidden), np.float32)
+    carry = tuple((zeros, zeros) for _ in range(module.config.layers))
+    return carry, np.zeros((batch, module.config.vocab_size), np.float32)
 
 
 def prime(module, rows: list[np.ndarray]):
