@@ -214,3 +214,10 @@ def test_inverse_cdf_draws_follow_the_distribution():
     counts = np.bincount(chosen, minlength=5) / draws
     assert counts[1] == 0
     np.testing.assert_allclose(counts, probs, atol=0.012)  # ~3.5 standard deviations at 20,000 draws
+
+
+@pytest.mark.parametrize("seed", [0, 1, 42, 2**31, 2**32 - 1, 2**32 + 5, -1, -5])
+def test_host_built_seed_data_is_jax_random_key(seed):
+    # the sampler builds key data on the host (no eager JAX program at startup); it must be key(seed)'s
+    expected = np.asarray(jax.random.key_data(jax.random.key(seed)))
+    np.testing.assert_array_equal(sample._seed_data([seed])[0], expected)
