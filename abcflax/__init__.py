@@ -36,7 +36,8 @@ _EXPORTS = {
     "harmonize": "harmonizer", "harmonize_tunebook": "harmonizer", "strip_chords": "harmonizer",
     # checking ABC without music21 or a model
     "analyze_tune": "abc_check", "check_tune": "abc_check", "check_text": "abc_check",
-    "CheckProblem": "abc_check", "TuneAnalysis": "abc_check",
+    "CheckProblem": "abc_check", "TuneAnalysis": "abc_check", "repair_tune": "abc_check",
+    "repair_tunebook": "abc_check",
     # export, plugins, music21 bridge
     "abc_to_score": "export", "export_bytes": "export", "write_output": "export",
     "get_plugin_manager": "plugins", "list_plugins": "plugins",

@@ -998,3 +998,51 @@ def blocking_problem(text: str, *, partial: bool = False) -> CheckProblem | None
             continue
         return problem
     return None
+
+
+MAX_REPAIRS = 40  # a tune needing more is too broken to guess at
+
+
+def _offset(text: str, line: int, column: int) -> int:
+    lines = text.split("\n")
+    return sum(len(l) + 1 for l in lines[:line - 1]) + column - 1
+
+
+def repair_tune(text: str) -> tuple[str, list[tuple[CheckProblem, str]]]:
+    """``text`` with the character behind each syntax problem removed (a stray ``:``, an ``=`` before no
+    note, an unclosed ``{`` or ``[``...), one at a time until ``blocking_problem`` finds none; and the
+    (problem, removed character) pairs. Raises InputError when a problem is not one character's fault
+    (a header problem, or one at the end of a line) or more than MAX_REPAIRS would be needed.
+    """
+    from .errors import InputError
+
+    removed: list[tuple[CheckProblem, str]] = []
+    while (problem := blocking_problem(text)) is not None:
+        offset = _offset(text, problem.line, problem.column)
+        if (problem.kind != "syntax" or len(removed) >= MAX_REPAIRS or not 0 <= offset < len(text)
+                or text[offset] == "\n"):
+            raise InputError(f"{problem}")
+        removed.append((problem, text[offset]))
+        text = text[:offset] + text[offset + 1:]
+    return text, removed
+
+
+def repair_tunebook(abc: str, source: str = "<text>") -> tuple[str, list[str]]:
+    """Every tune of ``abc`` through ``repair_tune``; and one ``source:line:col: removed 'c' (why)`` note
+    per removed character, with the file's line numbers (lines are never removed, so they stay valid)."""
+    from .errors import InputError
+    from .tunebook import map_tunes
+
+    notes: list[str] = []
+
+    def one(text: str, first_line: int) -> str:
+        try:
+            fixed, removed = repair_tune(text)
+        except InputError as exc:
+            line, _, rest = str(exc).partition(":")
+            raise InputError(f"{source}:{first_line + int(line) - 1}:{rest}") from None
+        notes.extend(f"{source}:{first_line + p.line - 1}:{p.column}: removed {char!r} ({p.message})"
+                     for p, char in removed)
+        return fixed
+
+    return map_tunes(abc, one, source), notes

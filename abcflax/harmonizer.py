@@ -18,12 +18,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Callable, Protocol, Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 
 from .errors import InputError, UsageError
-from .tunebook import FIELD_LINE, HEADER_KEEP, is_chord_symbol, normalize_key, read_tunebook
+from .tunebook import FIELD_LINE, HEADER_KEEP, is_chord_symbol, map_tunes, normalize_key
 
 PERS = ("auto", "bar", "half", "beat")
 METHODS = ("model", "rules")
@@ -543,7 +543,7 @@ def strip_chords(abc: str) -> str:
     def one(tune_text: str, line: int) -> str:
         return remove_spans(tune_text, chord_symbol_spans(analyze_tune(tune_text)))
 
-    return _map_tunes(abc, one, "<text>")
+    return map_tunes(abc, one, "<text>")
 
 
 def model_mask(text: str, analysis, body_start: int, allowed: set[str] | None) -> np.ndarray:
@@ -588,20 +588,6 @@ def insert_chords(text: str, slots: Sequence[Slot], chords: Sequence[str]) -> st
 
 # ---------------------------------------------------------------------------------------------------
 # Public API
-
-
-def _map_tunes(abc: str, function: Callable[[str, int], str], source: str) -> str:
-    """Apply ``function(tune text, first line)`` to every tune of a tunebook, keeping all between tunes."""
-    text = abc.replace("\r\n", "\n").replace("\r", "\n")
-    tunes, problems = read_tunebook(text, source)
-    if problems:
-        raise InputError(str(problems[0]))
-    lines = text.split("\n")
-    for tune in reversed(tunes):  # from the end, so earlier line numbers stay valid
-        first = tune.line - 1
-        count = tune.text.count("\n") + 1
-        lines[first:first + count] = function(tune.text, tune.line).split("\n")
-    return "\n".join(lines)
 
 
 def _check_tune(analysis, source: str, line: int) -> None:
@@ -710,7 +696,7 @@ def harmonize(abc: str, *, model=None, per: str = "auto", method: str = "model",
         raise UsageError(f"fit_weight must be 0 or more (got {fit_weight!r})")
     search = SearchConfig(beam, change_penalty, chord_weight, candidates, float(fit_weight))
     worker = Harmonizer(per, method, keep_existing, search, loaded, scorer, source)
-    return _map_tunes(abc, worker.tune, source)
+    return map_tunes(abc, worker.tune, source)
 
 
 def harmonize_tunebook(abc: str, **kw) -> str:

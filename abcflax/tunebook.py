@@ -214,6 +214,20 @@ def read_tunebook(text: str, source: str = "<text>") -> tuple[list[Tune], list[P
     return tunes, problems
 
 
+def map_tunes(abc: str, function, source: str = "<text>") -> str:
+    """Apply ``function(tune text, first line)`` to every tune of a tunebook, keeping all between tunes."""
+    text = abc.replace("\r\n", "\n").replace("\r", "\n")
+    tunes, problems = read_tunebook(text, source)
+    if problems:
+        raise InputError(str(problems[0]))
+    lines = text.split("\n")
+    for tune in reversed(tunes):  # from the end, so earlier line numbers stay valid
+        first = tune.line - 1
+        count = tune.text.count("\n") + 1
+        lines[first:first + count] = function(tune.text, tune.line).split("\n")
+    return "\n".join(lines)
+
+
 def normalize_key(value: str) -> str:
     """``D Major`` -> ``D``, ``E minor`` -> ``Em``, ``A dorian`` -> ``ADor``; other text kept."""
     value = value.split("%", 1)[0].strip()

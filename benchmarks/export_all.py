@@ -3,7 +3,7 @@
 Prints the success rate per format and the max/mean time per tune (one music21 parse shared by both formats,
 as ``abcflax.abc_to_score`` + the built-in exporters' writers), the worst tunes and the failure reasons.
 
-    python benchmarks/export_all.py [--limit N] [--every K]
+    python benchmarks/export_all.py [--limit N] [--every K] [--repair]
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ def sources() -> list[tuple[str, Path]]:
     return files + [("ryansMammoth", p) for p in music21_corpus_files("ryansMammoth")]
 
 
-def export_tune(text: str) -> dict[str, float | str]:
-    """Seconds per stage, or the error (one line) for the stage that failed."""
+def export_tune(text: str, repair: bool = False) -> dict[str, float | str]:
+    """Seconds per stage, or the error (one line) for the stage that failed; ``repair`` first removes the
+    stray characters behind syntax errors, as ``abcflax export --repair`` does."""
+    from abcflax.abc_check import repair_tune
     from abcflax.export import abc_to_score
     from abcflax_plugins.exporters import musicxml_bytes
     from abcflax_plugins.midi import score_to_midi
@@ -37,6 +39,8 @@ def export_tune(text: str) -> dict[str, float | str]:
     result: dict[str, float | str] = {}
     start = time.perf_counter()
     try:
+        if repair:
+            text = repair_tune(text)[0]
         score = abc_to_score(text)
     except Exception as exc:  # noqa: BLE001 - a benchmark counts failures
         return {"parse": f"{type(exc).__name__}: {str(exc)[:100]}"}
@@ -55,6 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=0, help="Only the first N tunes (0 = all).")
     parser.add_argument("--every", type=int, default=1, help="Every K-th tune only (a sample of all corpora).")
+    parser.add_argument("--repair", action="store_true", help="As `abcflax export --repair`.")
     args = parser.parse_args()
     from abcflax.tunebook import read_file_text, read_tunebook
 
@@ -71,7 +76,7 @@ def main() -> None:
     examples: dict[str, list[str]] = collections.defaultdict(list)  # failure reason -> a few tunes
     slowest: list[tuple[float, str]] = []
     for number, (corpus, tune) in enumerate(tunes, 1):
-        result = export_tune(tune.text)
+        result = export_tune(tune.text, args.repair)
         for fmt in ("musicxml", "mid"):
             stage = result.get(fmt, result.get("parse"))
             if isinstance(stage, str) or isinstance(result.get("parse"), str):

@@ -19,9 +19,12 @@ ACCOMPANIMENTS = ("none", "block", "vamp")
 @click.option("--tempo", type=click.FloatRange(10, 400), help="Quarter notes per minute (overrides Q:).")
 @click.option("--accompaniment", type=click.Choice(ACCOMPANIMENTS), default="vamp", show_default=True,
               help="MIDI: chord symbols as a separate track: none, block chords, or bass-chord vamp.")
+@click.option("--repair", is_flag=True,
+              help="Remove the stray character behind each syntax error (an '=' before no note, an unclosed "
+                   "'{'...) instead of refusing the tune; every removal is reported.")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 @cli_errors
-def export_command(source, out, fmt, instrument, tempo, accompaniment, force):
+def export_command(source, out, fmt, instrument, tempo, accompaniment, repair, force):
     """Export ABC (or MusicXML/MIDI) to MusicXML, MIDI or ABC for notation software.
 
     A tunebook becomes one .abc file, or one file per tune (OUT-<X>.ext) in the other formats.
@@ -31,10 +34,15 @@ def export_command(source, out, fmt, instrument, tempo, accompaniment, force):
       abcflax export tune.abc -o tune.musicxml
       abcflax export tunes.abc -o tunes.mid --accompaniment block
       abcflax export melody.musicxml -o melody.abc
+      abcflax export old-tunebook.abc -o old.musicxml --repair
     """
     import abcflax
 
     abc, name = abcflax.read_abc_input(source)
+    if repair:
+        abc, notes = abcflax.repair_tunebook(abc, name)
+        for note in notes:
+            click.echo(f"abcflax: warning: {note}", err=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         paths = abcflax.write_output(abc, out, fmt=fmt, force=force, source=name, instrument=instrument, tempo=tempo,

@@ -287,3 +287,43 @@ def test_a_tempo_music21_cannot_write_is_rewritten_from_q():
     assert [(m.number, m.referent.quarterLength) for m in marks] == [(50, 1.0)]
     assert b"<per-minute>50</per-minute>" in abcflax.export_bytes(tune, "musicxml")
     assert tempo_from_q('"Allegro" 3/8 = 100') == (100, 1.5) and tempo_from_q("fast") is None
+
+
+# --- --repair: stray characters removed, each reported ------------------------------------------------------
+
+BROKEN = "X:3\nT:Broken\nM:4/4\nL:1/8\nK:G\nGABc dBG= B|{g A4 A4|\n:c2B2 A2G2|]\n"
+
+
+def test_repair_removes_the_stray_characters_and_says_which():
+    from abcflax.abc_check import blocking_problem
+
+    fixed, removed = abcflax.repair_tune(BROKEN)
+    assert blocking_problem(fixed) is None
+    assert [char for _, char in removed] == ["=", "{", ":"]
+    assert fixed.split("\n")[5:7] == ["GABc dBG B|g A4 A4|", "c2B2 A2G2|]"]
+
+
+def test_repair_keeps_line_numbers_of_a_tunebook():
+    book = REEL + "\n" + BROKEN
+    fixed, notes = abcflax.repair_tunebook(book, "book.abc")
+    first = REEL.count("\n") + 1  # the blank line between tunes
+    assert len(notes) == 3 and notes[0].startswith(f"book.abc:{first + 6}:9: removed '='")
+    assert fixed.count("\n") == book.count("\n") and fixed.startswith(REEL)
+
+
+@pytest.mark.parametrize("text", ["X:1\nT:No key\nABc|\n", "X:1\nK:G\n" + "=" * 60 + "A|\n"])
+def test_repair_refuses_what_is_not_a_stray_character(text):
+    with pytest.raises(InputError):
+        abcflax.repair_tune(text)
+
+
+def test_cli_export_repair(run, tmp_path):
+    source = tmp_path / "broken.abc"
+    source.write_text(BROKEN)
+    out = tmp_path / "out.musicxml"
+    refused = run("export", str(source), "-o", str(out))
+    assert refused.exit_code == 1 and len(refused.stderr.strip().splitlines()) == 1 and not out.exists()
+    repaired = run("export", str(source), "-o", str(out), "--repair")
+    assert repaired.exit_code == 0, repaired.output
+    assert repaired.stderr.count("abcflax: warning:") == 3 and f"{source}:6:9: removed '='" in repaired.stderr
+    assert out.read_bytes().count(b"<note>") >= 14  # every note of the repaired tune (an overlong bar splits one)
