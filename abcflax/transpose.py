@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 
 from .errors import InputError
-from .tunebook import normalize_key
+from .tunebook import is_chord_symbol, normalize_key
 
 LETTERS = "CDEFGAB"
 NATURAL = (0, 2, 4, 5, 7, 9, 11)  # semitones of C D E F G A B above C
@@ -81,7 +81,7 @@ def _note(match: re.Match, steps: int, semitones: int) -> str:
 def transpose_chord(symbol: str, fifths: int) -> str:
     """A chord symbol (``G``, ``F#m7``, ``D/f+``, ``(A7)``) moved by ``fifths``; other text is kept."""
     match = CHORD.match(symbol)
-    if not match:
+    if not match or not is_chord_symbol(symbol):  # "Fine", "D.C.", "Coda" are text, not chords
         return symbol
     open_, root, sign, quality, bass, bass_sign, close = match.groups()
     steps, semitones = interval(fifths)

@@ -77,6 +77,7 @@ def test_chords_and_keys():
     assert transpose_chord("D/f+", 1) == "A/c+"
     assert transpose_chord("G/B", -2) == "F/A"
     assert transpose_chord("N.C.", 1) == "N.C."  # not a chord: kept
+    assert transpose_chord("D.C.", 1) == "D.C." and transpose_chord("Coda", 1) == "Coda"
     assert transpose_key("Em", 1) == "Bm"
     assert transpose_key("GMix", -1) == "CMix"
     assert transpose_key("E minor", 1) == "Bm"
