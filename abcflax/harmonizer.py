@@ -29,8 +29,11 @@ PERS = ("auto", "bar", "half", "beat")
 METHODS = ("model", "rules")
 DEFAULT_BEAM = 4
 DEFAULT_CHANGE_PENALTY = 0.0  # log-prob subtracted when a span's chord differs from the one before (tuned)
-DEFAULT_CHORD_WEIGHT = 0.5  # see SearchConfig.chord_weight; 0.5 beat 1.0 and 0.3 on validation tunes
-DEFAULT_FIT_WEIGHT = 0.0  # see SearchConfig.fit_weight; measured in benchmarks/RESULTS.md: no clear gain, so off
+# both tuned on the validation subset of held-out tunes for the bundled model (benchmarks/RESULTS.md): with the
+# transposition-trained model the plain joint log-prob (1.0) beat 0.3 / 0.5 / 1.5 / 2 / 3 (56.3% at 0.5, 62.6% at
+# 1.0), and a melody-fit prior of 3 added a little (63.2%; 1.5: 62.2%, 8: 62.7%)
+DEFAULT_CHORD_WEIGHT = 1.0  # see SearchConfig.chord_weight
+DEFAULT_FIT_WEIGHT = 3.0  # see SearchConfig.fit_weight
 MIN_CHORD_SHARE = 0.002  # a seen chord is a candidate only if it is at least this share of all chords seen
 MAX_CANDIDATES = 8  # most frequent in-key chords kept: more rows cost time and admit rare, odd choices
 

@@ -281,15 +281,17 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=30)
     parser.add_argument("--beam", type=int, default=4)
     parser.add_argument("--change-penalty", type=float, default=0.0)
-    parser.add_argument("--chord-weight", type=float, default=0.5)
+    parser.add_argument("--chord-weight", type=float, default=None, help="(default: the library's)")
     parser.add_argument("--fit-weight", type=float, default=None, help="melody-fit prior (default: the library's)")
     parser.add_argument("--no-timing", dest="timing", action="store_false", help="Skip the complete() timing.")
     parser.add_argument("--append", action="store_true", help="Append the figures to benchmarks/RESULTS.md.")
     args = parser.parse_args()
-    if args.fit_weight is None:
-        from abcflax.harmonizer import DEFAULT_FIT_WEIGHT
+    from abcflax.harmonizer import DEFAULT_CHORD_WEIGHT, DEFAULT_FIT_WEIGHT
 
+    if args.fit_weight is None:
         args.fit_weight = DEFAULT_FIT_WEIGHT
+    if args.chord_weight is None:
+        args.chord_weight = DEFAULT_CHORD_WEIGHT
     text = report(args, run(args))
     print(text)
     if args.append:

@@ -219,7 +219,7 @@ def test_chord_weight_tempers_the_chord_prior():
         return chord + (0.0 if not melody else -0.5 if symbol == '"G"' else -2.0)
 
     tune = "X:1\nM:4/4\nL:1/4\nK:C\nEGce|\n"
-    pick = {w: chords_in(abcflax.harmonize(tune, per="bar", scorer=FakeScorer(fn), chord_weight=w))
+    pick = {w: chords_in(abcflax.harmonize(tune, per="bar", scorer=FakeScorer(fn), chord_weight=w, fit_weight=0.0))
             for w in (1.0, 0.0)}
     assert pick == {1.0: ["C"], 0.0: ["G"]}
 
