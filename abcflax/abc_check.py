@@ -1000,7 +1000,8 @@ def blocking_problem(text: str, *, partial: bool = False) -> CheckProblem | None
     return None
 
 
-MAX_REPAIRS = 40  # a tune needing more is too broken to guess at
+REPAIR_SHARE = 20  # at most one removed character per 20 of the tune (and at least 40 removals may be made):
+# a tune with more debris than that is too broken to guess at (the worst corpus tune needs 48 in 1,024)
 
 
 def _offset(text: str, line: int, column: int) -> int:
@@ -1012,14 +1013,15 @@ def repair_tune(text: str) -> tuple[str, list[tuple[CheckProblem, str]]]:
     """``text`` with the character behind each syntax problem removed (a stray ``:``, an ``=`` before no
     note, an unclosed ``{`` or ``[``...), one at a time until ``blocking_problem`` finds none; and the
     (problem, removed character) pairs. Raises InputError when a problem is not one character's fault
-    (a header problem, or one at the end of a line) or more than MAX_REPAIRS would be needed.
+    (a header problem, or one at the end of a line) or more removals than REPAIR_SHARE allows would be needed.
     """
     from .errors import InputError
 
     removed: list[tuple[CheckProblem, str]] = []
+    limit = max(40, len(text) // REPAIR_SHARE)
     while (problem := blocking_problem(text)) is not None:
         offset = _offset(text, problem.line, problem.column)
-        if (problem.kind != "syntax" or len(removed) >= MAX_REPAIRS or not 0 <= offset < len(text)
+        if (problem.kind != "syntax" or len(removed) >= limit or not 0 <= offset < len(text)
                 or text[offset] == "\n"):
             raise InputError(f"{problem}")
         removed.append((problem, text[offset]))
