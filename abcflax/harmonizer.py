@@ -23,7 +23,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from .errors import InputError, UsageError
-from .tunebook import FIELD_LINE, HEADER_KEEP, is_chord_symbol, map_tunes, normalize_key
+from .tunebook import FIELD_LINE, HEADER_KEEP, QUOTED, is_chord_symbol, map_tunes, normalize_key
 
 PERS = ("auto", "bar", "half", "beat")
 METHODS = ("model", "rules")
@@ -36,6 +36,7 @@ DEFAULT_CHORD_WEIGHT = 1.0  # see SearchConfig.chord_weight
 DEFAULT_FIT_WEIGHT = 3.0  # see SearchConfig.fit_weight
 MIN_CHORD_SHARE = 0.002  # a seen chord is a candidate only if it is at least this share of all chords seen
 MAX_CANDIDATES = 8  # most frequent in-key chords kept: more rows cost time and admit rare, odd choices
+MIN_MODE_CHORDS = 300  # a mode with fewer chords in training ranks its candidates by the chords seen instead
 
 # ---------------------------------------------------------------------------------------------------
 # Chords and keys
@@ -158,12 +159,58 @@ def key_chords(key: Key) -> dict[tuple[int, str], str]:
     return chords
 
 
+def chord_degrees(texts: Sequence[str]) -> dict[str, int]:
+    """How often each chord function occurs in ``texts``: ``"<mode>|<semitones above the tonic>|<quality>"``
+    -> count, the key read from each tune's (first) ``K:``. Unlike the chord symbols themselves, these
+    counts hold in every key: a model's candidates in F are F, C, Bb... even if most training tunes were in G."""
+    from collections import Counter
+
+    counts: Counter = Counter()
+    for text in texts:
+        found = re.search(r"^K:(.*)$", text, re.M)
+        if not found:
+            continue
+        key = parse_key(found.group(1))
+        for match in QUOTED.finditer(text):
+            chord = parse_chord(match.group(1))
+            if chord is not None:
+                counts[f"{key.mode}|{(chord.root - key.tonic) % 12}|{chord.quality}"] += 1
+    return dict(counts.most_common())
+
+
+def _ranked_by_degree(key: Key, degrees: dict[str, int], min_share: float) -> list[tuple[int, str]]:
+    """In-key (root, quality) pairs, commonest function first in this mode; none when the mode was rare
+    in training (Nottingham has chords in major and minor tunes only: a Dorian tune falls back)."""
+    table: dict[str, int] = {}
+    for name, n in degrees.items():
+        mode, function = name.split("|", 1)
+        if mode == key.mode:
+            table[function] = table.get(function, 0) + n
+    total = sum(table.values())
+    if total < MIN_MODE_CHORDS:
+        return []
+
+    def count(pair: tuple[int, str]) -> int:
+        return table.get(f"{(pair[0] - key.tonic) % 12}|{pair[1]}", 0)
+
+    pairs = [pair for pair in key_chords(key) if count(pair) / total >= min_share]
+    return sorted(pairs, key=lambda pair: -count(pair))
+
+
 def candidate_chords(key: Key, seen: dict[str, int] | None, allowed_chars: set[str] | None = None,
-                     limit: int = MAX_CANDIDATES, min_share: float = MIN_CHORD_SHARE) -> list[str]:
-    """Chord symbols to try in ``key``: the in-key ones among the chords a model saw in training (most
-    frequent first), else spelled from the key (diatonic major/minor triads, V7, minor-key V)."""
+                     limit: int = MAX_CANDIDATES, min_share: float = MIN_CHORD_SHARE,
+                     degrees: dict[str, int] | None = None) -> list[str]:
+    """Chord symbols to try in ``key``. With ``degrees`` (a model's ``chord_degrees``): the in-key chords
+    ranked by how often their function occurred in training tunes of this mode. Else the in-key ones among
+    the chords a model saw (most frequent first), else spelled from the key (diatonic triads, V7, minor-key V)."""
+    if degrees:
+        picked = [chord_name(root, quality, key) for root, quality in _ranked_by_degree(key, degrees, min_share)]
+        if allowed_chars is not None:
+            picked = [c for c in picked if set(f'"{c}"') <= allowed_chars]
+        if len(picked) >= 3:
+            return picked[:limit]
     in_key = key_chords(key)
-    picked: list[str] = []
+    picked = []
     if seen:
         total = sum(seen.values()) or 1
         taken: set[tuple[int, str]] = set()
@@ -646,9 +693,11 @@ class Harmonizer:
         segments = [view(s.offset, e) for s, e in zip(slots, ends)]
         if not segments[-1].endswith("\n"):
             segments[-1] += "\n"  # training tunes end with a newline
-        seen = (self.model.meta.get("chord_symbols") if self.model is not None else None) or None
+        meta = self.model.meta if self.model is not None else {}
+        seen, degrees = meta.get("chord_symbols") or None, meta.get("chord_degrees") or None
         cache: dict[Key, list[str]] = {}
-        candidates = [cache.setdefault(s.key, candidate_chords(s.key, seen, allowed, self.search.candidates))
+        candidates = [cache.setdefault(s.key, candidate_chords(s.key, seen, allowed, self.search.candidates,
+                                                               degrees=degrees))
                       for s in slots]
         return beam_search(self.scorer, prefix, segments, slots, candidates, self.search)
 

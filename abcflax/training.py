@@ -304,7 +304,7 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
     rows = _read_log(log_path, start)
     elapsed_before = float(rows[-1]["elapsed_s"]) if rows else 0.0
     meta = {"sources": sources or [], "train_tunes": len(train_texts), "valid_tunes": len(valid_texts),
-            "chord_symbols": chord_inventory(train_texts)}
+            "chord_symbols": chord_inventory(train_texts), "chord_degrees": chord_degrees(train_texts)}
     if previous is not None and "init_from" in previous.meta:
         meta["init_from"] = previous.meta["init_from"]
     elif previous is None and init_from is not None:
@@ -400,6 +400,14 @@ def load_training_texts(specs: list[str], holdout: float = 0.0) -> tuple[list[st
         texts.extend(kept)
         weights.extend([weight] * len(kept))
     return texts, weights, problems
+
+
+def chord_degrees(texts: list[str]) -> dict[str, int]:
+    """Chord functions (mode, interval above the tonic, quality) counted in the training tunes: harmonization
+    ranks its candidates in any key by them (``abcflax.harmonizer.chord_degrees``)."""
+    from .harmonizer import chord_degrees as count_degrees
+
+    return count_degrees(texts)
 
 
 def chord_inventory(texts: list[str]) -> dict[str, int]:

@@ -221,14 +221,16 @@ def run(args) -> dict:
     per_metric: dict[str, dict[str, list]] = {k: {} for k in ("model", "rules", "original")}
     times, ratios = [], []
     abcflax.harmonize(strip_chords(tunes[0]), model=model, beam=args.beam, change_penalty=args.change_penalty,
-                                     chord_weight=args.chord_weight, fit_weight=args.fit_weight)
+                                     chord_weight=args.chord_weight, fit_weight=args.fit_weight,
+                                     candidates=args.candidates)
     if args.timing:
         complete_time(strip_chords(tunes[0]), model)  # both warm (compiled) before anything is timed
     for i, tune in enumerate(tunes):
         melody = strip_chords(tune)
         start = time.perf_counter()
         guessed = abcflax.harmonize(melody, model=model, beam=args.beam, change_penalty=args.change_penalty,
-                                     chord_weight=args.chord_weight, fit_weight=args.fit_weight)
+                                     chord_weight=args.chord_weight, fit_weight=args.fit_weight,
+                                     candidates=args.candidates)
         spent = time.perf_counter() - start
         times.append(spent)
         if args.timing:
@@ -251,7 +253,8 @@ def report(args, result: dict) -> str:
     step = result["step"]
     lines = [f"### harmonize — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, model {args.model} (step {step}),"
              f" {result['tunes']} held-out Nottingham tunes ({args.subset} subset), beam {args.beam}, "
-             f"change penalty {args.change_penalty}, chord weight {args.chord_weight}, fit weight {args.fit_weight}",
+             f"change penalty {args.change_penalty}, chord weight {args.chord_weight}, fit weight {args.fit_weight}, "
+             f"candidates {args.candidates}",
              "", f"`{' '.join(shlex.quote(a) for a in [sys.executable, *sys.argv])}`", "",
              "| method | beat acc. root+quality | beat acc. root | CHE | CC | CTD | CTnCTR | PCS | MCTD |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -276,17 +279,24 @@ def report(args, result: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default=str(PROJECT / "runs" / "default"))
+    parser.add_argument("--model", default=None, help="model folder or checkpoint (default: the bundled model)")
     parser.add_argument("--subset", choices=["valid", "test"], default="test")
     parser.add_argument("--limit", type=int, default=30)
     parser.add_argument("--beam", type=int, default=4)
     parser.add_argument("--change-penalty", type=float, default=0.0)
+    parser.add_argument("--candidates", type=int, default=None, help="chords tried per span (default: the library's)")
     parser.add_argument("--chord-weight", type=float, default=None, help="(default: the library's)")
     parser.add_argument("--fit-weight", type=float, default=None, help="melody-fit prior (default: the library's)")
     parser.add_argument("--no-timing", dest="timing", action="store_false", help="Skip the complete() timing.")
     parser.add_argument("--append", action="store_true", help="Append the figures to benchmarks/RESULTS.md.")
     args = parser.parse_args()
-    from abcflax.harmonizer import DEFAULT_CHORD_WEIGHT, DEFAULT_FIT_WEIGHT
+    from abcflax.harmonizer import DEFAULT_CHORD_WEIGHT, DEFAULT_FIT_WEIGHT, MAX_CANDIDATES
+    from abcflax.loading import default_model_path
+
+    if args.model is None:
+        args.model = str(default_model_path())
+    if args.candidates is None:
+        args.candidates = MAX_CANDIDATES
 
     if args.fit_weight is None:
         args.fit_weight = DEFAULT_FIT_WEIGHT

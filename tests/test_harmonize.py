@@ -167,6 +167,21 @@ def test_chord_parsing_and_candidates():
     assert set(candidate_chords(parse_key("Dm"), None)) >= {"Dm", "A", "A7", "Gm", "F", "C", "Bb"}
 
 
+def test_chord_functions_rank_candidates_in_any_key():
+    from abcflax.harmonizer import chord_degrees
+
+    in_g = 'X:1\nK:G\n"G"GAB "D7"A2|"C"c2 "G"B2|"Em"E2 "D"D2|"G"G4|]\n'
+    in_d = 'X:1\nK:D\n"D"DEF "A7"E2|"G"G2 "D"F2|"D"D4|]\n'
+    degrees = chord_degrees([in_g, in_d] * 60)  # 600 chords in major tunes
+    assert degrees["|0|maj"] == 360 and degrees["|7|dom7"] == 120 and degrees["|9|min"] == 60
+    seen = {"G": 5000, "D": 3000, "C": 900, "Em": 500, "D7": 400, "A7": 300}  # the symbols of G and D tunes
+    # by the symbols alone, a tune in F would not even get its tonic; by function it gets I, V7, IV first
+    assert "F" not in candidate_chords(parse_key("F"), seen, limit=4)
+    picked = candidate_chords(parse_key("F"), seen, limit=4, degrees=degrees)
+    assert picked[0] == "F" and set(picked[1:3]) == {"C7", "Bb"} and picked[3] in ("C", "Dm")  # 360, 120, 120, 60
+    assert candidate_chords(parse_key("ADor"), seen, degrees=degrees) == candidate_chords(parse_key("ADor"), seen)
+
+
 # ---- the beam search
 
 
