@@ -63,6 +63,9 @@ def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_
                                  else f"{' '.join(corpus)}: no training tunes")
     if not quiet:
         click.echo(f"{len(texts)} tunes ({sum(map(len, texts))} chars); {len(problems)} skipped", err=True)
+    if transpose and max(weights, default=1) == 1:
+        click.echo("abcflax: warning: --transpose changes only repeated sources (SOURCE@N with N >= 2); "
+                   "none is repeated, so no tune is transposed", err=True)
     model_config = abcflax.preset(preset)
     if dropout is not None:
         model_config = dataclasses.replace(model_config, dropout=dropout)

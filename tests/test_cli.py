@@ -100,7 +100,10 @@ def test_train_with_transposed_repeats(tmp_path):
     result = run(["train", f"{corpus}@3", "--out", str(out), "--preset", "tiny", "--steps", "2", "--batch-size", "4",
                   "--seq-len", "16", "--transpose", "1", "--quiet"])
     assert result.exit_code == 0, result.output
-    assert abcflax.checkpoint.load(out).train_config.transpose == 1
+    assert abcflax.checkpoint.load(out).train_config.transpose == 1 and "warning" not in result.stderr
+    unrepeated = run(["train", str(corpus), "--out", str(tmp_path / "r1"), "--preset", "tiny", "--steps", "1",
+                      "--batch-size", "4", "--seq-len", "16", "--transpose", "1", "--quiet"])
+    assert unrepeated.exit_code == 0 and "no tune is transposed" in unrepeated.stderr
     assert run(["train", str(corpus), "--out", str(tmp_path / "r2"), "--transpose", "9"]).exit_code == 2
 
 
