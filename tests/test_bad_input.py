@@ -201,3 +201,19 @@ def test_subprocess_continue_from_binary_stdin(tmp_path, tiny_model_dir):
     assert done.returncode == 1 and "Traceback" not in stderr
     assert stderr.strip().splitlines() == ["abcflax: error: <stdin>: binary data, not ABC text"]
     assert not (tmp_path / "out.abc").exists()
+
+
+@pytest.mark.parametrize("case", [c for c in catalogue.CASES if "export" in c.only], ids=lambda c: c.name)
+def test_export_repair_never_crashes(case, tmp_path):
+    # --repair edits what it reads: whatever the input, one error line and exit 1/2, or warnings and exit 0
+    inputs, out = folders(tmp_path)
+    argument = case.make(inputs)
+    result = invoke(["export", argument, "-o", str(out / "out.musicxml"), "--repair"], catalogue.stdin_bytes(case))
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("abcflax: error:")]
+    if result.exit_code == 0:
+        assert not errors and (out / "out.musicxml").exists()
+    else:
+        assert result.exit_code in (1, 2) and len(errors) == 1, result.stderr
+        assert not list(out.iterdir())
