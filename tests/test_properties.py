@@ -100,3 +100,34 @@ def test_real_examples_are_clean(path):
     text = path.read_text(encoding="utf-8")
     tunes, problems = abcflax.read_tunebook(text, str(path))
     assert tunes and not problems
+
+
+@settings(max_examples=150, deadline=None)
+@given(any_abc, st.integers(-3, 3))
+def test_transpose_and_repair_raise_only_abcflax_errors(text, fifths):
+    only_abcflax_errors(abcflax.transpose, text, fifths)
+    only_abcflax_errors(abcflax.repair_tunebook, text)
+
+
+NOTE_TOKENS = st.tuples(st.sampled_from(["", "^", "_", "=", "^^", "__"]), st.sampled_from("CDEFGABcdefgab"),
+                        st.sampled_from(["", ",", "'"]), st.sampled_from(["", "2", "/2"]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(["C", "G", "D", "F", "Bb", "Am", "Em", "ADor", "GMix"]), st.integers(-2, 2),
+       st.lists(st.lists(NOTE_TOKENS, min_size=1, max_size=6), min_size=1, max_size=4))
+def test_transposing_moves_every_pitch_by_the_interval(key, fifths, bars):
+    from abcflax.abc_check import analyze_tune
+    from abcflax.transpose import interval
+
+    body = "|".join(" ".join("".join(token) for token in bar) for bar in bars) + "|]\n"
+    tune = f"X:1\nM:none\nL:1/8\nK:{key}\n{body}"
+
+    def pitches(text: str) -> list[int]:
+        return [p for e in analyze_tune(text).events if e.kind in ("note", "chord") for p in e.pitches]
+
+    try:
+        moved = abcflax.transpose(tune, fifths)
+    except abcflax.InputError:  # a double accidental pushed past a double: refused, not misspelled
+        return
+    assert pitches(moved) == [p + interval(fifths)[1] for p in pitches(tune)]
