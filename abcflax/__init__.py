@@ -19,7 +19,7 @@ _EXPORTS = {
     # tunebooks and vocabulary
     "read_tunebook": "tunebook", "read_file_text": "tunebook", "normalize_tune": "tunebook",
     "load_corpus": "tunebook", "Tune": "tunebook", "Problem": "tunebook", "Vocab": "vocab",
-    "transpose": "transpose",
+    "transpose": "transposition",  # module named apart: importing abcflax.transpose would shadow the function
     # model, checkpoints, training, evaluation
     "CharLSTM": "model", "create_model": "model", "Checkpoint": "checkpoint",
     "train": "training", "load_training_texts": "training", "split_holdout": "training", "Progress": "training",

@@ -29,7 +29,7 @@ from .config import ModelConfig, TrainConfig
 from .errors import InputError, UsageError
 from .evaluate import bits_per_char
 from .model import CharLSTM, create_model
-from .transpose import transpose as transpose_tune
+from .transposition import transpose as transpose_tune
 from .vocab import Vocab
 
 LOG_NAME = "log.csv"

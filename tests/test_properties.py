@@ -118,7 +118,7 @@ NOTE_TOKENS = st.tuples(st.sampled_from(["", "^", "_", "=", "^^", "__"]), st.sam
        st.lists(st.lists(NOTE_TOKENS, min_size=1, max_size=6), min_size=1, max_size=4))
 def test_transposing_moves_every_pitch_by_the_interval(key, fifths, bars):
     from abcflax.abc_check import analyze_tune
-    from abcflax.transpose import interval
+    from abcflax.transposition import interval
 
     body = "|".join(" ".join("".join(token) for token in bar) for bar in bars) + "|]\n"
     tune = f"X:1\nM:none\nL:1/8\nK:{key}\n{body}"

@@ -6,7 +6,7 @@ import pytest
 
 import abcflax
 from abcflax.abc_check import analyze_tune
-from abcflax.transpose import interval, transpose, transpose_chord, transpose_key
+from abcflax.transposition import interval, transpose, transpose_chord, transpose_key
 from abcflax.training import build_stream, copy_shifts
 from abcflax.vocab import Vocab
 
@@ -145,3 +145,9 @@ def test_nottingham_transposes_exactly():
             assert _pitches(moved) == [p + interval(fifths)[1] for p in _pitches(tune)], tune
             checked += 1
     assert checked >= 290
+
+
+def test_public_transpose_is_the_function_even_after_the_training_module_is_imported():
+    import abcflax.training  # noqa: F401 - imports the transposition module
+
+    assert callable(abcflax.transpose) and abcflax.transpose("X:1\nK:G\nG|\n", 1) == "X:1\nK:D\nD|\n"
