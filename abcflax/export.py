@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .errors import InputError, UsageError
-from .tunebook import Tune, read_tunebook
+from .tunebook import QUOTED, Tune, read_tunebook
 
 ABC_VERSION_LINE = "%abc-2.1\n"
 INSTRUMENT_ALIASES = {"fiddle": "violin"}
@@ -83,8 +83,6 @@ def inline_fields_with_music(text: str) -> str:
     return _map_body_lines(text, repair)
 
 
-_QUOTED = re.compile(r'"([^"\n]*)"')
-
 
 def drop_empty_annotations(text: str) -> str:
     """Remove ``" "`` (a quoted nothing, seen before chord symbols in Nottingham tunes) from music lines:
@@ -94,7 +92,7 @@ def drop_empty_annotations(text: str) -> str:
         if line.startswith("%") or re.match(r"[A-Za-z]:", line):
             return line
         music, percent, comment = line.partition("%")
-        return _QUOTED.sub(lambda m: m.group(0) if m.group(1).strip() else "", music) + percent + comment
+        return QUOTED.sub(lambda m: m.group(0) if m.group(1).strip() else "", music) + percent + comment
 
     return _map_body_lines(text, repair)
 

@@ -695,10 +695,9 @@ class Harmonizer:
             segments[-1] += "\n"  # training tunes end with a newline
         meta = self.model.meta if self.model is not None else {}
         seen, degrees = meta.get("chord_symbols") or None, meta.get("chord_degrees") or None
-        cache: dict[Key, list[str]] = {}
-        candidates = [cache.setdefault(s.key, candidate_chords(s.key, seen, allowed, self.search.candidates,
-                                                               degrees=degrees))
-                      for s in slots]
+        per_key = {key: candidate_chords(key, seen, allowed, self.search.candidates, degrees=degrees)
+                   for key in {s.key for s in slots}}
+        candidates = [per_key[s.key] for s in slots]
         return beam_search(self.scorer, prefix, segments, slots, candidates, self.search)
 
 

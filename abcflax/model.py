@@ -170,6 +170,4 @@ class CharLSTM(nnx.Module):
 
 def create_model(config: ModelConfig, seed: int = 0, *, initialize: bool = True) -> CharLSTM:
     """A new model; ``initialize=False`` gives all-zero parameters (a cheap skeleton to load weights into)."""
-    if not initialize:
-        return CharLSTM(config, rngs=nnx.Rngs(params=seed), zero_init=True)
-    return CharLSTM(config, rngs=nnx.Rngs(params=seed))
+    return CharLSTM(config, rngs=nnx.Rngs(params=seed), zero_init=not initialize)

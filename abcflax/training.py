@@ -28,6 +28,7 @@ from . import atomic, checkpoint
 from .config import ModelConfig, TrainConfig
 from .errors import InputError, UsageError
 from .evaluate import bits_per_char
+from .harmonizer import chord_degrees
 from .model import CharLSTM, create_model
 from .transposition import transpose as transpose_tune
 from .vocab import Vocab
@@ -100,8 +101,9 @@ def build_stream(texts: list[str], vocab: Vocab, weights: list[int] | None = Non
     ``transpose``, the repeats are transposed copies (``copy_shifts``) instead of verbatim ones."""
     parts, known = [], set(vocab.chars)
     for index, text in enumerate(texts):
-        for fifths in copy_shifts(weights[index] if weights else 1, transpose):
-            parts.append(_copy_ids(text, fifths, vocab, known))
+        shifts = copy_shifts(weights[index] if weights else 1, transpose)
+        copies = {fifths: _copy_ids(text, fifths, vocab, known) for fifths in set(shifts)}
+        parts.extend(copies[fifths] for fifths in shifts)
     return np.concatenate(parts)
 
 
@@ -400,14 +402,6 @@ def load_training_texts(specs: list[str], holdout: float = 0.0) -> tuple[list[st
         texts.extend(kept)
         weights.extend([weight] * len(kept))
     return texts, weights, problems
-
-
-def chord_degrees(texts: list[str]) -> dict[str, int]:
-    """Chord functions (mode, interval above the tonic, quality) counted in the training tunes: harmonization
-    ranks its candidates in any key by them (``abcflax.harmonizer.chord_degrees``)."""
-    from .harmonizer import chord_degrees as count_degrees
-
-    return count_degrees(texts)
 
 
 def chord_inventory(texts: list[str]) -> dict[str, int]:

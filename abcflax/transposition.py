@@ -27,6 +27,7 @@ MODE_FIFTHS = {"": 0, "m": -3, "Dor": -2, "Mix": -1, "Phr": -4, "Lyd": 1, "Loc":
 MAX_SIGNATURE = 6  # sharps or flats: keys beyond F# / Gb major are refused
 ACCIDENTAL_TEXT = {-2: "__", -1: "_", 0: "=", 1: "^", 2: "^^"}
 ACCIDENTAL_VALUE = {"__": -2, "_": -1, "=": 0, "^": 1, "^^": 2}
+SIGN_VALUE = {"": 0, "#": 1, "+": 1, "b": -1}  # key and chord roots; "+" is Nottingham's sharp bass (D/f+)
 NOTE = re.compile(r"(\^\^|__|\^|_|=)?([A-Ga-g])([,']*)")
 KEY_TONIC = re.compile(r"^\s*([A-G])([#b]?)(m|Dor|Mix|Phr|Lyd|Loc)?(?![A-Za-z])(.*)$", re.S)
 CHORD = re.compile(r"^(\(?)([A-G])([#b]?)([^/)]*)(?:/([A-Ga-g])([#b+]?))?(\)?)$")
@@ -57,11 +58,11 @@ def transpose_key(value: str, fifths: int) -> str:
     letter, sign, mode, rest = match.groups()
     if re.search(r"(^|\s)(exp\s|[=^_][A-Ga-g])", rest):
         raise InputError(f"cannot transpose a key with explicit accidentals: K:{value.strip()}")
-    signature = LETTER_FIFTHS[letter] + 7 * {"": 0, "#": 1, "b": -1}[sign] + MODE_FIFTHS[mode or ""] + fifths
+    signature = LETTER_FIFTHS[letter] + 7 * SIGN_VALUE[sign] + MODE_FIFTHS[mode or ""] + fifths
     if abs(signature) > MAX_SIGNATURE:
         raise InputError(f"K:{value.strip()} moved by {fifths} fifths needs {abs(signature)} sharps or flats")
     steps, semitones = interval(fifths)
-    index, accidental = _spell(letter, {"": 0, "#": 1, "b": -1}[sign], steps, semitones)
+    index, accidental = _spell(letter, SIGN_VALUE[sign], steps, semitones)
     return LETTERS[index % 7] + {0: "", 1: "#", -1: "b"}[accidental] + (mode or "") + rest
 
 
@@ -87,7 +88,7 @@ def transpose_chord(symbol: str, fifths: int) -> str:
     steps, semitones = interval(fifths)
 
     def name(letter: str, sign_text: str, sharp: str) -> str:
-        index, accidental = _spell(letter, {"": 0, "#": 1, "+": 1, "b": -1}[sign_text], steps, semitones)
+        index, accidental = _spell(letter, SIGN_VALUE[sign_text], steps, semitones)
         if abs(accidental) > 1:
             raise InputError(f"chord {symbol!r} moved by {fifths} fifths needs a double accidental")
         new = LETTERS[index % 7]
@@ -145,8 +146,8 @@ def transpose(abc: str, fifths: int) -> str:
         if field and re.match(r"^[A-Ga-g]:[|:]", line):
             field = None  # a note before a repeat sign (G:|), not a field line
         if field and field.group(1) == "K":
-            value, _, comment = field.group(2).partition("%")
-            lines.append("K:" + transpose_key(value, fifths) + ("%" + comment if _ else ""))
+            value, percent, comment = field.group(2).partition("%")
+            lines.append("K:" + transpose_key(value, fifths) + percent + comment)
             in_body = True
         elif field or not in_body:
             lines.append(line)
