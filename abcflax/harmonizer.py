@@ -637,6 +637,152 @@ def insert_chords(text: str, slots: Sequence[Slot], chords: Sequence[str]) -> st
 
 
 # ---------------------------------------------------------------------------------------------------
+# The chords-after format: each chord written after the notes it accompanies
+#
+# In ABC a chord symbol comes before its notes, so a left-to-right model must name a chord before it has
+# read the melody under it, and can judge a chord only by how likely it makes those notes. A model also
+# trained on this second format (marked by AFTER_MARKER in the header) names each span's chord after reading
+# the span: log p(chord | melody so far) is a direct judgement. Training text and harmonize's scoring text
+# are both laid out by ``after_layout`` on the same spans (``find_slots``), so they agree to the character.
+
+AFTER_MARKER = "I:chords after"  # header line before K: that tells the model which format it reads
+
+
+def mark_after(header: str) -> str:
+    """``header`` with the chords-after marker line inserted before its K: line."""
+    match = re.search(r"^K:", header, re.M)
+    at = match.start() if match else len(header)
+    return header[:at] + AFTER_MARKER + "\n" + header[at:]
+
+
+def close_points(analysis, slots: Sequence[Slot], text_length: int) -> list[int]:
+    """Where each span's chord goes in the chords-after format: right after the last note, rest or chord
+    written before the next span starts (for the last span, the tune's last one)."""
+    from bisect import bisect_left
+
+    voice = next((e.voice for e in analysis.events if e.kind in MUSIC), "")
+    music = [e for e in analysis.events if e.kind in MUSIC and e.voice == voice]
+    starts = [e.start for e in music]
+    limits = [s.offset for s in slots[1:]] + [text_length]
+    points = []
+    for slot, limit in zip(slots, limits):
+        i = bisect_left(starts, limit) - 1
+        points.append(max(music[i].end, slot.offset) if i >= 0 else slot.offset)
+    return points
+
+
+@dataclass(frozen=True)
+class AfterLayout:
+    """A chord-free tune cut at its spans for the chords-after format."""
+
+    prefix: str  # the marked header and whatever precedes the first span
+    melodies: tuple[str, ...]  # span k from its start to its close point
+    gaps: tuple[str, ...]  # from span k's close point to span k+1 (bar lines, spaces); the tune's tail last
+
+
+def after_layout(text: str, analysis, slots: Sequence[Slot], header: str, view) -> AfterLayout:
+    """Cut ``text`` (chord-free, ``analysis`` of it) at ``slots``; ``view(a, b)`` is the model's reading of
+    ``text[a:b]`` and ``header`` its reading of the header."""
+    points = close_points(analysis, slots, len(text))
+    ends = [s.offset for s in slots[1:]] + [len(text)]
+    melodies = tuple(view(s.offset, p) for s, p in zip(slots, points))
+    gaps = [view(p, e) for p, e in zip(points, ends)]
+    if not gaps[-1].endswith("\n"):
+        gaps[-1] += "\n"  # training tunes end with a newline
+    prefix = mark_after(header) + view(_body_start(text), slots[0].offset)
+    return AfterLayout(prefix, melodies, tuple(gaps))
+
+
+def closes_after(slots: Sequence[Slot], k: int, chords: Sequence[str | None]) -> bool:
+    """Whether span k's chord is written at its close point: at a bar's end, at the tune's end, and where
+    the next span (mid-bar) changes chord."""
+    return k + 1 == len(slots) or slots[k + 1].bar_start or chords[k + 1] != chords[k]
+
+
+def assemble_after(layout: AfterLayout, slots: Sequence[Slot], chords: Sequence[str | None]) -> str:
+    """The chords-after text of a tune whose span k has chord ``chords[k]`` (None: no chord in effect)."""
+    out = [layout.prefix]
+    for k, (melody, gap) in enumerate(zip(layout.melodies, layout.gaps)):
+        out.append(melody)
+        if chords[k] is not None and closes_after(slots, k, chords):
+            out.append(f'"{chords[k]}"')
+        out.append(gap)
+    return "".join(out)
+
+
+def chords_after_text(text: str) -> str | None:
+    """A (normalized) training tune rewritten in the chords-after format: its chord symbols re-read as the
+    chord in effect at each harmonize span (per="auto") and written after the span's notes. None when the
+    tune has no chord symbols (or no spans)."""
+    from bisect import bisect_right
+
+    from .abc_check import analyze_tune
+
+    analysis = analyze_tune(text)
+    spans = chord_symbol_spans(analysis)
+    voice = next((e.voice for e in analysis.events if e.kind in MUSIC), "")
+    symbols = [(e.onset, e.text.strip('"')) for e in analysis.events
+               if e.kind == "chord_symbol" and e.voice == voice and is_chord_symbol(e.text.strip('"'))]
+    if not symbols:
+        return None
+    bare = remove_spans(text, spans)
+    bare_analysis = analyze_tune(bare)
+    slots = find_slots(bare_analysis, "auto")
+    if not slots:
+        return None
+    onsets = [onset for onset, _ in symbols]
+    chords = []
+    for slot in slots:
+        i = bisect_right(onsets, slot.onset) - 1
+        chords.append(symbols[i][1] if i >= 0 else None)
+    layout = after_layout(bare, bare_analysis, slots, bare[:_body_start(bare)], lambda a, b: bare[a:b])
+    return assemble_after(layout, slots, chords)
+
+
+def beam_search_after(scorer: Scorer, layout: AfterLayout, slots: Sequence[Slot],
+                      candidates: Sequence[Sequence[str]], config: SearchConfig = SearchConfig()) -> list[str]:
+    """Best chord per slot in the chords-after format. A beam holds the chords of the spans it has closed
+    and an open run of spans whose chord is not written yet. After span k, each beam either names the
+    run's chord (one row per candidate: chord + gap + span k+1's melody) or, before a mid-bar span, leaves
+    the run open (one row: gap + melody). A run opened by a mid-bar change must name a different chord."""
+    fits = [dict.fromkeys(c, 0.0) for c in candidates]
+    if config.fit_weight:
+        fits = [{c: config.fit_weight * melody_fit(c, pitch_weights(slot)) for c in cands}
+                for slot, cands in zip(slots, candidates)]
+    state = scorer.start(layout.prefix + layout.melodies[0])
+    beams: list[tuple[float, tuple[str, ...]]] = [(0.0, ())]  # the run open is slots[len(path):k+1]
+    for k in range(len(slots)):
+        following = layout.gaps[k] + (layout.melodies[k + 1] if k + 1 < len(slots) else "")
+        must_close = k + 1 == len(slots) or slots[k + 1].bar_start
+        parents, symbols, totals, paths = [], [], [], []
+        for b, (score, path) in enumerate(beams):
+            run = range(len(path), k + 1)
+            if not must_close:
+                parents.append(b), symbols.append(""), totals.append(score), paths.append(path)
+            previous = path[-1] if path else None
+            names = candidates[k]
+            if path and not slots[run[0]].bar_start:
+                names = [c for c in names if c != previous] or names
+            for cand in names:
+                parents.append(b)
+                symbols.append(f'"{cand}"')
+                changed = previous is not None and cand != previous
+                totals.append(score + sum(fits[j].get(cand, 0.0) for j in run)
+                              - (config.change_penalty if changed else 0.0))
+                paths.append(path + (cand,) * len(run))
+        parents_arr = np.asarray(parents, np.int32)
+        logp, new_state = scorer.extend(state, parents_arr, [s + following for s in symbols])
+        totals = np.asarray(totals) + logp
+        if config.chord_weight != 1.0:  # the chord symbols' own log-prob, weighted apart
+            chord_logp, _ = scorer.extend(state, parents_arr, symbols)
+            totals += (config.chord_weight - 1.0) * chord_logp
+        keep = np.argsort(-totals, kind="stable")[:config.beam]
+        beams = [(float(totals[i]), paths[i]) for i in keep]
+        state = scorer.select(new_state, keep)
+    return list(beams[0][1]) if beams else []
+
+
+# ---------------------------------------------------------------------------------------------------
 # Public API
 
 
@@ -680,15 +826,8 @@ class Harmonizer:
 
     def model_chords(self, text: str, analysis, slots: list[Slot]) -> list[str]:
         allowed = set(self.model.vocab.chars[2:]) if self.model is not None else None
-        body_start = _body_start(text)
-        keep = model_mask(text, analysis, body_start, allowed)
-        chars = np.array(list(text), dtype=object)
-
-        def view(a: int, b: int) -> str:
-            return "".join(chars[a:b][keep[a:b]])
-
-        header = model_header(text[:body_start].split("\n"))
-        prefix = header + view(body_start, slots[0].offset)
+        header, view = model_view(text, analysis, allowed)
+        prefix = header + view(_body_start(text), slots[0].offset)
         ends = [s.offset for s in slots[1:]] + [len(text)]
         segments = [view(s.offset, e) for s, e in zip(slots, ends)]
         if not segments[-1].endswith("\n"):
@@ -698,7 +837,23 @@ class Harmonizer:
         per_key = {key: candidate_chords(key, seen, allowed, self.search.candidates, degrees=degrees)
                    for key in {s.key for s in slots}}
         candidates = [per_key[s.key] for s in slots]
+        if meta.get("chords_after") and not self.keep_existing:  # kept chords stay where ABC has them
+            layout = after_layout(text, analysis, slots, header, view)
+            return beam_search_after(self.scorer, layout, slots, candidates, self.search)
         return beam_search(self.scorer, prefix, segments, slots, candidates, self.search)
+
+
+def model_view(text: str, analysis, allowed: set[str] | None):
+    """(header, view): the model's reading of the header, and ``view(a, b)``, its reading of
+    ``text[a:b]`` (``model_mask``)."""
+    body_start = _body_start(text)
+    keep = model_mask(text, analysis, body_start, allowed)
+    chars = np.array(list(text), dtype=object)
+
+    def view(a: int, b: int) -> str:
+        return "".join(chars[a:b][keep[a:b]])
+
+    return model_header(text[:body_start].split("\n")), view
 
 
 def _body_start(text: str) -> int:

@@ -28,7 +28,7 @@ from . import atomic, checkpoint
 from .config import ModelConfig, TrainConfig
 from .errors import InputError, UsageError
 from .evaluate import bits_per_char
-from .harmonizer import chord_degrees
+from .harmonizer import AFTER_MARKER, chord_degrees, chords_after_text
 from .model import CharLSTM, create_model
 from .transposition import transpose as transpose_tune
 from .vocab import Vocab
@@ -83,9 +83,10 @@ def copy_shifts(copies: int, transpose: int) -> list[int]:
     return [order[k % len(order)] for k in range(copies)]
 
 
-def _copy_ids(text: str, fifths: int, vocab: Vocab, known: set[str]) -> np.ndarray:
+def _copy_ids(text: str, fifths: int, after: bool, vocab: Vocab, known: set[str]) -> np.ndarray | None:
     """One copy of a tune as ids; a copy that cannot be transposed (or would need a character the
-    vocabulary lacks) stays in the original key."""
+    vocabulary lacks) stays in the original key. A chords-after copy (``after``) of a tune without chord
+    symbols is None: it is left out."""
     if fifths:
         try:
             moved = transpose_tune(text, fifths)
@@ -93,18 +94,42 @@ def _copy_ids(text: str, fifths: int, vocab: Vocab, known: set[str]) -> np.ndarr
                 text = moved
         except InputError:
             pass
+    if after:
+        text = chords_after_text(text)
+        if text is None or not set(text) <= known:
+            return None
     return np.concatenate([[vocab.bos_id], vocab.encode(text, "training tune"), [vocab.eos_id]]).astype(np.int32)
 
 
-def build_stream(texts: list[str], vocab: Vocab, weights: list[int] | None = None, transpose: int = 0) -> np.ndarray:
+def copy_formats(copies: int, chords_after: int) -> list[bool]:
+    """Which of a tune's ``copies`` are in the chords-after format: the last ``chords_after`` of them, and
+    never the first (every tune is seen at least once as written)."""
+    after = min(chords_after, copies - 1)
+    return [k >= copies - after for k in range(copies)]
+
+
+def build_stream(texts: list[str], vocab: Vocab, weights: list[int] | None = None, transpose: int = 0,
+                 chords_after: int = 0) -> np.ndarray:
     """All tunes as one id stream, each as start marker + text + end marker, repeated by weight; with
-    ``transpose``, the repeats are transposed copies (``copy_shifts``) instead of verbatim ones."""
+    ``transpose``, the repeats are transposed copies (``copy_shifts``) instead of verbatim ones; with
+    ``chords_after``, that many repeats of a chord-bearing tune are in the chords-after format."""
     parts, known = [], set(vocab.chars)
     for index, text in enumerate(texts):
-        shifts = copy_shifts(weights[index] if weights else 1, transpose)
-        copies = {fifths: _copy_ids(text, fifths, vocab, known) for fifths in set(shifts)}
-        parts.extend(copies[fifths] for fifths in shifts)
+        count = weights[index] if weights else 1
+        plan = list(zip(copy_shifts(count, transpose), copy_formats(count, chords_after)))
+        copies = {form: _copy_ids(text, *form, vocab, known) for form in set(plan)}
+        parts.extend(copies[form] for form in plan if copies[form] is not None)
     return np.concatenate(parts)
+
+
+def contains(stream: np.ndarray, ids: np.ndarray) -> bool:
+    """Whether ``ids`` occurs in ``stream`` (whether any chords-after copy made it into the stream)."""
+    if len(ids) == 0 or len(stream) < len(ids):
+        return False
+    starts = np.flatnonzero(stream[:len(stream) - len(ids) + 1] == ids[0])
+    for j in range(1, len(ids)):
+        starts = starts[stream[starts + j] == ids[j]]
+    return len(starts) > 0
 
 
 def batch_at(stream: np.ndarray, step: int, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -269,13 +294,15 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
             model_config, vocab = initial.model_config, initial.vocab
             _require_vocab_covers(vocab, texts, Path(init_from), "fine-tune from it")
         else:
-            vocab = Vocab.from_texts(texts)
+            # the chords-after format adds its header marker line to the text
+            vocab = Vocab.from_texts(texts + ([AFTER_MARKER] if train_config.chords_after else []))
             model_config = ModelConfig(**{**model_config.to_dict(), "vocab_size": vocab.size})
     weight_of = dict(zip(texts, weights)) if weights else {}
     train_texts, valid_texts = split_holdout(texts, train_config.valid_share, salt="valid")
     if not train_texts:
         train_texts = texts
-    stream = build_stream(train_texts, vocab, [weight_of.get(t, 1) for t in train_texts], train_config.transpose)
+    stream = build_stream(train_texts, vocab, [weight_of.get(t, 1) for t in train_texts], train_config.transpose,
+                          train_config.chords_after)
     if len(stream) <= train_config.seq_len + 1:
         raise InputError(f"training text too short: {len(stream)} characters for windows of {train_config.seq_len}")
     valid = _valid_subset(valid_texts, train_config.eval_chars)
@@ -306,7 +333,8 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
     rows = _read_log(log_path, start)
     elapsed_before = float(rows[-1]["elapsed_s"]) if rows else 0.0
     meta = {"sources": sources or [], "train_tunes": len(train_texts), "valid_tunes": len(valid_texts),
-            "chord_symbols": chord_inventory(train_texts), "chord_degrees": chord_degrees(train_texts)}
+            "chord_symbols": chord_inventory(train_texts), "chord_degrees": chord_degrees(train_texts),
+            "chords_after": train_config.chords_after > 0 and contains(stream, vocab.encode(AFTER_MARKER, "marker"))}
     if previous is not None and "init_from" in previous.meta:
         meta["init_from"] = previous.meta["init_from"]
     elif previous is None and init_from is not None:

@@ -25,6 +25,9 @@ from .common import cli_errors
 @click.option("--transpose", type=click.IntRange(0, 6),
               help="Repeats of a source (path@N) are copies transposed by up to this many fifths "
                    "(0, +1, -1, +2 ...) instead of verbatim ones.  [default: 0]")
+@click.option("--chords-after", type=click.IntRange(0),
+              help="Of each repeated (path@N) chord-bearing tune's copies, this many (at most N-1) are written "
+                   "with each chord after the notes it accompanies: the format harmonize reads.  [default: 0]")
 @click.option("--devices", type=click.IntRange(1), help="Devices to shard the batch over (default: all).")
 @click.option("--coordinator", envvar="ABCFLAX_COORDINATOR", metavar="HOST:PORT",
               help="Multi-host run: process 0's address (see docs/distributed.md).")
@@ -39,7 +42,7 @@ from .common import cli_errors
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @cli_errors
 def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_rate, dropout, eval_every,
-                  holdout, seed, transpose, devices, coordinator, num_processes, process_id, resume, init_from, quiet):
+                  holdout, seed, transpose, chords_after, devices, coordinator, num_processes, process_id, resume, init_from, quiet):
     """Train a model on ABC files, folders and music21 corpora.
 
     CORPUS items are files, folders (every *.abc below) or music21:NAME (e.g. music21:ryansMammoth);
@@ -63,15 +66,16 @@ def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_
                                  else f"{' '.join(corpus)}: no training tunes")
     if not quiet:
         click.echo(f"{len(texts)} tunes ({sum(map(len, texts))} chars); {len(problems)} skipped", err=True)
-    if transpose and max(weights, default=1) == 1:
-        click.echo("abcflax: warning: --transpose changes only repeated sources (SOURCE@N with N >= 2); "
-                   "none is repeated, so no tune is transposed", err=True)
+    for flag, value in (("--transpose", transpose), ("--chords-after", chords_after)):
+        if value and max(weights, default=1) == 1:
+            click.echo(f"abcflax: warning: {flag} changes only repeated sources (SOURCE@N with N >= 2); "
+                       "none is repeated, so it changes nothing", err=True)
     model_config = abcflax.preset(preset)
     if dropout is not None:
         model_config = dataclasses.replace(model_config, dropout=dropout)
     overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, seq_len=seq_len,
                                          learning_rate=learning_rate, eval_every=eval_every, seed=seed,
-                                         transpose=transpose).items()
+                                         transpose=transpose, chords_after=chords_after).items()
                  if v is not None}
     train_config = dataclasses.replace(abcflax.TrainConfig(), **overrides)
 

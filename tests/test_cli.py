@@ -103,8 +103,23 @@ def test_train_with_transposed_repeats(tmp_path):
     assert abcflax.checkpoint.load(out).train_config.transpose == 1 and "warning" not in result.stderr
     unrepeated = run(["train", str(corpus), "--out", str(tmp_path / "r1"), "--preset", "tiny", "--steps", "1",
                       "--batch-size", "4", "--seq-len", "16", "--transpose", "1", "--quiet"])
-    assert unrepeated.exit_code == 0 and "no tune is transposed" in unrepeated.stderr
+    assert unrepeated.exit_code == 0 and "changes nothing" in unrepeated.stderr
     assert run(["train", str(corpus), "--out", str(tmp_path / "r2"), "--transpose", "9"]).exit_code == 2
+
+
+def test_train_with_chords_after_copies(tmp_path):
+    corpus = tmp_path / "corpus.abc"
+    corpus.write_text("\n".join(tiny_texts(2)))
+    args = ["--preset", "tiny", "--steps", "2", "--batch-size", "4", "--seq-len", "16", "--quiet"]
+    result = run(["train", f"{corpus}@2", "--out", str(tmp_path / "run"), "--chords-after", "1"] + args)
+    assert result.exit_code == 0, result.output
+    trained = abcflax.checkpoint.load(tmp_path / "run")
+    assert trained.train_config.chords_after == 1 and trained.meta["chords_after"] is True
+    plain = run(["train", f"{corpus}@2", "--out", str(tmp_path / "plain")] + args)
+    assert plain.exit_code == 0 and abcflax.checkpoint.load(tmp_path / "plain").meta["chords_after"] is False
+    unrepeated = run(["train", str(corpus), "--out", str(tmp_path / "r1"), "--chords-after", "1"] + args)
+    assert unrepeated.exit_code == 0 and "changes nothing" in unrepeated.stderr
+    assert abcflax.checkpoint.load(tmp_path / "r1").meta["chords_after"] is False
 
 
 def test_bad_model_path_is_one_line(tmp_path):
