@@ -492,7 +492,7 @@ class LSTMScorer:
         # as model_mask does for the body
         known = "".join(ch for ch in prefix if ch in self.table)
         ids = np.concatenate([[self.model.vocab.bos_id], self.encode(known)]).astype(np.int32)
-        _, carry, logits = prime(self.model.module, [ids])
+        _, carry, logits = prime(self.model.weights, [ids])
         return carry, logits
 
     def extend(self, state, parents: np.ndarray, segments: list[str]):
@@ -504,7 +504,7 @@ class LSTMScorer:
         index[:len(rows)] = parents
         rows += [np.zeros(0, np.int32)] * (size - len(rows))  # empty rows: masked, state frozen
         carry, logits = take_rows(state, index)
-        logp, carry, logits = score_segments(self.model.module, carry, logits, rows)
+        logp, carry, logits = score_segments(self.model.weights, carry, logits, rows)
         return np.asarray(logp)[:len(segments)], (carry, logits)
 
     def select(self, state, rows: np.ndarray):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from . import checkpoint
 from .checkpoint import Checkpoint
+from .config import ModelConfig
 from .errors import CheckpointError
 from .vocab import Vocab
 
@@ -17,16 +18,30 @@ MODEL_ENV = "ABCFLAX_MODEL"  # a model folder or file to use instead of the bund
 
 @dataclass
 class Model:
-    """A ready-to-use model: the NNX module, its vocabulary and where it came from."""
+    """A ready-to-use model: its weights (a plain pytree: sampling and scoring need no flax.nnx), shape,
+    vocabulary and where it came from. ``module`` builds the NNX module on first use (evaluation, tests)."""
 
-    module: object  # abcflax.model.CharLSTM
+    weights: object  # abcflax.lstm.Weights, on the device
+    config: ModelConfig
     vocab: Vocab
     path: str
     meta: dict
 
-    @property
-    def config(self):
-        return self.module.config
+    @classmethod
+    def from_module(cls, module, vocab: Vocab, path: str = "<memory>", meta: dict | None = None) -> "Model":
+        return cls(module.weights(), module.config, vocab, path, meta or {})
+
+    @cached_property
+    def module(self):
+        """The ``abcflax.model.CharLSTM`` holding these weights."""
+        from flax import nnx
+
+        from .lstm import weights_to_params
+        from .model import create_model
+
+        graphdef, state = nnx.split(nnx.eval_shape(lambda: create_model(self.config, initialize=False)))
+        nnx.replace_by_pure_dict(state, weights_to_params(self.weights))
+        return nnx.merge(graphdef, state)
 
 
 def default_model_path() -> Path:
@@ -40,25 +55,12 @@ def default_model_path() -> Path:
 
 def model_from_checkpoint(ckpt: Checkpoint, path: str = "<memory>") -> Model:
     import jax
-    from flax import nnx
 
-    from .model import create_model
+    from .lstm import weights_from_params
 
-    # a zero-initialized skeleton: tracing the real initializers (orthogonal: a QR) costs ~0.2 s of startup
-    abstract = nnx.eval_shape(lambda: create_model(ckpt.model_config, initialize=False))
-    graphdef, state = nnx.split(abstract)
-    try:
-        nnx.replace_by_pure_dict(state, ckpt.params)
-        shapes_ok = all(
-            getattr(leaf, "shape", None) == getattr(ref, "shape", None)
-            for leaf, ref in zip(jax.tree_util.tree_leaves(state),
-                                 jax.tree_util.tree_leaves(nnx.state(abstract))))
-    except (KeyError, ValueError, TypeError) as exc:
-        raise CheckpointError(f"{path}: parameters do not fit the stored model config ({exc})") from None
-    if not shapes_ok:
-        raise CheckpointError(f"{path}: parameter shapes do not fit the stored model config")
-    state = jax.device_put(state)  # not jnp.asarray: that compiles a small program per array
-    return Model(nnx.merge(graphdef, state), ckpt.vocab, path, ckpt.meta or {})
+    weights = weights_from_params(ckpt.params, ckpt.model_config, path)
+    weights = jax.device_put(weights)  # not jnp.asarray: that compiles a small program per array
+    return Model(weights, ckpt.model_config, ckpt.vocab, path, ckpt.meta or {})
 
 
 @lru_cache(maxsize=4)

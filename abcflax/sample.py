@@ -15,9 +15,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
-from . import constrain, grammar, scoring
+from . import constrain, grammar, lstm, scoring
 from .errors import InputError, UsageError
 
 PAD = -1  # in the token buffer: nothing written (row finished or never started)
@@ -139,12 +138,11 @@ def sample_loop(step_fn, carry, logits_NxV, keys_N, cstate, limits, tables, temp
     return tokens[:tunes], finished[:tunes] & ~stuck[:tunes], stuck[:tunes]
 
 
-@partial(jax.jit, static_argnames=("graphdef", "max_new", "eos_id", "constrained", "slots"))
-def _generate(graphdef, params, carry, logits_NxV, seeds_Nx2, rows_N, cstate, limits, tables, temperature, top_k,
+@partial(jax.jit, static_argnames=("max_new", "eos_id", "constrained", "slots"))
+def _generate(weights, carry, logits_NxV, seeds_Nx2, rows_N, cstate, limits, tables, temperature, top_k,
               top_p, count, *, max_new, eos_id, constrained, slots):
-    model = nnx.merge(graphdef, params)
     keys_N = jax.vmap(jax.random.fold_in)(jax.random.wrap_key_data(seeds_Nx2), rows_N)
-    return sample_loop(model.step, carry, logits_NxV, keys_N, cstate, limits, tables, temperature, top_k, top_p,
+    return sample_loop(partial(lstm.step, weights), carry, logits_NxV, keys_N, cstate, limits, tables, temperature, top_k, top_p,
                        max_new=max_new, eos_id=eos_id, constrained=constrained, slots=slots, count=count)
 
 
@@ -286,7 +284,7 @@ def dispatch(model, requests: list[Request], *, max_chars: int = 1200, temperatu
     rows = [np.concatenate([[vocab.bos_id], vocab.encode(p, "prompt")]).astype(np.int32) for p in prompts]
     batch = scoring.bucket(len(rows), smallest=1)  # few shapes, few compiles; filler tunes are never written
     filler = batch - len(rows)
-    _, carry, logits = scoring.prime(model.module, rows + [rows[0]] * filler)
+    _, carry, logits = scoring.prime(model.weights, rows + [rows[0]] * filler)
     seed_data = _seed_data([r.seed for r in requests] + [0] * filler)
     row_ids = np.array([r.row for r in requests] + [0] * filler, np.int32)
     if constrained:
@@ -298,11 +296,10 @@ def dispatch(model, requests: list[Request], *, max_chars: int = 1200, temperatu
     else:
         cstate = limits = None
     width = batch if slots is None else scoring.bucket(min(slots, batch), smallest=1)
-    graphdef, params = nnx.split(model.module)
     carry, logits, seed_data, row_ids, cstate, limits = shard_rows(
         (carry, logits, seed_data, row_ids, cstate, limits), batch)
     arrays = _generate(
-        graphdef, params, carry, logits, seed_data, row_ids, cstate, limits, tables, np.float32(temperature),
+        model.weights, carry, logits, seed_data, row_ids, cstate, limits, tables, np.float32(temperature),
         np.int32(top_k or 0), np.float32(top_p if top_p is not None else 1.0), np.int32(len(rows)),
         max_new=int(max_chars), eos_id=vocab.eos_id, constrained=constrained, slots=width)
     return Pending(prompts, arrays, vocab.decode)

@@ -7,12 +7,11 @@ that a handful of compiled shapes serve every call.
 
 from __future__ import annotations
 
-from functools import partial
-
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
+
+from . import lstm
 
 
 def bucket(n: int, smallest: int = 8) -> int:
@@ -23,21 +22,19 @@ def bucket(n: int, smallest: int = 8) -> int:
     return size
 
 
-@partial(jax.jit, static_argnums=0)
-def advance(graphdef, params, carry, logits_BxV, ids_BxT, mask_BxT):
+@jax.jit
+def advance(weights, carry, logits_BxV, ids_BxT, mask_BxT):
     """Feed ``ids_BxT`` (where ``mask_BxT``) through the model one step at a time.
 
     Returns (log-probability of the fed characters, carry after them, logits for the next character),
     per row. ``logits_BxV`` are the logits that predict each row's first fed character.
     """
-    model = nnx.merge(graphdef, params)
-
     def step(state, inputs):
         total_B, carry, logits_BxV = state
         ids_B, mask_B = inputs
         logp_BxV = jax.nn.log_softmax(logits_BxV.astype(jnp.float32))
         total_B = total_B + jnp.where(mask_B, jnp.take_along_axis(logp_BxV, ids_B[:, None], 1)[:, 0], 0.0)
-        new_logits, new_carry = model.step(ids_B, carry)
+        new_logits, new_carry = lstm.step(weights, ids_B, carry)
         keep = mask_B[:, None]
         carry = jax.tree_util.tree_map(lambda new, old: jnp.where(keep, new, old), new_carry, carry)
         logits_BxV = jnp.where(keep, new_logits, logits_BxV)
@@ -59,32 +56,31 @@ def pad_rows(rows: list[np.ndarray], min_len: int = 8) -> tuple[np.ndarray, np.n
     return ids, mask
 
 
-def initial_state(module, batch: int):
+def initial_state(weights, batch: int):
     """Carry and next-character logits before anything has been fed (all zeros).
 
     Host arrays: eager ``jnp.zeros`` would compile a program on first use (startup latency)."""
-    zeros = np.zeros((batch, module.config.hidden), np.float32)
-    carry = tuple((zeros, zeros) for _ in range(module.config.layers))
-    return carry, np.zeros((batch, module.config.vocab_size), np.float32)
+    hidden = weights.layers[0][1].shape[0]
+    zeros = np.zeros((batch, hidden), np.float32)
+    carry = tuple((zeros, zeros) for _ in weights.layers)
+    return carry, np.zeros((batch, weights.head_bias.shape[0]), np.float32)
 
 
-def prime(module, rows: list[np.ndarray]):
+def prime(weights, rows: list[np.ndarray]):
     """(log-probs, carry, next logits) after feeding each row from the zero state.
 
     Rows normally start with the start-of-tune marker, whose own log-prob (predicted from nothing)
     should be ignored by the caller.
     """
-    graphdef, params = nnx.split(module)
-    carry, logits = initial_state(module, len(rows))
+    carry, logits = initial_state(weights, len(rows))
     ids, mask = pad_rows(rows)
-    return advance(graphdef, params, carry, logits, ids, mask)
+    return advance(weights, carry, logits, ids, mask)
 
 
-def score_segments(module, carry, logits_BxV, rows: list[np.ndarray]):
+def score_segments(weights, carry, logits_BxV, rows: list[np.ndarray]):
     """Continue each batch row by its own segment of ids: (log-prob of segment, new carry, next logits)."""
-    graphdef, params = nnx.split(module)
     ids, mask = pad_rows(rows)
-    return advance(graphdef, params, carry, logits_BxV, ids, mask)
+    return advance(weights, carry, logits_BxV, ids, mask)
 
 
 def take_rows(tree, index):

@@ -79,7 +79,7 @@ def tiny_model():
     vocab = abcflax.Vocab.from_texts([string.printable])
     config = dataclasses.replace(abcflax.preset("tiny"), vocab_size=vocab.size)
     module = abcflax.create_model(config)
-    return Model(module, vocab, "<test>", {"chord_symbols": {"G": 50, "D": 30, "C": 20, "Em": 10, "D7": 8,
+    return Model.from_module(module, vocab, "<test>", {"chord_symbols": {"G": 50, "D": 30, "C": 20, "Em": 10, "D7": 8,
                                                              "Am": 6, "A7": 4, "F#m": 1, "D/f+": 3}})
 
 

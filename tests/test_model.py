@@ -91,7 +91,7 @@ def test_dropout_only_in_training():
 
 def test_hand_written_lstm_backward_matches_autodiff():
     """``lstm_scan``'s custom backward pass gives autodiff's gradients for inputs, weights and both carries."""
-    from abcflax.model import _scan_forward, lstm_scan
+    from abcflax.lstm import _scan_forward, lstm_scan
 
     keys = jax.random.split(jax.random.key(3), 6)
     steps, batch, hidden = 7, 3, 5
@@ -110,3 +110,51 @@ def test_hand_written_lstm_backward_matches_autodiff():
     custom = jax.grad(loss(lstm_scan), argnums=(0, 1, 2, 3))(xproj, w_hh, c0, h0)
     for ours, theirs in zip(custom, reference):
         np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-4, atol=1e-5)
+
+
+def test_checkpoint_params_become_weights_and_back():
+    from abcflax import lstm
+
+    model = abcflax.create_model(CONFIG, seed=3)
+    params = nnx.to_pure_dict(nnx.state(model))
+    weights = lstm.weights_from_params(params, CONFIG)
+    np.testing.assert_array_equal(weights.layers[1][1], model.layers[1].w_hh[...])
+    back = lstm.weights_to_params(weights)
+    assert jax.tree_util.tree_all(jax.tree_util.tree_map(lambda a, b: bool(np.array_equal(a, b)), back, params))
+    x = tokens()
+    logits, carry = lstm.step(weights, x[:, 0], model.init_carry(3))
+    np.testing.assert_allclose(logits, model(x[:, :1])[0][:, 0], rtol=1e-5, atol=1e-5)
+
+
+def test_weights_that_do_not_fit_the_config_are_a_checkpoint_error():
+    import pytest
+
+    from abcflax import lstm
+
+    params = nnx.to_pure_dict(nnx.state(abcflax.create_model(CONFIG)))
+    wider = ModelConfig(vocab_size=23, embed_dim=8, hidden=16, layers=2, dropout=0.0)
+    deeper = ModelConfig(vocab_size=23, embed_dim=8, hidden=12, layers=3, dropout=0.0)
+    for config in (wider, deeper):
+        with pytest.raises(abcflax.CheckpointError, match="model config"):
+            lstm.weights_from_params(params, config, "m.msgpack")
+    del params["head"]["bias"]
+    with pytest.raises(abcflax.CheckpointError, match="m.msgpack: .*missing"):
+        lstm.weights_from_params(params, CONFIG, "m.msgpack")
+
+
+def test_a_loaded_model_builds_its_nnx_module_only_when_asked(tmp_path):
+    import subprocess
+    import sys
+
+    from abcflax.loading import Model
+
+    model = abcflax.create_model(CONFIG, seed=1)
+    loaded = Model.from_module(model, abcflax.Vocab.from_texts(["abc"]), "<test>")
+    x = tokens()
+    np.testing.assert_allclose(loaded.module(x)[0], model(x)[0], rtol=1e-6)
+    # continuing a tune runs on the plain weights: flax.nnx (and treescope) are never imported
+    code = ("import sys, abcflax; abcflax.complete('X:1\\nM:4/4\\nL:1/8\\nK:G\\nGABc dedB|', bars=1); "
+            "print(sorted(m for m in ('flax.nnx', 'treescope') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -1,0 +1,149 @@
+"""The char-LSTM's math as pure functions of a ``Weights`` pytree, with no Flax in sight.
+
+The NNX model (``model.CharLSTM``) runs these same functions on its own parameters; sampling and scoring
+run them on weights read straight from a checkpoint, so continuing or harmonizing a tune never imports
+``flax.nnx`` (which, with the ``flax.linen`` and treescope it pulls in, is a tenth of a second or more of
+every command's startup).
+
+Each layer projects all time steps' inputs in one matmul outside the recurrence (the scan carries only
+``h @ W_hh``), and its four gates come from one fused matmul. The recurrence has a hand-written backward
+pass (``lstm_scan``): autodiff of the scan does two small matmuls per time step (for ``dh`` and for
+``dW_hh``); ours does only the ``dh`` one inside the reverse scan and gets ``dW_hh`` from one large matmul
+over all time steps afterwards (1.2-1.35x faster per layer here).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .config import ModelConfig
+from .errors import CheckpointError
+
+Carry = tuple  # per layer: (c_BxH, h_BxH)
+
+
+class Weights(NamedTuple):
+    """Every parameter of a char-LSTM, as plain arrays (a pytree: jit takes it as an argument)."""
+
+    embedding: jax.Array  # V x E
+    layers: tuple  # per layer (w_ih In x 4H, w_hh H x 4H, bias 4H); gates in PyTorch order i, f, g, o
+    head_kernel: jax.Array  # H x V
+    head_bias: jax.Array  # V
+
+
+def expected_shapes(config: ModelConfig) -> dict:
+    """Parameter shapes of ``config`` in the checkpoint's (``nnx.to_pure_dict``) layout."""
+    sizes = [config.embed_dim] + [config.hidden] * config.layers
+    four = 4 * config.hidden
+    return {"embed": {"embedding": (config.vocab_size, config.embed_dim)},
+            "layers": {str(i): {"w_ih": (sizes[i], four), "w_hh": (config.hidden, four), "bias": (four,)}
+                       for i in range(config.layers)},
+            "head": {"kernel": (config.hidden, config.vocab_size), "bias": (config.vocab_size,)}}
+
+
+def weights_from_params(params: dict, config: ModelConfig, source: str = "<params>") -> Weights:
+    """``Weights`` from a checkpoint's parameter dict (layer keys may be ints or strings); a
+    ``CheckpointError`` naming ``source`` when a parameter is missing or has another shape than ``config``."""
+    expected = expected_shapes(config)
+    try:
+        layers_in = {str(k): v for k, v in params["layers"].items()}
+        got = {"embed": {"embedding": params["embed"]["embedding"]},
+               "layers": {k: {name: layers_in[k][name] for name in ("w_ih", "w_hh", "bias")}
+                          for k in expected["layers"]},
+               "head": {"kernel": params["head"]["kernel"], "bias": params["head"]["bias"]}}
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"{source}: parameters do not fit the stored model config (missing {exc})") from None
+    if len(layers_in) != config.layers:
+        raise CheckpointError(f"{source}: {len(layers_in)} layers stored, the model config says {config.layers}")
+    shapes = jax.tree_util.tree_map(lambda leaf: tuple(getattr(leaf, "shape", ())), got)
+    if shapes != expected:
+        raise CheckpointError(f"{source}: parameter shapes do not fit the stored model config")
+    layers = tuple((got["layers"][str(i)]["w_ih"], got["layers"][str(i)]["w_hh"], got["layers"][str(i)]["bias"])
+                   for i in range(config.layers))
+    return Weights(got["embed"]["embedding"], layers, got["head"]["kernel"], got["head"]["bias"])
+
+
+def weights_to_params(weights: Weights) -> dict:
+    """The checkpoint's parameter dict of ``weights`` (the inverse of ``weights_from_params``)."""
+    return {"embed": {"embedding": weights.embedding},
+            "layers": {i: {"w_ih": w_ih, "w_hh": w_hh, "bias": bias}
+                       for i, (w_ih, w_hh, bias) in enumerate(weights.layers)},
+            "head": {"kernel": weights.head_kernel, "bias": weights.head_bias}}
+
+
+def cell(gates_Bx4H, c_BxH):
+    """LSTM cell from pre-activation gates (input, forget, cell, output): (c, h, gate activations)."""
+    i, f, g, o = jnp.split(gates_Bx4H, 4, axis=-1)
+    i, f, g, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
+    c_BxH = f * c_BxH + i * g
+    return c_BxH, o * jnp.tanh(c_BxH), (i, f, g, o)
+
+
+def step(weights: Weights, token_B, carry: Carry):
+    """Logits for the next character after ``token_B``, and the carry: one step of every layer."""
+    x = jnp.take(weights.embedding, token_B, axis=0)
+    new_carry = []
+    for (w_ih, w_hh, bias), (c_BxH, h_BxH) in zip(weights.layers, carry):
+        c_BxH, h_BxH, _ = cell(x @ w_ih + bias + h_BxH @ w_hh, c_BxH)
+        new_carry.append((c_BxH, h_BxH))
+        x = h_BxH
+    return x @ weights.head_kernel + weights.head_bias, tuple(new_carry)
+
+
+def _scan_forward(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH):
+    """The recurrence, also keeping every step's c and gate activations for the backward pass."""
+    def scan_step(carry, xproj_Bx4H):
+        c, h = carry
+        c, h, gates = cell(xproj_Bx4H + h @ w_hh, c)
+        return (c, h), (h, c, jnp.concatenate(gates, axis=-1))
+
+    (c, h), (h_TxBxH, c_TxBxH, acts_TxBx4H) = jax.lax.scan(scan_step, (c0_BxH, h0_BxH), xproj_TxBx4H)
+    return (h_TxBxH, c, h), (c_TxBxH, acts_TxBx4H)
+
+
+@jax.custom_vjp
+def lstm_scan(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH):
+    """The recurrence over projected inputs: (h at every step, last c, last h). Without a gradient (evaluation,
+    priming) it keeps only h."""
+    def scan_step(carry, xproj_Bx4H):
+        c, h = carry
+        c, h, _ = cell(xproj_Bx4H + h @ w_hh, c)
+        return (c, h), h
+
+    (c, h), h_TxBxH = jax.lax.scan(scan_step, (c0_BxH, h0_BxH), xproj_TxBx4H)
+    return h_TxBxH, c, h
+
+
+def _lstm_scan_fwd(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH):
+    outputs, (c_TxBxH, acts_TxBx4H) = _scan_forward(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH)
+    return outputs, (w_hh, c0_BxH, h0_BxH, outputs[0], c_TxBxH, acts_TxBx4H)
+
+
+def _lstm_scan_bwd(residuals, cotangents):
+    w_hh, c0, h0, h_TxBxH, c_TxBxH, acts_TxBx4H = residuals
+    dh_TxBxH, dc_last, dh_last = cotangents
+    c_prev = jnp.concatenate([c0[None], c_TxBxH[:-1]], axis=0)
+    h_prev = jnp.concatenate([h0[None], h_TxBxH[:-1]], axis=0)
+    w_hh_t = w_hh.T
+
+    def scan_step(carry, inputs):
+        dh_next, dc_next = carry
+        dh_out, c, c_before, acts = inputs
+        i, f, g, o = jnp.split(acts, 4, axis=-1)
+        dh = dh_out + dh_next
+        tanh_c = jnp.tanh(c)
+        dc = dc_next + dh * o * (1 - tanh_c * tanh_c)
+        dgates = jnp.concatenate([dc * g * i * (1 - i), dc * c_before * f * (1 - f), dc * i * (1 - g * g),
+                                  dh * tanh_c * o * (1 - o)], axis=-1)
+        return (dgates @ w_hh_t, dc * f), dgates
+
+    (dh0, dc0), dgates_TxBx4H = jax.lax.scan(scan_step, (dh_last, dc_last),
+                                            (dh_TxBxH, c_TxBxH, c_prev, acts_TxBx4H), reverse=True)
+    dw_hh = jnp.einsum("tbh,tbg->hg", h_prev, dgates_TxBx4H)  # one large matmul instead of T small ones
+    return dgates_TxBx4H, dw_hh, dc0, dh0
+
+
+lstm_scan.defvjp(_lstm_scan_fwd, _lstm_scan_bwd)
