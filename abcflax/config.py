@@ -42,7 +42,7 @@ class TrainConfig:
     seed: int = 0  # data order, initialization and dropout all derive from it
     transpose: int = 0  # repeats of a source (path@N) are transposed by up to this many fifths (0: verbatim)
     # of each repeated chord-bearing tune's copies, this many (at most N-1) are written with every chord after
-    # the notes it accompanies (harmonizer.chords_after_text), the format harmonize reads melodies in
+    # the notes it accompanies (harmonizer.chords_after_text): an auxiliary task that helps harmonization
     chords_after: int = 0
 
     def to_dict(self) -> dict:

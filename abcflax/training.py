@@ -334,7 +334,8 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
     elapsed_before = float(rows[-1]["elapsed_s"]) if rows else 0.0
     meta = {"sources": sources or [], "train_tunes": len(train_texts), "valid_tunes": len(valid_texts),
             "chord_symbols": chord_inventory(train_texts), "chord_degrees": chord_degrees(train_texts),
-            "chords_after": train_config.chords_after > 0 and contains(stream, vocab.encode(AFTER_MARKER, "marker"))}
+            "chords_after": bool(train_config.chords_after) and set(AFTER_MARKER) <= set(vocab.chars)
+            and contains(stream, vocab.encode(AFTER_MARKER, "marker"))}
     if previous is not None and "init_from" in previous.meta:
         meta["init_from"] = previous.meta["init_from"]
     elif previous is None and init_from is not None:

@@ -27,7 +27,7 @@ from .common import cli_errors
                    "(0, +1, -1, +2 ...) instead of verbatim ones.  [default: 0]")
 @click.option("--chords-after", type=click.IntRange(0),
               help="Of each repeated (path@N) chord-bearing tune's copies, this many (at most N-1) are written "
-                   "with each chord after the notes it accompanies: the format harmonize reads.  [default: 0]")
+                   "with each chord after the notes it accompanies (an auxiliary task for harmonize).  [default: 0]")
 @click.option("--devices", type=click.IntRange(1), help="Devices to shard the batch over (default: all).")
 @click.option("--coordinator", envvar="ABCFLAX_COORDINATOR", metavar="HOST:PORT",
               help="Multi-host run: process 0's address (see docs/distributed.md).")

@@ -109,6 +109,18 @@ def test_fine_tune_starts_from_the_given_model(tmp_path, tiny_model_dir):
     assert any(fresh[key].shape != before[key].shape or not np.allclose(fresh[key], before[key]) for key in before)
 
 
+def test_chords_after_copies_need_the_marker_in_the_vocabulary(tmp_path, tiny_model_dir):
+    # a model whose vocabulary cannot spell the "I:chords after" line fine-tunes on the tunes as written
+    assert "I" not in checkpoint.load(tiny_model_dir).vocab.chars
+    texts = tiny_texts(2)
+    tuned = abcflax.train(texts, tmp_path / "tuned", abcflax.preset("tiny"), small_config(steps=1, chords_after=1),
+                          weights=[2] * len(texts), init_from=tiny_model_dir)
+    assert checkpoint.load(tuned).meta["chords_after"] is False
+    fresh = abcflax.train(texts, tmp_path / "fresh", abcflax.preset("tiny"), small_config(steps=1, chords_after=1),
+                          weights=[2] * len(texts))
+    assert checkpoint.load(fresh).meta["chords_after"] is True and "I" in checkpoint.load(fresh).vocab.chars
+
+
 def test_fine_tune_refuses_characters_outside_the_models_vocabulary(tmp_path, tiny_model_dir):
     with pytest.raises(CheckpointError, match="cannot fine-tune"):
         abcflax.train(["X:1\nT:t\nK:C\nCDE€|\n"] * 4, tmp_path / "x", abcflax.preset("tiny"), small_config(steps=1),
