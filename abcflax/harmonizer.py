@@ -340,9 +340,14 @@ def _tied_notes(events: list) -> set[int]:
     return tied
 
 
+def first_voice(analysis) -> str:
+    """The voice of the tune's first note, rest or chord: the melody harmonize works on."""
+    return next((e.voice for e in analysis.events if e.kind in MUSIC), "")
+
+
 def find_slots(analysis, per: str, skip_existing: bool = False) -> list[Slot]:
     """The harmonic-rhythm spans of the first voice, each anchored at a note or rest onset."""
-    voice = next((e.voice for e in analysis.events if e.kind in MUSIC), "")
+    voice = first_voice(analysis)
     events = [e for e in analysis.events if e.voice == voice]
     expected = {b.index: b.expected for b in analysis.bars if b.voice == voice}
     meter_text = analysis.meter_text
@@ -663,7 +668,7 @@ def close_points(analysis, slots: Sequence[Slot], text_length: int) -> list[int]
     written before the next span starts (for the last span, the tune's last one)."""
     from bisect import bisect_left
 
-    voice = next((e.voice for e in analysis.events if e.kind in MUSIC), "")
+    voice = first_voice(analysis)
     music = [e for e in analysis.events if e.kind in MUSIC and e.voice == voice]
     starts = [e.start for e in music]
     limits = [s.offset for s in slots[1:]] + [text_length]
@@ -696,18 +701,15 @@ def after_layout(text: str, analysis, slots: Sequence[Slot], header: str, view) 
     return AfterLayout(prefix, melodies, tuple(gaps))
 
 
-def closes_after(slots: Sequence[Slot], k: int, chords: Sequence[str | None]) -> bool:
-    """Whether span k's chord is written at its close point: at a bar's end, at the tune's end, and where
-    the next span (mid-bar) changes chord."""
-    return k + 1 == len(slots) or slots[k + 1].bar_start or chords[k + 1] != chords[k]
-
-
 def assemble_after(layout: AfterLayout, slots: Sequence[Slot], chords: Sequence[str | None]) -> str:
-    """The chords-after text of a tune whose span k has chord ``chords[k]`` (None: no chord in effect)."""
+    """The chords-after text of a tune whose span k has chord ``chords[k]`` (None: no chord in effect). A
+    chord is written at its span's close point at a bar's end, at the tune's end, and where the next span
+    (mid-bar) changes chord."""
     out = [layout.prefix]
     for k, (melody, gap) in enumerate(zip(layout.melodies, layout.gaps)):
         out.append(melody)
-        if chords[k] is not None and closes_after(slots, k, chords):
+        closes = k + 1 == len(slots) or slots[k + 1].bar_start or chords[k + 1] != chords[k]
+        if chords[k] is not None and closes:
             out.append(f'"{chords[k]}"')
         out.append(gap)
     return "".join(out)
@@ -723,7 +725,7 @@ def chords_after_text(text: str) -> str | None:
 
     analysis = analyze_tune(text)
     spans = chord_symbol_spans(analysis)
-    voice = next((e.voice for e in analysis.events if e.kind in MUSIC), "")
+    voice = first_voice(analysis)
     symbols = [(e.onset, e.text.strip('"')) for e in analysis.events
                if e.kind == "chord_symbol" and e.voice == voice and is_chord_symbol(e.text.strip('"'))]
     if not symbols:

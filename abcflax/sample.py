@@ -142,8 +142,9 @@ def sample_loop(step_fn, carry, logits_NxV, keys_N, cstate, limits, tables, temp
 def _generate(weights, carry, logits_NxV, seeds_Nx2, rows_N, cstate, limits, tables, temperature, top_k,
               top_p, count, *, max_new, eos_id, constrained, slots):
     keys_N = jax.vmap(jax.random.fold_in)(jax.random.wrap_key_data(seeds_Nx2), rows_N)
-    return sample_loop(partial(lstm.step, weights), carry, logits_NxV, keys_N, cstate, limits, tables, temperature, top_k, top_p,
-                       max_new=max_new, eos_id=eos_id, constrained=constrained, slots=slots, count=count)
+    return sample_loop(partial(lstm.step, weights), carry, logits_NxV, keys_N, cstate, limits, tables, temperature,
+                       top_k, top_p, max_new=max_new, eos_id=eos_id, constrained=constrained, slots=slots,
+                       count=count)
 
 
 def check_sampling_options(temperature, top_k, top_p, bars, error=InputError) -> None:

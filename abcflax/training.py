@@ -83,17 +83,22 @@ def copy_shifts(copies: int, transpose: int) -> list[int]:
     return [order[k % len(order)] for k in range(copies)]
 
 
-def _copy_ids(text: str, fifths: int, after: bool, vocab: Vocab, known: set[str]) -> np.ndarray | None:
-    """One copy of a tune as ids; a copy that cannot be transposed (or would need a character the
-    vocabulary lacks) stays in the original key. A chords-after copy (``after``) of a tune without chord
-    symbols is None: it is left out."""
+def _transposed(text: str, fifths: int, known: set[str]) -> str:
+    """A tune moved by ``fifths``; one that cannot be transposed (or would need a character the vocabulary
+    lacks) stays in its key."""
     if fifths:
         try:
             moved = transpose_tune(text, fifths)
             if set(moved) <= known:
-                text = moved
+                return moved
         except InputError:
             pass
+    return text
+
+
+def _copy_ids(text: str, after: bool, vocab: Vocab, known: set[str]) -> np.ndarray | None:
+    """One copy of a (transposed) tune as ids. A chords-after copy (``after``) of a tune without chord
+    symbols is None: it is left out."""
     if after:
         text = chords_after_text(text)
         if text is None or not set(text) <= known:
@@ -117,7 +122,8 @@ def build_stream(texts: list[str], vocab: Vocab, weights: list[int] | None = Non
     for index, text in enumerate(texts):
         count = weights[index] if weights else 1
         plan = list(zip(copy_shifts(count, transpose), copy_formats(count, chords_after)))
-        copies = {form: _copy_ids(text, *form, vocab, known) for form in set(plan)}
+        moved = {fifths: _transposed(text, fifths, known) for fifths, _ in set(plan)}  # each shift once
+        copies = {(fifths, after): _copy_ids(moved[fifths], after, vocab, known) for fifths, after in set(plan)}
         parts.extend(copies[form] for form in plan if copies[form] is not None)
     return np.concatenate(parts)
 

@@ -72,10 +72,10 @@ class Timeline:
 
 def timeline(text: str) -> Timeline:
     from abcflax.abc_check import analyze_tune
-    from abcflax.harmonizer import beat_length, parse_chord
+    from abcflax.harmonizer import beat_length, first_voice, parse_chord
 
     analysis = analyze_tune(text)
-    voice = next((e.voice for e in analysis.events if e.kind in ("note", "rest", "chord")), "")
+    voice = first_voice(analysis)
     events = [e for e in analysis.events if e.voice == voice]
     chords = [(e.onset, c) for e in events if e.kind == "chord_symbol" for c in [parse_chord(e.text)] if c]
     notes = [(e.onset, e.duration, max(e.pitches)) for e in events if e.kind in ("note", "chord") and e.pitches
