@@ -32,3 +32,51 @@ def enable_compile_cache() -> bool:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     return True
+
+
+HOST_DEVICES_ENV = "ABCFLAX_HOST_DEVICES"  # CPU devices `abcflax train` splits the host into (1 = one device)
+MIN_ROWS_PER_DEVICE = 8  # below this, a device's share of the batch is too little work to pay for the split
+_FORCE_FLAG = "--xla_force_host_platform_device_count"
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def host_device_count(batch_size: int, cores: int) -> int:
+    """How many CPU devices to train a batch of ``batch_size`` rows on: the most, up to one per core, that
+    split the batch evenly with at least ``MIN_ROWS_PER_DEVICE`` rows each (1 when none does)."""
+    fits = [n for n in range(1, max(cores, 1) + 1)
+            if batch_size % n == 0 and (n == 1 or batch_size // n >= MIN_ROWS_PER_DEVICE)]
+    return max(fits)
+
+
+def split_host_cpu(batch_size: int, requested: int | None = None) -> int | None:
+    """Expose the host CPU to JAX as several devices, so that training runs data parallel over its cores;
+    the device count set, or None when it cannot or need not be (JAX already started, or ``XLA_FLAGS``
+    already sets it). Must run before JAX is imported.
+
+    Why: XLA's CPU backend runs one device's operations one after another and splits each one over the
+    cores. A char-LSTM's operations are small (a 16-32 row matmul per time step), and splitting each of
+    them costs more than it gains; two devices, each running its half of the batch whole, trained the
+    default shape 1.3-1.4x as fast on 2 cores (benchmarks/RESULTS.md). With fewer than 8 rows per device
+    it lost (the MIT lab shape, 4 rows each: 0.75x), as each device then reads all the weights for little
+    work. ``requested`` (``--devices``) sets the count; ``ABCFLAX_HOST_DEVICES`` overrides the choice.
+    """
+    import sys
+
+    if "jax" in sys.modules or _FORCE_FLAG in os.environ.get("XLA_FLAGS", ""):
+        return None
+    override = os.environ.get(HOST_DEVICES_ENV, "").strip()
+    if override.isdigit() and int(override) >= 1:
+        count = int(override)
+    elif requested:
+        count = requested
+    else:
+        count = host_device_count(batch_size, usable_cores())
+    if count > 1:
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_FORCE_FLAG}={count}".strip()
+    return count

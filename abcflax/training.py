@@ -147,10 +147,14 @@ def batch_at(stream: np.ndarray, step: int, config: TrainConfig) -> tuple[np.nda
     return window[:, :-1], window[:, 1:]
 
 
-def make_mesh(devices: int | None = None) -> Mesh:
-    """A one-axis ``data`` mesh over the first ``devices`` devices (all by default; all hosts' in a multi-host run)."""
+def make_mesh(devices: int | None = None, batch_size: int | None = None) -> Mesh:
+    """A one-axis ``data`` mesh over the first ``devices`` devices. By default all of them (all hosts' in a
+    multi-host run); in one process, as many as split ``batch_size`` evenly (a resumed run's stored batch
+    may not split over every device ``split_host_cpu`` made)."""
     available = jax.devices()
     count = len(available) if devices is None else devices
+    if devices is None and batch_size and jax.process_count() == 1:
+        count = max(n for n in range(1, len(available) + 1) if batch_size % n == 0)
     if count < 1 or count > len(available):
         raise UsageError(f"--devices {devices}: {len(available)} device(s) visible")
     if jax.process_count() > 1 and count != len(available):
@@ -210,6 +214,7 @@ class Progress:
     loss_bpc: float
     chars_per_s: float
     valid_bpc: float | None = None
+    devices: int = 1  # devices the batch is split over
 
 
 def _read_log(path: Path, upto_step: int) -> list[dict]:
@@ -313,7 +318,7 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
         raise InputError(f"training text too short: {len(stream)} characters for windows of {train_config.seq_len}")
     valid = _valid_subset(valid_texts, train_config.eval_chars)
 
-    mesh = make_mesh(devices)
+    mesh = make_mesh(devices, train_config.batch_size)
     writer = jax.process_index() == 0  # in a multi-host run only process 0 writes checkpoint, log and plot
     if train_config.batch_size % mesh.size:
         raise UsageError(f"batch size {train_config.batch_size} does not split over {mesh.size} devices")
@@ -371,7 +376,7 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
             window_steps += 1
             now = time.perf_counter()
             speed = window_steps * train_config.batch_size * train_config.seq_len / max(now - window_start, 1e-9)
-            report = Progress(done, train_config.steps, float(loss) / np.log(2), speed)
+            report = Progress(done, train_config.steps, float(loss) / np.log(2), speed, devices=mesh.size)
             if done % train_config.eval_every == 0 or done == train_config.steps:
                 # multi-host: evaluate a host copy, so validation runs locally rather than across hosts
                 trained = nnx.merge(graphdef, params if jax.process_count() == 1 else jax.device_get(params))

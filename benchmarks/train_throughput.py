@@ -3,14 +3,16 @@
 Each measurement is a fresh subprocess (so neither framework's thread pool disturbs the other) that
 builds the model, compiles/warms up, then times ``--steps`` full training steps (forward, backward,
 gradient clipping, Adam update) on random token windows. The parent runs them alternately
-(jax torch jax torch ...) and reports medians, chars/s = batch * seq_len * steps / seconds.
+(jax torch jax torch ...) and reports medians, chars/s = batch * seq_len * steps / seconds. abcflax runs
+as ``abcflax train`` does: the host CPU split into one device per core when the batch allows
+(``abcflax.runtime.split_host_cpu``), the batch sharded over them; ``jax1`` is abcflax on one device.
 
 Also: model FLOP/s of the abcflax step as a share of the machine's measured fp32 matmul peak
-(a 2048x2048 matmul under jax.jit, in the same run). Matmul FLOPs per step are counted as
+(2048x2048 matmuls under jax.jit, in the same run: one on one device, or one per device at once, the faster). Matmul FLOPs per step are counted as
 3 x forward (forward + backward for inputs + backward for weights): per layer and time step
 2*B*(I+H)*4H, and the head 2*B*H*V.
 
-    python benchmarks/train_throughput.py [--shapes mit-lab,keras-seed,default] [--rounds 3] [--steps 20] [--append]
+    python benchmarks/train_throughput.py [--shapes mit-lab,keras-seed,default] [--rounds 3] [--steps 20] [--frameworks jax,jax1,torch] [--append]
 
 Needs the ``bench`` extra (``pip install torch==2.13.0``). The load average is printed: a figure taken on
 a busy machine is void.
@@ -50,50 +52,78 @@ def matmul_flops_per_step(embed: int, hidden: int, layers: int, batch: int, seq_
     return 3 * forward
 
 
-def jax_worker(shape: tuple, steps: int) -> dict:
+def jax_worker(shape: tuple, steps: int, one_device: bool = False) -> dict:
+    """A training step exactly as ``abcflax train`` runs it: the host CPU split into devices
+    (``split_host_cpu``, unless ``one_device``), the batch sharded over a mesh, params replicated."""
+    embed, hidden, layers, dropout, batch, seq_len = shape
+    from abcflax.runtime import HOST_DEVICES_ENV, split_host_cpu
+
+    if one_device:
+        os.environ[HOST_DEVICES_ENV] = "1"
+    split_host_cpu(batch)  # before JAX starts, as the CLI does
     import jax
     import numpy as np
     from flax import nnx
+    from jax.sharding import NamedSharding, PartitionSpec
 
     from abcflax.config import ModelConfig, TrainConfig
     from abcflax.model import create_model
-    from abcflax.training import make_optimizer, make_train_step
+    from abcflax.training import make_mesh, make_optimizer, make_train_step, replicate
 
-    embed, hidden, layers, dropout, batch, seq_len = shape
     model = create_model(ModelConfig(vocab_size=VOCAB, embed_dim=embed, hidden=hidden, layers=layers, dropout=dropout))
     graphdef, params = nnx.split(model, nnx.Param)
     tx = make_optimizer(TrainConfig(steps=10_000))
     opt_state = tx.init(params)
-    step = jax.jit(make_train_step(graphdef, tx), donate_argnums=(0, 1))
+    mesh = make_mesh(None, batch)
+    replicated, rows = NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec("data"))
+    params, opt_state = replicate((params, opt_state), replicated)
+    step = jax.jit(make_train_step(graphdef, tx), donate_argnums=(0, 1),
+                   out_shardings=(replicated, replicated, replicated))
     rng = np.random.default_rng(0)
     tokens = rng.integers(0, VOCAB, size=(steps + 3, batch, seq_len + 1)).astype(np.int32)
     key = jax.random.key(0)
+
+    def run(i):
+        inputs, targets = jax.device_put(tokens[i, :, :-1], rows), jax.device_put(tokens[i, :, 1:], rows)
+        return step(params, opt_state, inputs, targets, jax.random.fold_in(key, i))
+
     for i in range(3):  # compile + warm up
-        params, opt_state, loss = step(params, opt_state, tokens[i, :, :-1], tokens[i, :, 1:], jax.random.fold_in(key, i))
+        params, opt_state, loss = run(i)
     loss.block_until_ready()
     start = time.perf_counter()
     for i in range(3, steps + 3):
-        params, opt_state, loss = step(params, opt_state, tokens[i, :, :-1], tokens[i, :, 1:], jax.random.fold_in(key, i))
+        params, opt_state, loss = run(i)
     loss.block_until_ready()
     seconds = time.perf_counter() - start
     peak = jax_matmul_peak()
-    return {"seconds": seconds, "peak_flops": peak}
+    return {"seconds": seconds, "peak_flops": peak, "devices": mesh.size}
 
 
 def jax_matmul_peak(size: int = 2048, repeats: int = 10) -> float:
+    """The best fp32 matmul FLOP/s of the devices this process has: one large matmul on one device (XLA
+    splits it over the cores), or one such matmul per device at once, whichever is faster."""
     import jax
     import jax.numpy as jnp
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    def best_rate(matmul, a, b, flops):
+        matmul(a, b).block_until_ready()
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            matmul(a, b).block_until_ready()
+            best = min(best, time.perf_counter() - start)
+        return flops / best
 
     a = jax.random.normal(jax.random.key(1), (size, size), jnp.float32)
     b = jax.random.normal(jax.random.key(2), (size, size), jnp.float32)
-    matmul = jax.jit(lambda x, y: x @ y)
-    matmul(a, b).block_until_ready()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        matmul(a, b).block_until_ready()
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
+    rate = best_rate(jax.jit(lambda x, y: x @ y), a, b, 2 * size**3)
+    count = len(jax.devices())
+    if count > 1:
+        spread = NamedSharding(Mesh(jax.devices(), ("d",)), PartitionSpec("d"))
+        stack = lambda m: jax.device_put(jnp.broadcast_to(m, (count, size, size)), spread)
+        rate = max(rate, best_rate(jax.jit(jnp.matmul), stack(a), stack(b), count * 2 * size**3))
+    return rate
 
 
 def torch_worker(shape: tuple, steps: int) -> dict:
@@ -151,13 +181,17 @@ def main() -> None:
     parser.add_argument("--shapes", default="mit-lab,keras-seed,default")
     parser.add_argument("--rounds", type=int, default=3, help="A B rounds per shape")
     parser.add_argument("--steps", type=int, default=20, help="timed training steps per measurement")
-    parser.add_argument("--frameworks", default="jax,torch")
-    parser.add_argument("--worker", choices=("jax", "torch"), help=argparse.SUPPRESS)
+    parser.add_argument("--frameworks", default="jax,torch",
+                        help="jax (as abcflax train runs), jax1 (abcflax on one CPU device), torch")
+    parser.add_argument("--worker", choices=("jax", "jax1", "torch"), help=argparse.SUPPRESS)
     parser.add_argument("--append", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = parser.parse_args()
     if args.worker:
         shape = SHAPES[args.shapes]
-        result = (jax_worker if args.worker == "jax" else torch_worker)(shape, args.steps)
+        if args.worker == "torch":
+            result = torch_worker(shape, args.steps)
+        else:
+            result = jax_worker(shape, args.steps, one_device=args.worker == "jax1")
         print(json.dumps(result))
         return
     frameworks = args.frameworks.split(",")
@@ -167,14 +201,15 @@ def main() -> None:
         embed, hidden, layers, dropout, batch, seq_len = SHAPES[name]
         chars = batch * seq_len * args.steps
         rates = {f: [] for f in frameworks}
-        peaks = []
+        peaks, devices = [], {}
         for _ in range(args.rounds):
             for framework in frameworks:
                 result = measure(framework, name, args.steps)
                 rates[framework].append(chars / result["seconds"])
                 peaks.extend([result["peak_flops"]] if "peak_flops" in result else [])
+                devices[framework] = result.get("devices")
         row = {"shape": name, **{f: statistics.median(r) for f, r in rates.items()},
-               "ranges": {f: (min(r), max(r)) for f, r in rates.items()}}
+               "ranges": {f: (min(r), max(r)) for f, r in rates.items()}, "devices": devices.get("jax")}
         if "jax" in rates and peaks:
             flops = matmul_flops_per_step(embed, hidden, layers, batch, seq_len)
             step_s = chars / row["jax"] / args.steps
@@ -185,8 +220,9 @@ def main() -> None:
     lines = [f"command: python benchmarks/train_throughput.py --shapes {args.shapes} --rounds {args.rounds} "
              f"--steps {args.steps} --frameworks {args.frameworks}",
              "",
-             "| shape (embed, hidden x layers, batch x seq) | abcflax chars/s | PyTorch chars/s | ratio | abcflax matmul FLOP/s / peak |",
-             "|---|---|---|---|---|"]
+             "| shape (embed, hidden x layers, batch x seq) | abcflax chars/s (CPU devices) | abcflax on one device "
+             "| PyTorch chars/s | ratio | abcflax matmul FLOP/s / peak |",
+             "|---|---|---|---|---|---|"]
     for row in rows:
         embed, hidden, layers, dropout, batch, seq_len = SHAPES[row["shape"]]
         jax_rate = row.get("jax")
@@ -194,7 +230,9 @@ def main() -> None:
         fmt = lambda f: (f"{row[f]:,.0f} ({row['ranges'][f][0]:,.0f}–{row['ranges'][f][1]:,.0f})" if f in row else "—")
         ratio = f"{jax_rate / torch_rate:.2f}x" if jax_rate and torch_rate else "—"
         eff = f"{row['efficiency']:.0%} of {row['peak'] / 1e9:.0f} GFLOP/s" if "efficiency" in row else "—"
-        lines.append(f"| {row['shape']} ({embed}, {hidden}x{layers}, {batch}x{seq_len}) | {fmt('jax')} | {fmt('torch')} | {ratio} | {eff} |")
+        used = f" ({row['devices']})" if row.get("devices") else ""
+        lines.append(f"| {row['shape']} ({embed}, {hidden}x{layers}, {batch}x{seq_len}) | {fmt('jax')}{used} "
+                     f"| {fmt('jax1')} | {fmt('torch')} | {ratio} | {eff} |")
     lines.append("")
     lines.append(f"load average: {load_before} (before) {os.getloadavg()} (after); {os.cpu_count()} cores")
     publish("Training throughput vs PyTorch (benchmarks/train_throughput.py)", lines, args.append)

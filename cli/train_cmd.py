@@ -28,7 +28,8 @@ from .common import cli_errors
 @click.option("--chords-after", type=click.IntRange(0),
               help="Of each repeated (path@N) chord-bearing tune's copies, this many (at most N-1) are written "
                    "with each chord after the notes it accompanies (an auxiliary task for harmonize).  [default: 0]")
-@click.option("--devices", type=click.IntRange(1), help="Devices to shard the batch over (default: all).")
+@click.option("--devices", type=click.IntRange(1),
+              help="Devices to shard the batch over (default: all; on a CPU, one per core when each gets 8+ rows).")
 @click.option("--coordinator", envvar="ABCFLAX_COORDINATOR", metavar="HOST:PORT",
               help="Multi-host run: process 0's address (see docs/distributed.md).")
 @click.option("--num-processes", type=click.IntRange(1), envvar="ABCFLAX_NUM_PROCESSES",
@@ -56,6 +57,10 @@ def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_
     import dataclasses
 
     import abcflax
+    from abcflax.runtime import split_host_cpu
+
+    if coordinator is None:  # before JAX starts: one CPU device per core (a multi-host run keeps one per host)
+        split_host_cpu(batch_size or abcflax.TrainConfig.batch_size, devices)
     from abcflax.training import init_distributed
 
     if init_distributed(coordinator, num_processes, process_id):  # before anything else touches JAX
@@ -83,7 +88,7 @@ def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_
         if quiet:
             return
         line = (f"step {progress.step}/{progress.steps}  loss {progress.loss_bpc:.3f} bpc  "
-                f"{progress.chars_per_s:,.0f} chars/s")
+                f"{progress.chars_per_s:,.0f} chars/s on {progress.devices} device{'s' * (progress.devices > 1)}")
         if progress.valid_bpc is not None:
             click.echo(f"\r{line}  valid {progress.valid_bpc:.3f} bpc", err=True)
         elif sys.stderr.isatty():

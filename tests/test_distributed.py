@@ -18,6 +18,9 @@ import pytest
 import abcflax
 from abcflax import checkpoint
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import tiny_texts  # noqa: E402
+
 TESTS = Path(__file__).resolve().parent
 STEPS = 10
 CONFIG = dict(steps=STEPS, batch_size=8, seq_len=32, learning_rate=3e-2, warmup_steps=2, eval_every=STEPS,
@@ -127,6 +130,63 @@ def runs(tmp_path_factory, tiny_model_dir):
         **{f"host{i}": start(HOST, [str(out / f"host{i}"), port, str(i)], devices=1) for i in range(2)},
     }
     return {name: result(process) for name, process in started.items()} | {"out": out}
+
+
+SPLIT = """
+import json, os, sys
+from abcflax.runtime import split_host_cpu
+chosen = split_host_cpu(int(sys.argv[1]), int(sys.argv[2]) or None)
+import jax
+again = split_host_cpu(32)  # JAX has started: too late to change anything
+from abcflax.training import make_mesh
+meshes = [make_mesh(None, batch).size for batch in (24, 7)]  # a resumed run's stored batch may not split
+print(json.dumps({"chosen": chosen, "again": again, "devices": jax.device_count(), "meshes": meshes}))
+"""
+
+
+def split(batch: int, requested: int, env: dict) -> dict:
+    """``split_host_cpu`` in a fresh process with ``env`` in place of any XLA_FLAGS or device override."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "ABCFLAX_HOST_DEVICES")}
+    out = subprocess.run([sys.executable, "-c", SPLIT, str(batch), str(requested)], capture_output=True, text=True,
+                         env={**clean, "JAX_PLATFORMS": "cpu", **env}, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("batch, cores, expected", [
+    (32, 2, 2), (16, 2, 2), (8, 2, 1), (32, 1, 1), (32, 3, 2), (48, 3, 3), (12, 4, 1), (64, 4, 4), (7, 2, 1),
+    (24, 8, 3),
+])
+def test_host_device_count_splits_evenly_with_eight_rows_or_more(batch, cores, expected):
+    from abcflax.runtime import host_device_count
+
+    assert host_device_count(batch, cores) == expected
+
+
+def test_split_host_cpu_makes_devices_before_jax_starts():
+    assert split(32, 0, {"ABCFLAX_HOST_DEVICES": "2"}) == {"chosen": 2, "again": None, "devices": 2,
+                                                            "meshes": [2, 1]}
+    assert split(8, 3, {}) == {"chosen": 3, "again": None, "devices": 3, "meshes": [3, 1]}  # --devices 3
+    assert split(32, 0, {"ABCFLAX_HOST_DEVICES": "1"}) == {"chosen": 1, "again": None, "devices": 1,
+                                                            "meshes": [1, 1]}
+    # the user's own XLA_FLAGS win
+    forced = {"XLA_FLAGS": "--xla_force_host_platform_device_count=1", "ABCFLAX_HOST_DEVICES": "2"}
+    assert split(32, 0, forced) == {"chosen": None, "again": None, "devices": 1, "meshes": [1, 1]}
+
+
+def test_train_cli_runs_on_the_devices_it_made(tmp_path):
+    """``abcflax train --devices 2`` on one CPU: two host devices, the batch split over them."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "ABCFLAX_HOST_DEVICES")}
+    corpus = tmp_path / "tunes.abc"
+    corpus.write_text("\n\n".join(tiny_texts()))
+    out = subprocess.run([sys.executable, "-m", "abcflax_cli.main", "train", str(corpus), "--out", str(tmp_path / "m"),
+                          "--preset", "tiny", "--steps", "2", "--eval-every", "2", "--batch-size", "4",
+                          "--seq-len", "16", "--devices", "2"],
+                         capture_output=True, text=True, env={**clean, "JAX_PLATFORMS": "cpu", "ABCFLAX_PLUGINS": ""},
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "on 2 devices" in out.stderr
+    assert (tmp_path / "m" / "model.msgpack").exists()
 
 
 def test_two_devices_train_like_one(runs):
