@@ -44,6 +44,9 @@ class TrainConfig:
     # of each repeated chord-bearing tune's copies, this many (at most N-1) are written with every chord after
     # the notes it accompanies (harmonizer.chords_after_text): an auxiliary task that helps harmonization
     chords_after: int = 0
+    # read every tune from its last character to its first: a right-to-left model, which harmonize uses to
+    # rescore its chord choices with the melody that follows them (never for continuing a tune)
+    reverse: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)

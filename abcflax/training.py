@@ -96,14 +96,16 @@ def _transposed(text: str, fifths: int, known: set[str]) -> str:
     return text
 
 
-def _copy_ids(text: str, after: bool, vocab: Vocab, known: set[str]) -> np.ndarray | None:
-    """One copy of a (transposed) tune as ids. A chords-after copy (``after``) of a tune without chord
-    symbols is None: it is left out."""
+def _copy_ids(text: str, after: bool, vocab: Vocab, known: set[str], reverse: bool = False) -> np.ndarray | None:
+    """One copy of a (transposed) tune as ids, read backwards with ``reverse`` (the markers stay: a tune
+    still starts with the start marker). A chords-after copy (``after``) of a tune without chord symbols
+    is None: it is left out."""
     if after:
         text = chords_after_text(text)
         if text is None or not set(text) <= known:
             return None
-    return np.concatenate([[vocab.bos_id], vocab.encode(text, "training tune"), [vocab.eos_id]]).astype(np.int32)
+    ids = vocab.encode(text, "training tune")
+    return np.concatenate([[vocab.bos_id], ids[::-1] if reverse else ids, [vocab.eos_id]]).astype(np.int32)
 
 
 def copy_formats(copies: int, chords_after: int) -> list[bool]:
@@ -114,16 +116,18 @@ def copy_formats(copies: int, chords_after: int) -> list[bool]:
 
 
 def build_stream(texts: list[str], vocab: Vocab, weights: list[int] | None = None, transpose: int = 0,
-                 chords_after: int = 0) -> np.ndarray:
+                 chords_after: int = 0, reverse: bool = False) -> np.ndarray:
     """All tunes as one id stream, each as start marker + text + end marker, repeated by weight; with
     ``transpose``, the repeats are transposed copies (``copy_shifts``) instead of verbatim ones; with
-    ``chords_after``, that many repeats of a chord-bearing tune are in the chords-after format."""
+    ``chords_after``, that many repeats of a chord-bearing tune are in the chords-after format; with
+    ``reverse``, every tune is read backwards."""
     parts, known = [], set(vocab.chars)
     for index, text in enumerate(texts):
         count = weights[index] if weights else 1
         plan = list(zip(copy_shifts(count, transpose), copy_formats(count, chords_after)))
         moved = {fifths: _transposed(text, fifths, known) for fifths, _ in set(plan)}  # each shift once
-        copies = {(fifths, after): _copy_ids(moved[fifths], after, vocab, known) for fifths, after in set(plan)}
+        copies = {(fifths, after): _copy_ids(moved[fifths], after, vocab, known, reverse)
+                  for fifths, after in set(plan)}
         parts.extend(copies[form] for form in plan if copies[form] is not None)
     return np.concatenate(parts)
 
@@ -313,10 +317,12 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
     if not train_texts:
         train_texts = texts
     stream = build_stream(train_texts, vocab, [weight_of.get(t, 1) for t in train_texts], train_config.transpose,
-                          train_config.chords_after)
+                          train_config.chords_after, train_config.reverse)
     if len(stream) <= train_config.seq_len + 1:
         raise InputError(f"training text too short: {len(stream)} characters for windows of {train_config.seq_len}")
     valid = _valid_subset(valid_texts, train_config.eval_chars)
+    if train_config.reverse:
+        valid = [text[::-1] for text in valid]
 
     mesh = make_mesh(devices, train_config.batch_size)
     writer = jax.process_index() == 0  # in a multi-host run only process 0 writes checkpoint, log and plot
@@ -346,7 +352,8 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
     meta = {"sources": sources or [], "train_tunes": len(train_texts), "valid_tunes": len(valid_texts),
             "chord_symbols": chord_inventory(train_texts), "chord_degrees": chord_degrees(train_texts),
             "chords_after": bool(train_config.chords_after) and set(AFTER_MARKER) <= set(vocab.chars)
-            and contains(stream, vocab.encode(AFTER_MARKER, "marker"))}
+            and contains(stream, vocab.encode(AFTER_MARKER, "marker")),
+            "reverse": train_config.reverse}
     if previous is not None and "init_from" in previous.meta:
         meta["init_from"] = previous.meta["init_from"]
     elif previous is None and init_from is not None:

@@ -28,6 +28,8 @@ def evaluate_command(tunebook, model_path):
         click.echo(f"skipped: {problem}", err=True)
     model = abcflax.load_model(model_path)
     _require_known_characters(texts, model.vocab, tunebook)
+    if model.reverse:  # a right-to-left model (train --reverse) reads every tune from its end
+        texts = [text[::-1] for text in texts]
     bpc, chars = abcflax.bits_per_char(model.module, model.vocab, texts)
     click.echo(f"bpc={bpc:.4f} chars={chars} tunes={len(texts)}")
 

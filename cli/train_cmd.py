@@ -28,6 +28,8 @@ from .common import cli_errors
 @click.option("--chords-after", type=click.IntRange(0),
               help="Of each repeated (path@N) chord-bearing tune's copies, this many (at most N-1) are written "
                    "with each chord after the notes it accompanies (an auxiliary task for harmonize).  [default: 0]")
+@click.option("--reverse", is_flag=True, default=None,
+              help="Train a right-to-left model (every tune read backwards): harmonize can rescore with it.")
 @click.option("--devices", type=click.IntRange(1),
               help="Devices to shard the batch over (default: all; on a CPU, one per core when each gets 8+ rows).")
 @click.option("--coordinator", envvar="ABCFLAX_COORDINATOR", metavar="HOST:PORT",
@@ -43,7 +45,7 @@ from .common import cli_errors
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @cli_errors
 def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_rate, dropout, eval_every,
-                  holdout, seed, transpose, chords_after, devices, coordinator, num_processes, process_id, resume, init_from, quiet):
+                  holdout, seed, transpose, chords_after, reverse, devices, coordinator, num_processes, process_id, resume, init_from, quiet):
     """Train a model on ABC files, folders and music21 corpora.
 
     CORPUS items are files, folders (every *.abc below) or music21:NAME (e.g. music21:ryansMammoth);
@@ -80,7 +82,8 @@ def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_
         model_config = dataclasses.replace(model_config, dropout=dropout)
     overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, seq_len=seq_len,
                                          learning_rate=learning_rate, eval_every=eval_every, seed=seed,
-                                         transpose=transpose, chords_after=chords_after).items()
+                                         transpose=transpose, chords_after=chords_after,
+                                         reverse=reverse).items()
                  if v is not None}
     train_config = dataclasses.replace(abcflax.TrainConfig(), **overrides)
 

@@ -138,3 +138,22 @@ def test_a_run_clears_temp_files_a_killed_write_left(tmp_path):
     keep.write_text("mine")
     abcflax.train(tiny_texts(2), out, abcflax.preset("tiny"), small_config(steps=2, eval_every=2))
     assert not any(path.exists() for path in stale) and keep.exists()
+
+
+def test_reverse_training_reads_every_tune_backwards(tmp_path):
+    import dataclasses
+
+    from abcflax.training import build_stream
+
+    texts = tiny_texts(1)
+    vocab = abcflax.Vocab.from_texts(texts)
+    forward, backward = build_stream(texts, vocab), build_stream(texts, vocab, reverse=True)
+    starts = np.flatnonzero(forward == vocab.bos_id)
+    assert np.array_equal(starts, np.flatnonzero(backward == vocab.bos_id))  # markers stay where they were
+    for start, end in zip(starts, list(starts[1:]) + [len(forward)]):
+        assert backward[end - 1] == vocab.eos_id
+        assert np.array_equal(backward[start + 1:end - 1], forward[start + 1:end - 1][::-1])
+    config = dataclasses.replace(small_config(), reverse=True, steps=4, eval_every=4)
+    path = abcflax.train(texts, tmp_path / "r", abcflax.preset("tiny"), config)
+    assert checkpoint.load(path).meta["reverse"] is True
+    assert abcflax.load_model(path).reverse
