@@ -35,6 +35,10 @@ DEFAULT_CHANGE_PENALTY = 0.0  # log-prob subtracted when a span's chord differs 
 DEFAULT_CHORD_WEIGHT = 1.0  # see SearchConfig.chord_weight
 DEFAULT_FIT_WEIGHT = 3.0  # see SearchConfig.fit_weight
 MIN_CHORD_SHARE = 0.002  # a seen chord is a candidate only if it is at least this share of all chords seen
+# the right-to-left rescoring (refine), tuned on the validation subset: see benchmarks/RESULTS.md
+DEFAULT_REVERSE_WEIGHT = 1.0
+DEFAULT_WINDOW = 3
+DEFAULT_SWEEPS = 2
 MAX_CANDIDATES = 8  # most frequent in-key chords kept: more rows cost time and admit rare, odd choices
 MIN_MODE_CHORDS = 300  # a mode with fewer chords in training ranks its candidates by the chords seen instead
 
@@ -479,6 +483,9 @@ class Scorer(Protocol):
 
     def select(self, state, rows: np.ndarray): ...
 
+    def states_along(self, state, text: str, cuts: Sequence[int]):
+        """A state with one row per cut: ``state`` (one row) after reading ``text[:cut]``."""
+
 
 class LSTMScorer:
     """A ``Scorer`` over a loaded model: carries and next-char logits, batched and bucketed."""
@@ -517,6 +524,12 @@ class LSTMScorer:
 
         return take_rows(state, np.asarray(rows, np.int32))
 
+    def states_along(self, state, text: str, cuts: Sequence[int]):
+        from .scoring import states_at
+
+        carry, logits = state
+        return states_at(self.model.weights, carry, logits, self.encode(text), cuts)
+
 
 @dataclass(frozen=True)
 class SearchConfig:
@@ -529,6 +542,10 @@ class SearchConfig:
     # nats added per unit of melody fit (share of the span's melody that is a chord tone): a prior that
     # the model's scores can overrule but that keeps it from chords the melody contradicts (0 = off)
     fit_weight: float = DEFAULT_FIT_WEIGHT
+    # weight of the right-to-left model's log-prob when refining (0 or no such model: the beam's choice stays)
+    reverse_weight: float = DEFAULT_REVERSE_WEIGHT
+    window: int = DEFAULT_WINDOW  # spans after (forward) and before (right-to-left) a span that rescore its chord
+    sweeps: int = DEFAULT_SWEEPS  # refinement passes over the tune (it stops early once a pass changes nothing)
 
 
 def chord_text(candidate: str, previous: str | None, bar_start: bool) -> str:
@@ -570,6 +587,80 @@ def beam_search(scorer: Scorer, prefix: str, segments: Sequence[str], slots: Seq
         beams = [(float(totals[i]), paths[i]) for i in keep]
         state = scorer.select(state, keep)
     return list(beams[0][1]) if beams else []
+
+
+def span_text(chords: Sequence[str], k: int, slots: Sequence[Slot], segments: Sequence[str]) -> str:
+    """What the model reads for span ``k`` of a chord sequence: its chord (``chord_text``) and its melody."""
+    return chord_text(chords[k], chords[k - 1] if k else None, slots[k].bar_start) + segments[k]
+
+
+def refine(forward: Scorer, backward: Scorer, prefix: str, segments: Sequence[str], slots: Sequence[Slot],
+           candidates: Sequence[Sequence[str]], chords: Sequence[str], config: SearchConfig = SearchConfig()
+           ) -> list[str]:
+    """The beam's chords re-chosen span by span with both readings of the tune (iterated conditional modes).
+
+    The left-to-right model chose each chord before reading any of the melody after its span; ``backward``,
+    a right-to-left model (trained with ``--reverse``), reads the tune from its end, so it names a chord
+    after the melody that follows it. Every candidate for span k is scored by the forward log-prob of spans
+    k..k+window, the backward log-prob of spans k+1 down to k-window times ``config.reverse_weight`` (all
+    other chords as they stand), and the melody-fit prior; the best replaces the chord. Even spans are
+    re-chosen together, then odd ones, so that each half-pass is one batched call per model for the states
+    and one for every candidate of every span in it."""
+    chords, count = list(chords), len(chords)
+    fits = [_fit_scores(slot, options, config.fit_weight) for slot, options in zip(slots, candidates)]
+    for _ in range(config.sweeps):
+        changed = False
+        for first in (0, 1):
+            spans = list(range(first, count, 2))
+            changed |= _refine_spans(forward, backward, prefix, segments, slots, candidates, chords, fits, spans,
+                                     config)
+        if not changed:
+            break
+    return chords
+
+
+def _refine_spans(forward: Scorer, backward: Scorer, prefix: str, segments: Sequence[str], slots: Sequence[Slot],
+                  candidates: Sequence[Sequence[str]], chords: list[str], fits: list[np.ndarray],
+                  spans: list[int], config: SearchConfig) -> bool:
+    """Re-choose the chords of ``spans`` (no two adjacent) in place; whether any changed."""
+    count = len(chords)
+    if not spans:  # a one-span tune has no odd spans
+        return False
+    pieces = [span_text(chords, j, slots, segments) for j in range(count)]
+    # per span: the forward reading up to it, and the backward reading of everything after its successor
+    starts = np.cumsum([0] + [len(piece) for piece in pieces])  # where each span's text starts
+    body = "".join(pieces)
+    before = forward.states_along(forward.start(prefix), body, [starts[k] for k in spans])
+    after = backward.states_along(backward.start(""), body[::-1], [len(body) - starts[min(count, k + 2)]
+                                                                   for k in spans])
+    parents, ahead, behind = [], [], []
+    for row, k in enumerate(spans):
+        for cand in candidates[k]:
+            trial = chords[:k] + [cand] + chords[k + 1:]
+            parents.append(row)
+            ahead.append("".join(span_text(trial, j, slots, segments)
+                                 for j in range(k, min(count, k + config.window + 1))))
+            behind.append("".join(span_text(trial, j, slots, segments)
+                                  for j in range(max(0, k - config.window), min(count, k + 2)))[::-1])
+    parents_arr = np.asarray(parents, np.int32)
+    ahead_logp, _ = forward.extend(before, parents_arr, ahead)
+    behind_logp, _ = backward.extend(after, parents_arr, behind)
+    totals = np.asarray(ahead_logp) + config.reverse_weight * np.asarray(behind_logp)
+    changed, offset = False, 0
+    for k in spans:
+        options = candidates[k]
+        best = options[int(np.argmax(totals[offset:offset + len(options)] + fits[k]))]
+        offset += len(options)
+        changed |= best != chords[k]
+        chords[k] = best
+    return changed
+
+
+def _fit_scores(slot: Slot, options: Sequence[str], fit_weight: float) -> np.ndarray:
+    if not fit_weight:
+        return np.zeros(len(options))
+    weights = pitch_weights(slot)
+    return np.array([fit_weight * melody_fit(cand, weights) for cand in options])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -768,6 +859,7 @@ class Harmonizer:
     model: object = None
     scorer: Scorer | None = None
     source: str = "<text>"
+    reverse: Scorer | None = None  # the right-to-left model's scorer (refine), if there is one
 
     def tune(self, text: str, line: int = 1) -> str:
         from .abc_check import analyze_tune
@@ -799,7 +891,10 @@ class Harmonizer:
         per_key = {key: candidate_chords(key, seen, allowed, self.search.candidates, degrees=degrees)
                    for key in {s.key for s in slots}}
         candidates = [per_key[s.key] for s in slots]
-        return beam_search(self.scorer, prefix, segments, slots, candidates, self.search)
+        chords = beam_search(self.scorer, prefix, segments, slots, candidates, self.search)
+        if self.reverse is not None and self.search.reverse_weight:
+            chords = refine(self.scorer, self.reverse, prefix, segments, slots, candidates, chords, self.search)
+        return chords
 
 
 def model_view(text: str, analysis, allowed: set[str] | None):
@@ -835,15 +930,20 @@ def _validate(per: str, method: str, beam: int, candidates: int) -> None:
 def harmonize(abc: str, *, model=None, per: str = "auto", method: str = "model", keep_existing: bool = False,
               beam: int = DEFAULT_BEAM, seed: int = 0, change_penalty: float = DEFAULT_CHANGE_PENALTY,
               chord_weight: float = DEFAULT_CHORD_WEIGHT, candidates: int = MAX_CANDIDATES,
-              fit_weight: float = DEFAULT_FIT_WEIGHT, scorer: Scorer | None = None, source: str = "<text>") -> str:
+              fit_weight: float = DEFAULT_FIT_WEIGHT, reverse_model="auto",
+              reverse_weight: float = DEFAULT_REVERSE_WEIGHT, scorer: Scorer | None = None,
+              reverse_scorer: Scorer | None = None, source: str = "<text>") -> str:
     """``abc`` (a tune or a tunebook) with chord symbols added at harmonic-rhythm positions.
 
     ``per``: ``bar``, ``half``, ``beat`` or ``auto`` (by meter, see ``auto_per``). ``method``: ``model``
     (beam search scored by the LSTM; ``model`` is a path, a ``Model`` or None for the default) or
     ``rules``. Existing chord symbols are replaced, or kept (and their spans left alone) with
     ``keep_existing``. Search knobs (see ``SearchConfig``): ``beam``, ``change_penalty``, ``chord_weight``,
-    ``candidates``, ``fit_weight``. The search is deterministic; ``seed`` is accepted for symmetry with
-    ``complete`` and unused. ``scorer`` replaces the model's scorer (tests inject fakes).
+    ``candidates``, ``fit_weight``. ``reverse_model``: the right-to-left model that refines the beam's
+    chords (``refine``): ``"auto"`` (the ``reverse.msgpack`` beside the model, if any; the bundled model has
+    one), a path or ``Model``, or None (off); ``reverse_weight`` weighs it. The search is deterministic;
+    ``seed`` is accepted for symmetry with ``complete`` and unused. ``scorer`` and ``reverse_scorer`` replace
+    the models' scorers (tests inject fakes).
     """
     del seed  # beam search has no randomness
     if not isinstance(abc, str):
@@ -851,17 +951,36 @@ def harmonize(abc: str, *, model=None, per: str = "auto", method: str = "model",
     if not abc.strip():
         raise InputError(f"{source}: empty input")
     _validate(per, method, beam, candidates)
+    for name, value in (("fit_weight", fit_weight), ("reverse_weight", reverse_weight)):
+        if not isinstance(value, (int, float)) or not value >= 0:
+            raise UsageError(f"{name} must be 0 or more (got {value!r})")
     loaded = None
     if method == "model" and scorer is None:
         from .loading import resolve_model
 
         loaded = resolve_model(model)
         scorer = LSTMScorer(loaded)
-    if not isinstance(fit_weight, (int, float)) or not fit_weight >= 0:
-        raise UsageError(f"fit_weight must be 0 or more (got {fit_weight!r})")
-    search = SearchConfig(beam, change_penalty, chord_weight, candidates, float(fit_weight))
-    worker = Harmonizer(per, method, keep_existing, search, loaded, scorer, source)
+        if reverse_scorer is None and reverse_weight:
+            reverse_scorer = _reverse_scorer(loaded, reverse_model)
+    search = SearchConfig(beam, change_penalty, chord_weight, candidates, float(fit_weight), float(reverse_weight))
+    worker = Harmonizer(per, method, keep_existing, search, loaded, scorer, source, reverse_scorer)
     return map_tunes(abc, worker.tune, source)
+
+
+def _reverse_scorer(model, reverse_model) -> LSTMScorer | None:
+    """The scorer of the right-to-left model that goes with ``model``: its companion for ``"auto"``."""
+    from .loading import resolve_model, reverse_companion
+
+    if reverse_model is None:
+        return None
+    backward = reverse_companion(model) if reverse_model == "auto" else resolve_model(reverse_model, reverse=True)
+    if backward is None:
+        return None
+    missing = set(model.vocab.chars[2:]) - set(backward.vocab.chars)
+    if missing:
+        raise UsageError(f"{backward.path}: the right-to-left model lacks characters the model reads "
+                         f"({''.join(sorted(missing))[:20]!r})")
+    return LSTMScorer(backward)
 
 
 def harmonize_tunebook(abc: str, **kw) -> str:

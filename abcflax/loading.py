@@ -10,10 +10,11 @@ from pathlib import Path
 from . import checkpoint
 from .checkpoint import Checkpoint
 from .config import ModelConfig
-from .errors import CheckpointError
+from .errors import CheckpointError, UsageError
 from .vocab import Vocab
 
 MODEL_ENV = "ABCFLAX_MODEL"  # a model folder or file to use instead of the bundled one
+REVERSE_NAME = "reverse.msgpack"  # a right-to-left companion model (train --reverse), beside a model's checkpoint
 
 
 @dataclass
@@ -30,6 +31,11 @@ class Model:
     @classmethod
     def from_module(cls, module, vocab: Vocab, path: str = "<memory>", meta: dict | None = None) -> "Model":
         return cls(module.weights(), module.config, vocab, path, meta or {})
+
+    @property
+    def reverse(self) -> bool:
+        """Whether this model reads tunes right to left (trained with ``--reverse``)."""
+        return bool(self.meta.get("reverse"))
 
     @cached_property
     def module(self):
@@ -79,11 +85,26 @@ def load_model(path: str | os.PathLike | None = None) -> Model:
     return _load_cached(str(target), mtime)
 
 
-def resolve_model(model) -> Model:
-    """A ``Model`` from None (the default), a path, or a ``Model``."""
-    if isinstance(model, Model):
-        return model
-    return load_model(model)
+def resolve_model(model, *, reverse: bool = False) -> Model:
+    """A ``Model`` from None (the default), a path, or a ``Model``; a ``UsageError`` when it reads tunes the
+    other way round than asked (a right-to-left model cannot continue a tune)."""
+    loaded = model if isinstance(model, Model) else load_model(model)
+    if loaded.reverse != reverse:
+        kind = ("reads tunes right to left (trained with --reverse): it can only rescore harmonize's chords"
+                if loaded.reverse else "reads tunes left to right: it is not a right-to-left (--reverse) model")
+        raise UsageError(f"{loaded.path}: this model {kind}")
+    return loaded
+
+
+def reverse_companion(model: Model) -> Model | None:
+    """The right-to-left model kept beside ``model``'s checkpoint (``reverse.msgpack``), if there is one."""
+    if model.path.startswith("<"):  # built in memory: no folder
+        return None
+    own = checkpoint.resolve(model.path)  # the path may name the model's folder
+    beside = own.parent / REVERSE_NAME
+    if not beside.is_file() or beside == own:
+        return None
+    return resolve_model(beside, reverse=True)
 
 
 def grammar_folders() -> list:

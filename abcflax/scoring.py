@@ -45,6 +45,32 @@ def advance(weights, carry, logits_BxV, ids_BxT, mask_BxT):
     return total_B, carry, logits_BxV
 
 
+@jax.jit
+def trace(weights, carry, logits_1xV, ids_T):
+    """Feed one row's ``ids_T``, keeping the carry and next-character logits after every character:
+    (carries, each leaf T x 1 x H; logits, T x 1 x V). One pass gives the state at any point of a text."""
+    def step(state, ids_1):
+        carry, _ = state
+        logits, carry = lstm.step(weights, ids_1, carry)
+        return (carry, logits), (carry, logits)
+
+    _, (carries, logits) = jax.lax.scan(step, (carry, logits_1xV), ids_T[:, None])
+    return carries, logits
+
+
+def states_at(weights, carry, logits_1xV, ids: np.ndarray, cuts) -> tuple:
+    """(carry, logits) with one row per cut: the state after feeding ``ids[:cut]`` to the one-row state
+    (``carry``, ``logits_1xV``); one pass over ``ids`` (padded to a power of two: few compiled shapes)."""
+    width = bucket(max(len(ids), 1))
+    padded = np.zeros(width, np.int32)
+    padded[:len(ids)] = ids
+    carries, logits = trace(weights, carry, logits_1xV, padded)
+    # cut 0 is the state before any character: put it in front of the per-character states
+    index = jnp.asarray(np.asarray(cuts, np.int32))
+    gather = lambda start, along: jnp.concatenate([start[None], along], axis=0)[index][:, 0]
+    return jax.tree_util.tree_map(gather, carry, carries), gather(logits_1xV, logits)
+
+
 def pad_rows(rows: list[np.ndarray], min_len: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """Stack id rows of different lengths into (ids_BxT, mask_BxT), T a power of two."""
     width = bucket(max((len(r) for r in rows), default=1), min_len)

@@ -216,13 +216,20 @@ def run(args) -> dict:
 
     ckpt = checkpoint.load(args.model)  # read once: the training run rewrites it while we measure
     model = model_from_checkpoint(ckpt, args.model)
+    reverse = None if args.reverse_model == "none" else args.reverse_model
+    if reverse == "auto":  # load it here too: the companion of a training run's checkpoint may be rewritten
+        from abcflax.loading import reverse_companion
+
+        reverse = reverse_companion(model)
+    args.reverse_used = reverse.path if reverse is not None else "none"
     tunes = held_out(args.subset)[:args.limit]
     totals = {"model": [0, 0, 0], "rules": [0, 0, 0]}
     per_metric: dict[str, dict[str, list]] = {k: {} for k in ("model", "rules", "original")}
     times, ratios = [], []
     abcflax.harmonize(strip_chords(tunes[0]), model=model, beam=args.beam, change_penalty=args.change_penalty,
                                      chord_weight=args.chord_weight, fit_weight=args.fit_weight,
-                                     candidates=args.candidates)
+                                     candidates=args.candidates, reverse_model=reverse,
+                                     reverse_weight=args.reverse_weight)
     if args.timing:
         complete_time(strip_chords(tunes[0]), model)  # both warm (compiled) before anything is timed
     for i, tune in enumerate(tunes):
@@ -230,7 +237,8 @@ def run(args) -> dict:
         start = time.perf_counter()
         guessed = abcflax.harmonize(melody, model=model, beam=args.beam, change_penalty=args.change_penalty,
                                      chord_weight=args.chord_weight, fit_weight=args.fit_weight,
-                                     candidates=args.candidates)
+                                     candidates=args.candidates, reverse_model=reverse,
+                                     reverse_weight=args.reverse_weight)
         spent = time.perf_counter() - start
         times.append(spent)
         if args.timing:
@@ -254,7 +262,7 @@ def report(args, result: dict) -> str:
     lines = [f"### harmonize — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, model {args.model} (step {step}),"
              f" {result['tunes']} held-out Nottingham tunes ({args.subset} subset), beam {args.beam}, "
              f"change penalty {args.change_penalty}, chord weight {args.chord_weight}, fit weight {args.fit_weight}, "
-             f"candidates {args.candidates}",
+             f"candidates {args.candidates}, reverse model {args.reverse_used} (weight {args.reverse_weight})",
              "", f"`{' '.join(shlex.quote(a) for a in [sys.executable, *sys.argv])}`", "",
              "| method | beat acc. root+quality | beat acc. root | CHE | CC | CTD | CTnCTR | PCS | MCTD |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -287,10 +295,13 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=None, help="chords tried per span (default: the library's)")
     parser.add_argument("--chord-weight", type=float, default=None, help="(default: the library's)")
     parser.add_argument("--fit-weight", type=float, default=None, help="melody-fit prior (default: the library's)")
+    parser.add_argument("--reverse-model", default="auto",
+                        help="right-to-left model that refines the chords: auto (beside the model), none, or a path")
+    parser.add_argument("--reverse-weight", type=float, default=None, help="(default: the library's)")
     parser.add_argument("--no-timing", dest="timing", action="store_false", help="Skip the complete() timing.")
     parser.add_argument("--append", action="store_true", help="Append the figures to benchmarks/RESULTS.md.")
     args = parser.parse_args()
-    from abcflax.harmonizer import DEFAULT_CHORD_WEIGHT, DEFAULT_FIT_WEIGHT, MAX_CANDIDATES
+    from abcflax.harmonizer import DEFAULT_CHORD_WEIGHT, DEFAULT_FIT_WEIGHT, DEFAULT_REVERSE_WEIGHT, MAX_CANDIDATES
     from abcflax.loading import default_model_path
 
     if args.model is None:
@@ -302,6 +313,8 @@ def main() -> None:
         args.fit_weight = DEFAULT_FIT_WEIGHT
     if args.chord_weight is None:
         args.chord_weight = DEFAULT_CHORD_WEIGHT
+    if args.reverse_weight is None:
+        args.reverse_weight = DEFAULT_REVERSE_WEIGHT
     text = report(args, run(args))
     print(text)
     if args.append:

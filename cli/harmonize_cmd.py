@@ -21,9 +21,12 @@ from .common import cli_errors
 @click.option("--beam", type=click.IntRange(1, 64), default=4, show_default=True, help="Beam width of the search.")
 @click.option("--model", "model_path", type=click.Path(), envvar="ABCFLAX_MODEL",
               help="Model folder or checkpoint (default: the bundled model).")
+@click.option("--reverse-model", "reverse_path", metavar="MODEL|none", default="auto", show_default=True,
+              help="Right-to-left model (train --reverse) that refines the chords with the melody after them; "
+                   "auto: the reverse.msgpack beside the model (the bundled model has one); none: off.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @cli_errors
-def harmonize_command(source, out, per, method, keep_existing, beam, model_path, force):
+def harmonize_command(source, out, per, method, keep_existing, beam, model_path, reverse_path, force):
     """Add chord symbols to the melody in FILE (or - for stdin); every tune of a tunebook is harmonized.
 
     The melody, header and layout are kept exactly; only chord symbols ("G", "D7", "Em") are added in
@@ -41,7 +44,8 @@ def harmonize_command(source, out, per, method, keep_existing, beam, model_path,
 
     text, name = abcflax.read_abc_input(source)
     result = abcflax.harmonize(text, model=model_path if method == "model" else None, per=per, method=method,
-                               keep_existing=keep_existing, beam=beam, source=name)
+                               keep_existing=keep_existing, beam=beam, source=name,
+                               reverse_model=None if reverse_path.lower() == "none" else reverse_path)
     if not result.endswith("\n"):
         result += "\n"
     if out == "-":

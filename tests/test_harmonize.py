@@ -64,6 +64,9 @@ class FakeScorer:
         self.best = state[int(rows[0])]  # after the last span: the text the best beam read
         return [state[int(i)] for i in rows]
 
+    def states_along(self, state, text, cuts):
+        return [state[0] + text[:cut] for cut in cuts]
+
 
 def chords_in(text: str) -> list[str]:
     return [m.group(1) for m in QUOTED.finditer(text) if is_chord_symbol(m.group(1))]
@@ -336,3 +339,126 @@ def test_melody_fit_is_the_share_of_chord_tones():
 def test_negative_fit_weight_is_refused():
     with pytest.raises(UsageError):
         abcflax.harmonize(C_MAJOR, method="rules", fit_weight=-1)
+
+
+# ---- refining with a right-to-left model
+
+
+TWO_FOUR = "X:1\nM:2/4\nL:1/4\nK:C\nGB|ce|FA|Ec|]\n"
+
+
+def test_refine_lets_the_right_to_left_model_change_the_chords():
+    # an indifferent forward model leaves the beam on its first candidate; a right-to-left model that likes
+    # "Am" wherever it reads one (backwards: "mA") moves every span to it
+    forward = FakeScorer(lambda text, seg: 0.0)
+    backward = FakeScorer(lambda text, seg: 4.0 * seg.count('"mA"'))
+    plain = abcflax.harmonize(TWO_FOUR, per="bar", scorer=forward, fit_weight=0.0)
+    refined = abcflax.harmonize(TWO_FOUR, per="bar", scorer=forward, reverse_scorer=backward, fit_weight=0.0)
+    assert chords_in(refined) == ["Am"] * 4 and chords_in(plain) != chords_in(refined)
+    assert without_chords(refined) == without_chords(TWO_FOUR)
+    off = abcflax.harmonize(TWO_FOUR, per="bar", scorer=forward, reverse_scorer=backward, fit_weight=0.0,
+                            reverse_weight=0.0)
+    assert chords_in(off) == chords_in(plain)
+
+
+def test_refine_reads_the_tune_backwards_from_its_end():
+    calls, readings = [], []
+
+    class Recording(FakeScorer):
+        def extend(self, state, parents, segments):
+            calls.append(list(segments))
+            return super().extend(state, parents, segments)
+
+        def states_along(self, state, text, cuts):
+            readings.append((text, list(cuts)))
+            return super().states_along(state, text, cuts)
+
+    backward = Recording(lambda text, seg: 0.0)
+    abcflax.harmonize(TWO_FOUR, per="bar", scorer=FakeScorer(lambda text, seg: 0.0), reverse_scorer=backward)
+    text, cuts = readings[0]  # the whole body backwards, cut where spans 0 and 2 need it: two spans on
+    assert text.startswith("\n]|cE") and re.fullmatch(r'("[A-G][^"]*"[^"]+){4}', text[::-1])
+    assert cuts[1] == 0 and re.fullmatch(r'"[A-G][^"]*"FA\|"[A-G][^"]*"Ec\|]\n', text[:cuts[0]][::-1])
+    # every candidate row is whole spans (chord, then melody) read backwards
+    rows = [row for call in calls for row in call if row]
+    assert len(rows) > 5 and all(re.fullmatch(r'("[A-G][^"]*"[^"]+)+', row[::-1]) for row in rows)
+
+
+def test_refine_keeps_what_both_models_agree_on():
+    # both models prefer the chord whose root is the span's first note: refine leaves the beam's answer
+    def forward_fn(text, seg):
+        match = re.match(r'"([A-G])[^"]*"([A-Ga-g])', seg)
+        return 2.0 if match and match.group(1) == match.group(2).upper() else 0.0
+
+    melody = "X:1\nM:2/4\nL:1/4\nK:C\nGB|ce|FA|Ec|]\n"
+    plain = abcflax.harmonize(melody, per="bar", scorer=FakeScorer(forward_fn), fit_weight=0.0)
+    both = abcflax.harmonize(melody, per="bar", scorer=FakeScorer(forward_fn), fit_weight=0.0,
+                             reverse_scorer=FakeScorer(lambda text, seg: forward_fn("", seg[::-1])))
+    assert chords_in(plain) == chords_in(both) == ["G", "C", "F", "Em"]
+
+
+def reverse_copy(model_dir, folder, reverse: bool = True):
+    from abcflax import checkpoint
+
+    ckpt = checkpoint.load(model_dir)
+    flipped = dataclasses.replace(ckpt, meta={**ckpt.meta, "reverse": reverse})
+    return checkpoint.save(folder / "reverse.msgpack", flipped)
+
+
+def test_a_right_to_left_model_only_rescores(tmp_path, tiny_model_dir):
+    import shutil
+
+    from abcflax.loading import load_model, reverse_companion
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    assert reverse_companion(load_model(folder)) is None
+    path = reverse_copy(folder, folder)
+    companion = reverse_companion(load_model(folder))
+    assert companion is not None and companion.reverse and not load_model(folder).reverse
+    out = abcflax.harmonize(TWO_FOUR, model=folder, per="bar")  # the companion refines
+    assert without_chords(out) == without_chords(TWO_FOUR) and len(chords_in(out)) == 4
+    with pytest.raises(UsageError, match="right to left"):
+        abcflax.complete("X:1\nM:2/4\nL:1/4\nK:C\nGB|ce|", model=path)
+    with pytest.raises(UsageError, match="right to left"):
+        abcflax.harmonize(TWO_FOUR, model=path)
+    with pytest.raises(UsageError, match="not a right-to-left"):
+        abcflax.harmonize(TWO_FOUR, model=folder, reverse_model=folder / "model.msgpack")
+    with pytest.raises(UsageError, match="reverse_weight"):
+        abcflax.harmonize(TWO_FOUR, model=folder, reverse_weight=-1)
+
+
+def test_cli_reverse_model_option(tmp_path, tiny_model_dir):
+    from click.testing import CliRunner
+
+    from abcflax_cli.common import main_group
+
+    reverse = reverse_copy(tiny_model_dir, tmp_path)
+    source = tmp_path / "melody.abc"
+    source.write_text(TWO_FOUR)
+    runner = CliRunner()
+    for option in (str(reverse), "none"):
+        result = runner.invoke(main_group, ["harmonize", str(source), "--model", str(tiny_model_dir),
+                                            "--reverse-model", option])
+        assert result.exit_code == 0, result.output
+        assert without_chords(result.stdout) == without_chords(TWO_FOUR)
+    wrong = runner.invoke(main_group, ["harmonize", str(source), "--model", str(tiny_model_dir),
+                                       "--reverse-model", str(tiny_model_dir)])
+    assert wrong.exit_code != 0 and "not a right-to-left" in wrong.stderr and "Traceback" not in wrong.output
+
+
+def test_states_along_a_text_are_the_states_of_reading_its_prefixes(tiny_model):
+    import jax
+
+    scorer = LSTMScorer(tiny_model)
+    start = scorer.start("X:1\nK:G\n")
+    text, cuts = '"G"AB|"D"cd|]\n', [0, 3, 7, 14, 5]
+    along = scorer.states_along(start, text, cuts)
+    _, read = scorer.extend(start, np.zeros(len(cuts), np.int32), [text[:cut] for cut in cuts])
+    for got, want in zip(jax.tree_util.tree_leaves(along), jax.tree_util.tree_leaves(read)):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want)[:len(cuts)], rtol=1e-5, atol=1e-5)
+
+
+def test_refine_a_one_span_tune(tiny_model):
+    scorer = LSTMScorer(tiny_model)
+    out = abcflax.harmonize("X:1\nM:2/4\nL:1/4\nK:G\nGB|]\n", model=tiny_model, per="bar", reverse_scorer=scorer)
+    assert len(chords_in(out)) == 1
