@@ -140,17 +140,25 @@ import jax
 again = split_host_cpu(32)  # JAX has started: too late to change anything
 from abcflax.training import make_mesh
 meshes = [make_mesh(None, batch).size for batch in (24, 7)]  # a resumed run's stored batch may not split
-print(json.dumps({"chosen": chosen, "again": again, "devices": jax.device_count(), "meshes": meshes}))
+single = "--xla_cpu_multi_thread_eigen=false" in os.environ.get("XLA_FLAGS", "")
+print(json.dumps({"chosen": chosen, "again": again, "devices": jax.device_count(), "meshes": meshes,
+                  "single_threaded": single}))
 """
 
 
 def split(batch: int, requested: int, env: dict) -> dict:
     """``split_host_cpu`` in a fresh process with ``env`` in place of any XLA_FLAGS or device override."""
+    from abcflax.runtime import usable_cores
+
     clean = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "ABCFLAX_HOST_DEVICES")}
     out = subprocess.run([sys.executable, "-c", SPLIT, str(batch), str(requested)], capture_output=True, text=True,
                          env={**clean, "JAX_PLATFORMS": "cpu", **env}, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    # a device per core (or more) runs each device's operations on one thread; fewer devices keep XLA's threads
+    chosen = report["chosen"] or 1
+    assert report.pop("single_threaded") == (1 < chosen and chosen >= usable_cores())
+    return report
 
 
 @pytest.mark.parametrize("batch, cores, expected", [
