@@ -45,7 +45,8 @@ from .common import cli_errors
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @cli_errors
 def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_rate, dropout, eval_every,
-                  holdout, seed, transpose, chords_after, reverse, devices, coordinator, num_processes, process_id, resume, init_from, quiet):
+                  holdout, seed, transpose, chords_after, reverse, devices, coordinator, num_processes, process_id,
+                  resume, init_from, quiet):
     """Train a model on ABC files, folders and music21 corpora.
 
     CORPUS items are files, folders (every *.abc below) or music21:NAME (e.g. music21:ryansMammoth);
