@@ -443,7 +443,12 @@ def test_cli_reverse_model_option(tmp_path, tiny_model_dir):
         assert without_chords(result.stdout) == without_chords(TWO_FOUR)
     wrong = runner.invoke(main_group, ["harmonize", str(source), "--model", str(tiny_model_dir),
                                        "--reverse-model", str(tiny_model_dir)])
-    assert wrong.exit_code != 0 and "not a right-to-left" in wrong.stderr and "Traceback" not in wrong.output
+    assert wrong.exit_code == 2 and "not a right-to-left" in wrong.stderr and "Traceback" not in wrong.output
+    for command in (["continue", str(source)], ["harmonize", str(source)]):  # a right-to-left model alone
+        alone = runner.invoke(main_group, [*command, "--model", str(reverse)])
+        errors = [line for line in alone.stderr.splitlines() if line.startswith("abcflax: error:")]
+        assert alone.exit_code == 2 and len(errors) == 1 and "right to left" in errors[0]
+        assert "Traceback" not in alone.output
 
 
 def test_states_along_a_text_are_the_states_of_reading_its_prefixes(tiny_model):
