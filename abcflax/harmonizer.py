@@ -446,6 +446,14 @@ def melody_fit(chord: str, weights: np.ndarray) -> float:
     return float(sum(weights[pc] for pc in parsed.tones)) / total
 
 
+def fit_scores(slot: Slot, options: Sequence[str], fit_weight: float) -> np.ndarray:
+    """The melody-fit prior of each candidate chord for a span: ``fit_weight`` x its ``melody_fit``."""
+    if not fit_weight:
+        return np.zeros(len(options))
+    weights = pitch_weights(slot)
+    return np.array([fit_weight * melody_fit(cand, weights) for cand in options])
+
+
 def rules_choose(slot: Slot, previous: str | None = None) -> str:
     """The rules method's chord for one span: the candidate triad covering the most melody duration
     (strong beats weighted); ties go to the chord already sounding, then to the lower scale degree
@@ -566,10 +574,7 @@ def beam_search(scorer: Scorer, prefix: str, segments: Sequence[str], slots: Seq
     beams: list[tuple[float, tuple[str, ...]]] = [(0.0, ())]
     for k, slot in enumerate(slots):
         parents, rows, totals, paths = [], [], [], []
-        fit = dict.fromkeys(candidates[k], 0.0)
-        if config.fit_weight:
-            weights = pitch_weights(slot)
-            fit = {cand: config.fit_weight * melody_fit(cand, weights) for cand in candidates[k]}
+        fit = dict(zip(candidates[k], fit_scores(slot, candidates[k], config.fit_weight)))
         for b, (score, path) in enumerate(beams):
             previous = path[-1] if path else None
             for cand in candidates[k]:
@@ -610,7 +615,7 @@ def refine(forward: Scorer, backward: Scorer, prefix: str, segments: Sequence[st
     re-chosen together, then odd ones, so that each half-pass is one batched call per model for the states
     and one for every candidate of every span in it."""
     chords, count = list(chords), len(chords)
-    fits = [_fit_scores(slot, options, config.fit_weight) for slot, options in zip(slots, candidates)]
+    fits = [fit_scores(slot, options, config.fit_weight) for slot, options in zip(slots, candidates)]
     for _ in range(config.sweeps):
         changed = False
         for first in (0, 1):
@@ -657,13 +662,6 @@ def _refine_spans(forward: Scorer, backward: Scorer, prefix: str, segments: Sequ
         changed |= best != chords[k]
         chords[k] = best
     return changed
-
-
-def _fit_scores(slot: Slot, options: Sequence[str], fit_weight: float) -> np.ndarray:
-    if not fit_weight:
-        return np.zeros(len(options))
-    weights = pitch_weights(slot)
-    return np.array([fit_weight * melody_fit(cand, weights) for cand in options])
 
 
 # ---------------------------------------------------------------------------------------------------
