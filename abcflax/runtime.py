@@ -86,3 +86,37 @@ def split_host_cpu(batch_size: int, requested: int | None = None) -> int | None:
             flags.append("--xla_cpu_multi_thread_eigen=false")
         os.environ["XLA_FLAGS"] = " ".join(flags).strip()
     return count
+
+
+# glibc mallopt() parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
+_NEVER_TRIM = 2**31 - 1  # the largest value mallopt takes (an int): hand memory back only past 2 GB free
+
+
+def reuse_freed_memory() -> bool:
+    """Have glibc's malloc keep the memory this process frees and hand it out again, rather than return it
+    to the kernel; True when the C library took the settings (False on other C libraries, which are left
+    alone). Process-wide and permanent, so only ``abcflax train`` calls it (never the library on import),
+    and before JAX starts any thread.
+
+    Why: XLA's CPU runtime allocates every step's temporary buffers afresh (113 MB per device for the default
+    shape). glibc serves blocks that large with mmap and unmaps them when they are freed (and trims its
+    per-thread heaps), so each step faulted 216 MB of zeroed pages back in: 55,000 page faults a step, which
+    cost the default shape about a fifth of its speed (benchmarks/RESULTS.md). With one heap, no mmap and no
+    trimming, a step faults nothing once the heap has grown to its working size.
+    """
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    # one arena: threads' own heaps are trimmed by madvise whatever the trim threshold, so keep every
+    # allocation in the main heap, which honours it
+    settings = ((_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, _NEVER_TRIM))
+    return all(mallopt(parameter, value) == 1 for parameter, value in settings)

@@ -4,8 +4,9 @@ Each measurement is a fresh subprocess (so neither framework's thread pool distu
 builds the model, compiles/warms up, then times ``--steps`` full training steps (forward, backward,
 gradient clipping, Adam update) on random token windows. The parent runs them alternately
 (jax torch jax torch ...) and reports medians, chars/s = batch * seq_len * steps / seconds. abcflax runs
-as ``abcflax train`` does: the host CPU split into one device per core when the batch allows
-(``abcflax.runtime.split_host_cpu``), the batch sharded over them; ``jax1`` is abcflax on one device.
+as ``abcflax train`` does: glibc's malloc set to reuse freed memory (``abcflax.runtime.reuse_freed_memory``),
+the host CPU split into one device per core when the batch allows (``abcflax.runtime.split_host_cpu``), the
+batch sharded over them; ``jax1`` is abcflax on one device.
 
 Also: model FLOP/s of the abcflax step as a share of the machine's measured fp32 matmul peak
 (2048x2048 matmuls under jax.jit, in the same run: one on one device, or one per device at once, the faster). Matmul FLOPs per step are counted as
@@ -56,11 +57,12 @@ def jax_worker(shape: tuple, steps: int, one_device: bool = False) -> dict:
     """A training step exactly as ``abcflax train`` runs it: the host CPU split into devices
     (``split_host_cpu``, unless ``one_device``), the batch sharded over a mesh, params replicated."""
     embed, hidden, layers, dropout, batch, seq_len = shape
-    from abcflax.runtime import HOST_DEVICES_ENV, split_host_cpu
+    from abcflax.runtime import HOST_DEVICES_ENV, reuse_freed_memory, split_host_cpu
 
     if one_device:
         os.environ[HOST_DEVICES_ENV] = "1"
-    split_host_cpu(batch)  # before JAX starts, as the CLI does
+    reuse_freed_memory()  # before JAX starts, as the CLI does
+    split_host_cpu(batch)
     import jax
     import numpy as np
     from flax import nnx

@@ -60,8 +60,9 @@ def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_
     import dataclasses
 
     import abcflax
-    from abcflax.runtime import split_host_cpu
+    from abcflax.runtime import reuse_freed_memory, split_host_cpu
 
+    reuse_freed_memory()  # before JAX starts: XLA's per-step buffers come back without page faults
     if coordinator is None:  # before JAX starts: one CPU device per core (a multi-host run keeps one per host)
         split_host_cpu(batch_size or abcflax.TrainConfig.batch_size, devices)
     from abcflax.training import init_distributed

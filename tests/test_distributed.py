@@ -237,3 +237,42 @@ def test_train_cli_checks_the_multi_host_options(tmp_path, args, message):
 
     result = CliRunner().invoke(main_group, ["train", "x.abc", "--out", str(tmp_path / "o"), *args])
     assert result.exit_code == 2 and message in result.stderr
+
+
+REUSE = """
+import ctypes, json, resource, sys
+from abcflax.runtime import reuse_freed_memory
+took = reuse_freed_memory() if sys.argv[1] == "1" else None
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+size = 64 << 20  # an XLA step's temporary buffers are of this order
+
+def allocate_touch_free():
+    block = libc.malloc(size)
+    ctypes.memset(block, 1, size)  # touch every page, as a step writes its buffers
+    libc.free(block)
+
+allocate_touch_free()  # the heap grows to its working size once
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(5):
+    allocate_touch_free()
+print(json.dumps({"took": took, "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before}))
+"""
+
+
+def freed_memory_faults(reuse: bool) -> dict:
+    out = subprocess.run([sys.executable, "-c", REUSE, "1" if reuse else "0"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc settings are Linux-only")
+def test_reuse_freed_memory_stops_page_faults_on_reallocation():
+    reused = freed_memory_faults(reuse=True)
+    if not reused["took"]:
+        pytest.skip("this C library does not take glibc's mallopt settings")
+    pages = 5 * (64 << 20) // 4096
+    assert freed_memory_faults(reuse=False)["faults"] > pages // 2  # glibc's default: every block faults anew
+    assert reused["faults"] < pages // 50
