@@ -93,6 +93,36 @@ def step(weights: Weights, token_B, carry: Carry):
     return x @ weights.head_kernel + weights.head_bias, tuple(new_carry)
 
 
+def token_projection(embedding_VxE, w_ih, bias, tokens_TxB):
+    """The first layer's projected inputs, ``embedding[tokens] @ w_ih + bias``, computed as rows of the table
+    ``embedding @ w_ih + bias``: each vocabulary entry is projected once (V rows) rather than each position
+    (T x B rows), which for a wide embedding is most of the first layer's input work (the Keras seed shape:
+    512 x 4H per position). Not with dropout on the embeddings, which masks each position differently."""
+    return pick_rows(embedding_VxE @ w_ih + bias, tokens_TxB)
+
+
+@jax.custom_vjp
+def pick_rows(table_VxD, ids):
+    """``table[ids]``; its gradient is a one-hot matmul (one dense product) rather than a scatter-add."""
+    return jnp.take(table_VxD, ids, axis=0)
+
+
+def _pick_rows_fwd(table_VxD, ids):
+    return pick_rows(table_VxD, ids), (ids, table_VxD.shape[0])
+
+
+def _pick_rows_bwd(residuals, d_rows):
+    ids, rows = residuals
+    one_hot = jax.nn.one_hot(ids, rows, dtype=d_rows.dtype)
+    # contract over the id axes as they are: flattening them would merge a batch axis split over devices
+    # into the time axis, and the partitioner would gather the whole batch onto every device to do it
+    axes = tuple(range(ids.ndim))
+    return jax.lax.dot_general(one_hot, d_rows, ((axes, axes), ((), ()))), None
+
+
+pick_rows.defvjp(_pick_rows_fwd, _pick_rows_bwd)
+
+
 def _scan_forward(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH):
     """The recurrence, also keeping every step's c and gate activations for the backward pass."""
     def scan_step(carry, xproj_Bx4H):

@@ -37,11 +37,15 @@ class LSTMLayer(nnx.Module):
         self.bias = nnx.Param(jnp.zeros((4 * hidden,)).at[hidden:2 * hidden].set(1.0))
         self.hidden = hidden
 
-    def __call__(self, x_BxTxI, carry):
-        xproj_TxBx4H = jnp.swapaxes(x_BxTxI @ self.w_ih[...] + self.bias[...], 0, 1)
+    def project(self, x_TxBxI):
+        """Every time step's inputs through the input weights, in one matmul outside the recurrence."""
+        return x_TxBxI @ self.w_ih[...] + self.bias[...]
+
+    def __call__(self, xproj_TxBx4H, carry):
+        """The recurrence over projected inputs (time-major in and out: no transposes of the big arrays)."""
         c_BxH, h_BxH = carry
         h_TxBxH, c_BxH, h_BxH = lstm_scan(xproj_TxBx4H, self.w_hh[...], c_BxH, h_BxH)
-        return jnp.swapaxes(h_TxBxH, 0, 1), (c_BxH, h_BxH)
+        return h_TxBxH, (c_BxH, h_BxH)
 
 
 class CharLSTM(nnx.Module):
@@ -68,19 +72,31 @@ class CharLSTM(nnx.Module):
         keys = [None] * (self.config.layers + 1)
         if dropout_key is not None:
             keys = list(jax.random.split(dropout_key, self.config.layers + 1))
-        x = _dropout(self.embed(tokens_BxT), self.config.dropout, keys[0])
-        return self.forward_embedded(x, carry, keys[1:])
+        tokens_TxB = tokens_BxT.T
+        first = self.layers[0]
+        if keys[0] is None or self.config.dropout <= 0.0:
+            # no dropout on the embeddings: project each vocabulary entry once instead of each position
+            xproj_TxBx4H = lstm.token_projection(self.embed.embedding[...], first.w_ih[...], first.bias[...],
+                                                 tokens_TxB)
+        else:
+            xproj_TxBx4H = first.project(_dropout(self.embed(tokens_TxB), self.config.dropout, keys[0]))
+        return self._layers_and_head(xproj_TxBx4H, carry, keys[1:])
 
     def forward_embedded(self, x_BxTxE, carry: Carry, dropout_keys=None):
         """The layers and head on already-embedded inputs (lets tests differentiate by input position)."""
+        return self._layers_and_head(self.layers[0].project(jnp.swapaxes(x_BxTxE, 0, 1)), carry, dropout_keys)
+
+    def _layers_and_head(self, xproj_TxBx4H, carry: Carry, dropout_keys=None):
+        """Batch-major logits from the first layer's projected inputs, and the carry after the last step."""
         keys = dropout_keys if dropout_keys is not None else [None] * self.config.layers
-        x = x_BxTxE
         new_carry = []
-        for layer, layer_carry, key in zip(self.layers, carry, keys):
-            x, layer_carry = layer(x, layer_carry)
-            x = _dropout(x, self.config.dropout, key)
+        for index, (layer, layer_carry, key) in enumerate(zip(self.layers, carry, keys)):
+            if index:
+                xproj_TxBx4H = layer.project(x_TxBxH)
+            x_TxBxH, layer_carry = layer(xproj_TxBx4H, layer_carry)
+            x_TxBxH = _dropout(x_TxBxH, self.config.dropout, key)
             new_carry.append(layer_carry)
-        return self.head(x), tuple(new_carry)
+        return jnp.swapaxes(self.head(x_TxBxH), 0, 1), tuple(new_carry)
 
     def weights(self) -> lstm.Weights:
         """The parameters as a plain ``lstm.Weights`` pytree."""

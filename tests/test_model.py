@@ -158,3 +158,35 @@ def test_a_loaded_model_builds_its_nnx_module_only_when_asked(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_token_projection_equals_embedding_then_matmul_values_and_gradients():
+    """The first layer's inputs from the projected-vocabulary table equal the embedding lookup followed by the
+    matmul, and so do the gradients for the embedding, the input weights and the bias (the table's backward
+    pass is a one-hot matmul of its own)."""
+    from abcflax import lstm
+
+    rng = np.random.default_rng(3)
+    embedding, w_ih, bias = (jnp.asarray(rng.normal(size=shape), jnp.float32) for shape in ((11, 5), (5, 8), (8,)))
+    ids_TxB = jnp.asarray(rng.integers(0, 11, (6, 4)), jnp.int32)
+    weights_TxBx8 = jnp.asarray(rng.normal(size=(6, 4, 8)), jnp.float32)
+
+    def via_table(e, w, b):
+        return jnp.sum(lstm.token_projection(e, w, b, ids_TxB) * weights_TxBx8)
+
+    def via_lookup(e, w, b):
+        return jnp.sum((jnp.take(e, ids_TxB, axis=0) @ w + b) * weights_TxBx8)
+
+    np.testing.assert_allclose(via_table(embedding, w_ih, bias), via_lookup(embedding, w_ih, bias), rtol=1e-5)
+    for got, want in zip(jax.grad(via_table, argnums=(0, 1, 2))(embedding, w_ih, bias),
+                         jax.grad(via_lookup, argnums=(0, 1, 2))(embedding, w_ih, bias)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_whole_sequence_equals_the_embedded_path():
+    """``model(tokens)`` (table path) and ``forward_embedded(embed(tokens))`` give the same logits."""
+    model = abcflax.create_model(CONFIG)
+    x = tokens()
+    by_table, _ = model(x)
+    by_embedding, _ = model.forward_embedded(model.embed(x), model.init_carry(3))
+    np.testing.assert_allclose(by_table, by_embedding, rtol=1e-5, atol=1e-5)
