@@ -190,3 +190,17 @@ def test_whole_sequence_equals_the_embedded_path():
     by_table, _ = model(x)
     by_embedding, _ = model.forward_embedded(model.embed(x), model.init_carry(3))
     np.testing.assert_allclose(by_table, by_embedding, rtol=1e-5, atol=1e-5)
+
+
+def test_cell_equals_the_textbook_lstm_cell():
+    """One sigmoid over all four gates (tanh(x) = 2 sigmoid(2x) - 1) gives the usual sigmoid/tanh cell."""
+    from abcflax.lstm import cell
+
+    rng = np.random.default_rng(4)
+    gates, c = jnp.asarray(rng.normal(size=(3, 20)) * 3, jnp.float32), jnp.asarray(rng.normal(size=(3, 5)), jnp.float32)
+    i, f, g, o = jnp.split(gates, 4, axis=-1)
+    i, f, g, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
+    new_c, new_h, acts = cell(gates, c)
+    np.testing.assert_allclose(acts, jnp.concatenate([i, f, g, o], axis=-1), atol=1e-6)
+    np.testing.assert_allclose(new_c, f * c + i * g, atol=1e-6)
+    np.testing.assert_allclose(new_h, o * jnp.tanh(f * c + i * g), atol=1e-6)
