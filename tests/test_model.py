@@ -204,3 +204,18 @@ def test_cell_equals_the_textbook_lstm_cell():
     np.testing.assert_allclose(acts, jnp.concatenate([i, f, g, o], axis=-1), atol=1e-6)
     np.testing.assert_allclose(new_c, f * c + i * g, atol=1e-6)
     np.testing.assert_allclose(new_h, o * jnp.tanh(f * c + i * g), atol=1e-6)
+
+
+def test_dropout_drops_its_rate_and_keeps_the_mean():
+    from abcflax.model import _dropout
+
+    for rate, width in ((0.25, 384), (0.5, 7), (0.1, 64)):
+        out = np.asarray(_dropout(jnp.ones((40, 30, width)), rate, jax.random.key(7)))
+        dropped = np.mean(out == 0)
+        assert abs(dropped - rate) < 0.01, (rate, dropped)
+        kept = out[out != 0]
+        np.testing.assert_allclose(kept, kept[0])  # every kept unit scaled alike
+        assert abs(out.mean() - 1.0) < 0.02
+    different = _dropout(jnp.ones((8, 5, 16)), 0.25, jax.random.key(1)) != _dropout(jnp.ones((8, 5, 16)), 0.25,
+                                                                                        jax.random.key(2))
+    assert bool(jnp.any(different))
