@@ -8,10 +8,11 @@ as ``abcflax train`` does: glibc's malloc set to reuse freed memory (``abcflax.r
 the host CPU split into one device per core when the batch allows (``abcflax.runtime.split_host_cpu``), the
 batch sharded over them; ``jax1`` is abcflax on one device.
 
-Also: model FLOP/s of the abcflax step as a share of the machine's measured fp32 matmul peak
+Also: matmul FLOP/s of the abcflax step as a share of the machine's measured fp32 matmul peak
 (2048x2048 matmuls under jax.jit, in the same run: one on one device, or one per device at once, the faster). Matmul FLOPs per step are counted as
 3 x forward (forward + backward for inputs + backward for weights): per layer and time step
-2*B*(I+H)*4H, and the head 2*B*H*V.
+2*B*(I+H)*4H, and the head 2*B*H*V; for a model without embedding dropout, the first layer's input
+projection as abcflax computes it (``matmul_flops_per_step``).
 
     python benchmarks/train_throughput.py [--shapes mit-lab,keras-seed,default] [--rounds 3] [--steps 20] [--frameworks jax,jax1,torch] [--append]
 
@@ -44,13 +45,21 @@ SHAPES = {
 }
 
 
-def matmul_flops_per_step(embed: int, hidden: int, layers: int, batch: int, seq_len: int) -> float:
-    forward = 0.0
+def matmul_flops_per_step(embed: int, hidden: int, layers: int, dropout: float, batch: int, seq_len: int) -> float:
+    """Matmul FLOPs of one training step as abcflax computes it: 3 x forward (forward, backward for the
+    inputs, backward for the weights) of every activation-by-weight product. Without dropout on the
+    embeddings abcflax does not project the first layer's inputs per position but projects the V-row
+    embedding table once (3 x 2*V*E*4H with its backward), and its gradient is one one-hot product
+    (2*N*V*4H): those are counted, not the per-position projection it skips (which would flatter the figure)."""
+    rows, four = batch * seq_len, 4 * hidden
+    flops = 0.0
     for layer in range(layers):
-        in_dim = embed if layer == 0 else hidden
-        forward += 2 * batch * seq_len * (in_dim + hidden) * 4 * hidden
-    forward += 2 * batch * seq_len * hidden * VOCAB
-    return 3 * forward
+        flops += 3 * 2 * rows * hidden * four  # the recurrence
+        if layer or dropout > 0:
+            flops += 3 * 2 * rows * (embed if layer == 0 else hidden) * four
+        else:
+            flops += 3 * 2 * VOCAB * embed * four + 2 * rows * VOCAB * four
+    return flops + 3 * 2 * rows * hidden * VOCAB
 
 
 def jax_worker(shape: tuple, steps: int, one_device: bool = False) -> dict:
@@ -213,7 +222,7 @@ def main() -> None:
         row = {"shape": name, **{f: statistics.median(r) for f, r in rates.items()},
                "ranges": {f: (min(r), max(r)) for f, r in rates.items()}, "devices": devices.get("jax")}
         if "jax" in rates and peaks:
-            flops = matmul_flops_per_step(embed, hidden, layers, batch, seq_len)
+            flops = matmul_flops_per_step(embed, hidden, layers, dropout, batch, seq_len)
             step_s = chars / row["jax"] / args.steps
             row["efficiency"] = flops / step_s / statistics.median(peaks)
             row["peak"] = statistics.median(peaks)
