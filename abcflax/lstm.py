@@ -114,7 +114,7 @@ def token_projection(embedding_VxE, w_ih, bias, tokens_TxB):
 @jax.custom_vjp
 def pick_rows(table_VxD, ids):
     """``table[ids]``; its gradient is a one-hot matmul (one dense product) rather than a scatter-add."""
-    return jnp.take(table_VxD, ids, axis=0)
+    return jnp.take(table_VxD, ids, axis=0, mode="clip")  # ids are vocabulary indices: no out-of-range fill
 
 
 def _pick_rows_fwd(table_VxD, ids):
