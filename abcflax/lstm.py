@@ -192,3 +192,28 @@ def _lstm_scan_bwd(residuals, cotangents):
 
 
 lstm_scan.defvjp(_lstm_scan_fwd, _lstm_scan_bwd)
+
+
+@jax.custom_vjp
+def lstm_layer(x_TxBxI, w_ih, bias, w_hh, c0_BxH, h0_BxH):
+    """A whole layer on its time-major inputs: their projection (one matmul over all steps) and the
+    recurrence, as ``lstm_scan(x @ w_ih + bias, ...)``. Its backward pass takes the input weights' gradient
+    as ``x^T dgates``, the same orientation as ``w_hh``'s: autodiff of the projection takes it transposed,
+    which made XLA copy the 4H-wide gate gradient into the other layout (12.6 MB per layer for the default
+    shape) where now it transposes the narrow inputs."""
+    return lstm_scan(x_TxBxI @ w_ih + bias, w_hh, c0_BxH, h0_BxH)
+
+
+def _lstm_layer_fwd(x_TxBxI, w_ih, bias, w_hh, c0_BxH, h0_BxH):
+    outputs, scan_residuals = _lstm_scan_fwd(x_TxBxI @ w_ih + bias, w_hh, c0_BxH, h0_BxH)
+    return outputs, (x_TxBxI, w_ih, scan_residuals)
+
+
+def _lstm_layer_bwd(residuals, cotangents):
+    x_TxBxI, w_ih, scan_residuals = residuals
+    dxproj_TxBx4H, dw_hh, dc0, dh0 = _lstm_scan_bwd(scan_residuals, cotangents)
+    dw_ih = jnp.einsum("tbi,tbg->ig", x_TxBxI, dxproj_TxBx4H)
+    return dxproj_TxBx4H @ w_ih.T, dw_ih, dxproj_TxBx4H.sum(axis=(0, 1)), dw_hh, dc0, dh0
+
+
+lstm_layer.defvjp(_lstm_layer_fwd, _lstm_layer_bwd)

@@ -12,13 +12,13 @@ from flax import nnx
 
 from . import lstm
 from .config import ModelConfig
-from .lstm import Carry, lstm_scan
+from .lstm import Carry, lstm_layer, lstm_scan
 
 
 def _dropout(x, rate: float, key):
     """Inverted dropout whose keep mask compares one random byte per element with the rate in 256ths (0.25
-    is exact). Four elements share each 32-bit draw: the generator's cost is per draw, and one draw per
-    element made the masks a tenth of the default shape's training step."""
+    is exact; a rate under 1/512 drops nothing). Four elements share each 32-bit draw: the generator's cost
+    is per draw, and one draw per element made the masks a tenth of the default shape's training step."""
     drop_below = round(rate * 256)
     if key is None or drop_below <= 0:
         return x
@@ -43,14 +43,16 @@ class LSTMLayer(nnx.Module):
         self.bias = nnx.Param(jnp.zeros((4 * hidden,)).at[hidden:2 * hidden].set(1.0))
         self.hidden = hidden
 
-    def project(self, x_TxBxI):
-        """Every time step's inputs through the input weights, in one matmul outside the recurrence."""
-        return x_TxBxI @ self.w_ih[...] + self.bias[...]
-
     def __call__(self, xproj_TxBx4H, carry):
         """The recurrence over projected inputs (time-major in and out: no transposes of the big arrays)."""
         c_BxH, h_BxH = carry
         h_TxBxH, c_BxH, h_BxH = lstm_scan(xproj_TxBx4H, self.w_hh[...], c_BxH, h_BxH)
+        return h_TxBxH, (c_BxH, h_BxH)
+
+    def on_inputs(self, x_TxBxI, carry):
+        """Projection and recurrence together (``lstm.lstm_layer``, whose backward pass suits XLA's layouts)."""
+        c_BxH, h_BxH = carry
+        h_TxBxH, c_BxH, h_BxH = lstm_layer(x_TxBxI, self.w_ih[...], self.bias[...], self.w_hh[...], c_BxH, h_BxH)
         return h_TxBxH, (c_BxH, h_BxH)
 
 
@@ -79,30 +81,31 @@ class CharLSTM(nnx.Module):
         if dropout_key is not None:
             keys = list(jax.random.split(dropout_key, self.config.layers + 1))
         tokens_TxB = tokens_BxT.T
+        if keys[0] is not None and self.config.dropout > 0.0:
+            embedded_TxBxE = _dropout(self.embed(tokens_TxB), self.config.dropout, keys[0])
+            return self._layers_and_head(embedded_TxBxE, carry, keys[1:], first_projected=False)
+        # no dropout on the embeddings: project each vocabulary entry once instead of each position
         first = self.layers[0]
-        if keys[0] is None or self.config.dropout <= 0.0:
-            # no dropout on the embeddings: project each vocabulary entry once instead of each position
-            xproj_TxBx4H = lstm.token_projection(self.embed.embedding[...], first.w_ih[...], first.bias[...],
-                                                 tokens_TxB)
-        else:
-            xproj_TxBx4H = first.project(_dropout(self.embed(tokens_TxB), self.config.dropout, keys[0]))
+        xproj_TxBx4H = lstm.token_projection(self.embed.embedding[...], first.w_ih[...], first.bias[...], tokens_TxB)
         return self._layers_and_head(xproj_TxBx4H, carry, keys[1:])
 
     def forward_embedded(self, x_BxTxE, carry: Carry, dropout_keys=None):
         """The layers and head on already-embedded inputs (lets tests differentiate by input position)."""
-        return self._layers_and_head(self.layers[0].project(jnp.swapaxes(x_BxTxE, 0, 1)), carry, dropout_keys)
+        return self._layers_and_head(jnp.swapaxes(x_BxTxE, 0, 1), carry, dropout_keys, first_projected=False)
 
-    def _layers_and_head(self, xproj_TxBx4H, carry: Carry, dropout_keys=None):
-        """Batch-major logits from the first layer's projected inputs, and the carry after the last step."""
+    def _layers_and_head(self, x_TxBxD, carry: Carry, dropout_keys=None, first_projected: bool = True):
+        """Batch-major logits and the carry after the last step, from the first layer's projected inputs
+        (``first_projected``) or its inputs."""
         keys = dropout_keys if dropout_keys is not None else [None] * self.config.layers
         new_carry = []
         for index, (layer, layer_carry, key) in enumerate(zip(self.layers, carry, keys)):
-            if index:
-                xproj_TxBx4H = layer.project(x_TxBxH)
-            x_TxBxH, layer_carry = layer(xproj_TxBx4H, layer_carry)
-            x_TxBxH = _dropout(x_TxBxH, self.config.dropout, key)
+            if index == 0 and first_projected:
+                x_TxBxD, layer_carry = layer(x_TxBxD, layer_carry)
+            else:
+                x_TxBxD, layer_carry = layer.on_inputs(x_TxBxD, layer_carry)
+            x_TxBxD = _dropout(x_TxBxD, self.config.dropout, key)
             new_carry.append(layer_carry)
-        return jnp.swapaxes(self.head(x_TxBxH), 0, 1), tuple(new_carry)
+        return jnp.swapaxes(self.head(x_TxBxD), 0, 1), tuple(new_carry)
 
     def weights(self) -> lstm.Weights:
         """The parameters as a plain ``lstm.Weights`` pytree."""

@@ -219,3 +219,34 @@ def test_dropout_drops_its_rate_and_keeps_the_mean():
     different = _dropout(jnp.ones((8, 5, 16)), 0.25, jax.random.key(1)) != _dropout(jnp.ones((8, 5, 16)), 0.25,
                                                                                         jax.random.key(2))
     assert bool(jnp.any(different))
+
+
+def test_hand_written_layer_backward_matches_autodiff():
+    """``lstm_layer`` (projection + recurrence, own backward pass) gives autodiff's gradients for the inputs,
+    both weight matrices, the bias and both carries."""
+    from abcflax.lstm import _scan_forward, lstm_layer
+
+    keys = jax.random.split(jax.random.key(5), 8)
+    steps, batch, in_dim, hidden = 6, 3, 4, 5
+    x = jax.random.normal(keys[0], (steps, batch, in_dim))
+    w_ih = jax.random.normal(keys[1], (in_dim, 4 * hidden)) / in_dim**0.5
+    bias = jax.random.normal(keys[2], (4 * hidden,))
+    w_hh = jax.random.normal(keys[3], (hidden, 4 * hidden)) / hidden**0.5
+    c0, h0 = jax.random.normal(keys[4], (batch, hidden)), jax.random.normal(keys[5], (batch, hidden))
+    weights = jax.random.normal(keys[6], (steps, batch, hidden))
+
+    def loss(layer):
+        def f(*args):
+            h_all, c_last, h_last = layer(*args)
+            return jnp.sum(h_all * weights) + jnp.sum(jnp.sin(c_last)) + jnp.sum(h_last**2)
+        return f
+
+    def autodiff_layer(x, w_ih, bias, w_hh, c0, h0):
+        return _scan_forward(x @ w_ih + bias, w_hh, c0, h0)[0]
+
+    arguments = (x, w_ih, bias, w_hh, c0, h0)
+    reference = jax.grad(loss(autodiff_layer), argnums=tuple(range(6)))(*arguments)
+    custom = jax.grad(loss(lstm_layer), argnums=tuple(range(6)))(*arguments)
+    for ours, theirs in zip(custom, reference):
+        np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(lstm_layer(*arguments)[0], autodiff_layer(*arguments)[0], rtol=1e-5, atol=1e-6)
