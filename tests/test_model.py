@@ -89,6 +89,14 @@ def test_dropout_only_in_training():
     assert optax is not None
 
 
+def output_loss(layer, weights_TxBxH):
+    """A loss that reaches every output of an LSTM function: all hidden states, the last c and the last h."""
+    def loss(*args):
+        h_all, c_last, h_last = layer(*args)
+        return jnp.sum(h_all * weights_TxBxH) + jnp.sum(jnp.sin(c_last)) + jnp.sum(h_last**2)
+    return loss
+
+
 def test_hand_written_lstm_backward_matches_autodiff():
     """``lstm_scan``'s custom backward pass gives autodiff's gradients for inputs, weights and both carries."""
     from abcflax.lstm import _scan_forward, lstm_scan
@@ -100,14 +108,9 @@ def test_hand_written_lstm_backward_matches_autodiff():
     c0, h0 = jax.random.normal(keys[2], (batch, hidden)), jax.random.normal(keys[3], (batch, hidden))
     weights = jax.random.normal(keys[4], (steps, batch, hidden))
 
-    def loss(scan):
-        def f(*args):
-            h_all, c_last, h_last = scan(*args)
-            return jnp.sum(h_all * weights) + jnp.sum(jnp.sin(c_last)) + jnp.sum(h_last**2)
-        return f
-
-    reference = jax.grad(loss(lambda *a: _scan_forward(*a)[0]), argnums=(0, 1, 2, 3))(xproj, w_hh, c0, h0)
-    custom = jax.grad(loss(lstm_scan), argnums=(0, 1, 2, 3))(xproj, w_hh, c0, h0)
+    reference = jax.grad(output_loss(lambda *a: _scan_forward(*a)[0], weights), argnums=(0, 1, 2, 3))(
+        xproj, w_hh, c0, h0)
+    custom = jax.grad(output_loss(lstm_scan, weights), argnums=(0, 1, 2, 3))(xproj, w_hh, c0, h0)
     for ours, theirs in zip(custom, reference):
         np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-4, atol=1e-5)
 
@@ -235,18 +238,12 @@ def test_hand_written_layer_backward_matches_autodiff():
     c0, h0 = jax.random.normal(keys[4], (batch, hidden)), jax.random.normal(keys[5], (batch, hidden))
     weights = jax.random.normal(keys[6], (steps, batch, hidden))
 
-    def loss(layer):
-        def f(*args):
-            h_all, c_last, h_last = layer(*args)
-            return jnp.sum(h_all * weights) + jnp.sum(jnp.sin(c_last)) + jnp.sum(h_last**2)
-        return f
-
     def autodiff_layer(x, w_ih, bias, w_hh, c0, h0):
         return _scan_forward(x @ w_ih + bias, w_hh, c0, h0)[0]
 
     arguments = (x, w_ih, bias, w_hh, c0, h0)
-    reference = jax.grad(loss(autodiff_layer), argnums=tuple(range(6)))(*arguments)
-    custom = jax.grad(loss(lstm_layer), argnums=tuple(range(6)))(*arguments)
+    reference = jax.grad(output_loss(autodiff_layer, weights), argnums=tuple(range(6)))(*arguments)
+    custom = jax.grad(output_loss(lstm_layer, weights), argnums=tuple(range(6)))(*arguments)
     for ours, theirs in zip(custom, reference):
         np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(lstm_layer(*arguments)[0], autodiff_layer(*arguments)[0], rtol=1e-5, atol=1e-6)
