@@ -5,11 +5,13 @@ run them on weights read straight from a checkpoint, so continuing or harmonizin
 ``flax.nnx`` (which, with the ``flax.linen`` and treescope it pulls in, is a tenth of a second or more of
 every command's startup).
 
-Each layer projects all time steps' inputs in one matmul outside the recurrence (the scan carries only
-``h @ W_hh``), and its four gates come from one fused matmul. The recurrence has a hand-written backward
-pass (``lstm_scan``): autodiff of the scan does two small matmuls per time step (for ``dh`` and for
-``dW_hh``); ours does only the ``dh`` one inside the reverse scan and gets ``dW_hh`` from one large matmul
-over all time steps afterwards (1.2-1.35x faster per layer here).
+Training runs time-major. Each layer projects all time steps' inputs in one matmul outside the recurrence
+(the scan carries only ``h @ W_hh``), or, for a first layer whose embeddings have no dropout, reads rows of
+the vocabulary projected once (``token_projection``); its four gates come from one fused matmul and take
+one sigmoid. The recurrence has a hand-written backward pass (``lstm_scan``, and ``lstm_layer`` with the
+projection): autodiff of the scan does two small matmuls per time step (for ``dh`` and for ``dW_hh``);
+ours does only the ``dh`` one inside the reverse scan and gets ``dW_hh`` from one large matmul over all
+time steps afterwards (1.2-1.35x faster per layer here).
 """
 
 from __future__ import annotations
@@ -113,16 +115,18 @@ def token_projection(embedding_VxE, w_ih, bias, tokens_TxB):
 
 @jax.custom_vjp
 def pick_rows(table_VxD, ids):
-    """``table[ids]``; its gradient is a one-hot matmul (one dense product) rather than a scatter-add."""
-    return jnp.take(table_VxD, ids, axis=0, mode="clip")  # ids are vocabulary indices: no out-of-range fill
+    """``table[ids]``, an id out of range reading the nearest row (a clipping gather: no fill-value select
+    over the whole output); its gradient is a one-hot matmul (one dense product) rather than a scatter-add,
+    and goes to the rows read."""
+    return jnp.take(table_VxD, ids, axis=0, mode="clip")
 
 
 def _pick_rows_fwd(table_VxD, ids):
-    return pick_rows(table_VxD, ids), (ids, table_VxD.shape[0])
+    return pick_rows(table_VxD, ids), (jnp.clip(ids, 0, table_VxD.shape[0] - 1), table_VxD.shape[0])
 
 
 def _pick_rows_bwd(residuals, d_rows):
-    ids, rows = residuals
+    ids, rows = residuals  # clipped as the forward pass read them
     one_hot = jax.nn.one_hot(ids, rows, dtype=d_rows.dtype)
     # contract over the id axes as they are: flattening them would merge a batch axis split over devices
     # into the time axis, and the partitioner would gather the whole batch onto every device to do it

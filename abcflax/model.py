@@ -16,12 +16,15 @@ from .lstm import Carry, lstm_layer, lstm_scan
 
 
 def _dropout(x, rate: float, key):
-    """Inverted dropout whose keep mask compares one random byte per element with the rate in 256ths (0.25
-    is exact; a rate under 1/512 drops nothing). Four elements share each 32-bit draw: the generator's cost
-    is per draw, and one draw per element made the masks a tenth of the default shape's training step."""
+    """Inverted dropout whose keep mask compares one random byte per element with the rate rounded to 256ths
+    (0.25 is exact; a rate of 1/512 or less drops nothing, one of 511/512 or more everything). Four elements
+    share each 32-bit draw: the generator's cost is per draw, and one draw per element made the masks a
+    tenth of the default shape's training step."""
     drop_below = round(rate * 256)
     if key is None or drop_below <= 0:
         return x
+    if drop_below >= 256:
+        return jnp.zeros_like(x)
     *lead, width = x.shape
     words = jax.random.bits(key, (*lead, -(-width // 4)), jnp.uint32)  # the last axis: never one split over devices
     random_bytes = jax.lax.bitcast_convert_type(words, jnp.uint8).reshape(*lead, -1)[..., :width]

@@ -6,7 +6,8 @@ gradient clipping, Adam update) on random token windows. The parent runs them al
 (jax torch jax torch ...) and reports medians, chars/s = batch * seq_len * steps / seconds. abcflax runs
 as ``abcflax train`` does: glibc's malloc set to reuse freed memory (``abcflax.runtime.reuse_freed_memory``),
 the host CPU split into one device per core when the batch allows (``abcflax.runtime.split_host_cpu``), the
-batch sharded over them; ``jax1`` is abcflax on one device.
+batch sharded over them; ``jax1`` is abcflax on one device. PyTorch runs as a user would run it: glibc's malloc
+as it comes, torch's own threads.
 
 Also: matmul FLOP/s of the abcflax step as a share of the machine's measured fp32 matmul peak
 (2048x2048 matmuls under jax.jit, in the same run: one on one device, or one per device at once, the faster). Matmul FLOPs per step are counted as

@@ -247,3 +247,38 @@ def test_hand_written_layer_backward_matches_autodiff():
     for ours, theirs in zip(custom, reference):
         np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(lstm_layer(*arguments)[0], autodiff_layer(*arguments)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_table_path_and_embedded_path_give_the_same_parameter_gradients():
+    """A training loss through ``model(tokens)`` (the projected table) and through
+    ``forward_embedded(embed(tokens))`` (per-position projection) has the same gradient for every parameter."""
+    model = abcflax.create_model(CONFIG)
+    graphdef, params = nnx.split(model)
+    x, y = tokens(seed=1), tokens(seed=2)
+
+    def loss(params, through_table):
+        m = nnx.merge(graphdef, params)
+        logits = m(x)[0] if through_table else m.forward_embedded(m.embed(x), m.init_carry(3))[0]
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    by_table, by_embedding = jax.grad(loss)(params, True), jax.grad(loss)(params, False)
+    for a, b in zip(jax.tree_util.tree_leaves(by_table), jax.tree_util.tree_leaves(by_embedding)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_dropout_near_one_drops_everything_and_a_tiny_rate_nothing():
+    from abcflax.model import _dropout
+
+    ones = jnp.ones((4, 3, 10))
+    assert not np.any(np.asarray(_dropout(ones, 0.999, jax.random.key(0))))
+    np.testing.assert_array_equal(_dropout(ones, 0.001, jax.random.key(0)), ones)
+
+
+def test_pick_rows_reads_and_credits_the_same_rows_for_ids_out_of_range():
+    from abcflax.lstm import pick_rows
+
+    table = jnp.arange(15.0).reshape(5, 3)
+    ids = jnp.asarray([[0, 7], [-1, 4]], jnp.int32)
+    np.testing.assert_array_equal(pick_rows(table, ids), table[jnp.clip(ids, 0, 4)])
+    grad = jax.grad(lambda t: jnp.sum(pick_rows(t, ids)))(table)
+    np.testing.assert_array_equal(grad[:, 0], [2.0, 0.0, 0.0, 0.0, 2.0])  # rows 0 and 4, each read twice
