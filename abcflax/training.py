@@ -185,6 +185,16 @@ def init_distributed(coordinator: str | None = None, num_processes: int | None =
     return True
 
 
+def sharded_train_step(graphdef, tx: optax.GradientTransformation, params, opt_state, mesh: Mesh):
+    """Data parallel over ``mesh``: the jitted train step (parameters and optimizer state replicated and
+    donated, the batch split over the ``data`` axis), the state placed for it, and the batch's sharding."""
+    replicated = NamedSharding(mesh, PartitionSpec())
+    params, opt_state = replicate((params, opt_state), replicated)
+    step_fn = jax.jit(make_train_step(graphdef, tx), donate_argnums=(0, 1),
+                      out_shardings=(replicated, replicated, replicated))
+    return step_fn, params, opt_state, NamedSharding(mesh, PartitionSpec("data"))
+
+
 def replicate(tree, sharding: NamedSharding):
     """Every leaf copied to every device of the mesh (params and optimizer state; the same on every host)."""
     if jax.process_count() == 1:
@@ -328,8 +338,6 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
     writer = jax.process_index() == 0  # in a multi-host run only process 0 writes checkpoint, log and plot
     if train_config.batch_size % mesh.size:
         raise UsageError(f"batch size {train_config.batch_size} does not split over {mesh.size} devices")
-    replicated = NamedSharding(mesh, PartitionSpec())
-    batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
 
     model = create_model(model_config, seed=train_config.seed)
     graphdef, params = nnx.split(model)
@@ -342,9 +350,7 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
         start = previous.step
     elif init_from is not None:
         nnx.replace_by_pure_dict(params, initial.params)
-    params, opt_state = replicate((params, opt_state), replicated)
-    step_fn = jax.jit(make_train_step(graphdef, tx), donate_argnums=(0, 1),
-                      out_shardings=(replicated, replicated, replicated))
+    step_fn, params, opt_state, batch_sharding = sharded_train_step(graphdef, tx, params, opt_state, mesh)
     base_key = jax.random.key(train_config.seed)
     log_path = out / LOG_NAME
     rows = _read_log(log_path, start)

@@ -76,21 +76,17 @@ def jax_worker(shape: tuple, steps: int, one_device: bool = False) -> dict:
     import jax
     import numpy as np
     from flax import nnx
-    from jax.sharding import NamedSharding, PartitionSpec
 
     from abcflax.config import ModelConfig, TrainConfig
     from abcflax.model import create_model
-    from abcflax.training import make_mesh, make_optimizer, make_train_step, replicate
+    from abcflax.training import make_mesh, make_optimizer, sharded_train_step
 
     model = create_model(ModelConfig(vocab_size=VOCAB, embed_dim=embed, hidden=hidden, layers=layers, dropout=dropout))
     graphdef, params = nnx.split(model, nnx.Param)
     tx = make_optimizer(TrainConfig(steps=10_000))
     opt_state = tx.init(params)
     mesh = make_mesh(None, batch)
-    replicated, rows = NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec("data"))
-    params, opt_state = replicate((params, opt_state), replicated)
-    step = jax.jit(make_train_step(graphdef, tx), donate_argnums=(0, 1),
-                   out_shardings=(replicated, replicated, replicated))
+    step, params, opt_state, rows = sharded_train_step(graphdef, tx, params, opt_state, mesh)
     rng = np.random.default_rng(0)
     tokens = rng.integers(0, VOCAB, size=(steps + 3, batch, seq_len + 1)).astype(np.int32)
     key = jax.random.key(0)

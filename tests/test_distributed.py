@@ -283,20 +283,17 @@ import json, os
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
 import jax, numpy as np
 from flax import nnx
-from jax.sharding import NamedSharding, PartitionSpec
 from abcflax.config import ModelConfig, TrainConfig
 from abcflax.model import create_model
-from abcflax.training import make_mesh, make_optimizer, make_train_step, replicate
+from abcflax.training import make_mesh, make_optimizer, sharded_train_step
 found = {}
 for dropout in (0.0, 0.25):  # the first layer's inputs from the projected table, or from dropped-out embeddings
     graphdef, params = nnx.split(create_model(ModelConfig(vocab_size=19, embed_dim=8, hidden=12, layers=2,
                                                           dropout=dropout)), nnx.Param)
     tx = make_optimizer(TrainConfig(steps=10))
     mesh = make_mesh(2, 4)
-    replicated, rows = NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec("data"))
-    params, opt_state = replicate((params, tx.init(params)), replicated)
+    step, params, opt_state, rows = sharded_train_step(graphdef, tx, params, tx.init(params), mesh)
     x = jax.device_put(np.zeros((4, 10), np.int32), rows)
-    step = jax.jit(make_train_step(graphdef, tx), out_shardings=(replicated, replicated, replicated))
     hlo = step.lower(params, opt_state, x, x, jax.random.key(0)).compile().as_text()
     found[str(dropout)] = sorted({op for op in ("all-gather(", "all-to-all(", "all-reduce(", "collective-permute(")
                                   if op in hlo})
