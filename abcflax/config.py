@@ -36,6 +36,9 @@ class TrainConfig:
     min_lr_ratio: float = 0.05  # final learning rate as a share of the peak
     weight_decay: float = 1e-5  # AdamW decoupled weight decay
     clip_norm: float = 1.0  # global gradient-norm clip
+    # steps trained with the model's dropout off before it switches on ("late dropout"): early on the model
+    # underfits and dropout only slows it down, and without dropout on the embeddings the step is cheaper
+    dropout_from: int = 0
     valid_share: float = 0.05  # share of tunes kept aside for validation
     eval_every: int = 250  # steps between validation runs and checkpoints
     eval_chars: int = 60_000  # validation characters scored per evaluation (bounded cost)
@@ -54,7 +57,8 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        # a checkpoint written before dropout_from existed trained with dropout from its first step
+        return cls(**{"dropout_from": 0, **{k: v for k, v in data.items() if k in names}})
 
 
 @dataclass(frozen=True)

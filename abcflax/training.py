@@ -60,12 +60,13 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
                        optax.adamw(schedule, weight_decay=config.weight_decay))
 
 
-def make_train_step(graphdef, tx: optax.GradientTransformation):
-    """A pure ``(params, opt_state, x_BxT, y_BxT, key) -> (params, opt_state, loss)``; jit it where called."""
+def make_train_step(graphdef, tx: optax.GradientTransformation, dropout: bool = True):
+    """A pure ``(params, opt_state, x_BxT, y_BxT, key) -> (params, opt_state, loss)``; jit it where called.
+    ``dropout=False``: the model's dropout is off (``key`` is then unused), as before ``dropout_from``."""
 
     def loss_fn(params, x_BxT, y_BxT, key):
         model = nnx.merge(graphdef, params)
-        logits_BxTxV, _ = model(x_BxT, dropout_key=key)
+        logits_BxTxV, _ = model(x_BxT, dropout_key=key if dropout else None)
         return optax.softmax_cross_entropy_with_integer_labels(logits_BxTxV, y_BxT).mean()
 
     def train_step(params, opt_state, x_BxT, y_BxT, key):
@@ -188,11 +189,15 @@ def init_distributed(coordinator: str | None = None, num_processes: int | None =
 def sharded_train_step(graphdef, tx: optax.GradientTransformation, params, opt_state, mesh: Mesh):
     """Data parallel over ``mesh``: the jitted train step (parameters and optimizer state replicated and
     donated, the batch split over the ``data`` axis), the state placed for it, and the batch's sharding."""
+    params, opt_state = replicate((params, opt_state), NamedSharding(mesh, PartitionSpec()))
+    return jitted_train_step(graphdef, tx, mesh), params, opt_state, NamedSharding(mesh, PartitionSpec("data"))
+
+
+def jitted_train_step(graphdef, tx: optax.GradientTransformation, mesh: Mesh, dropout: bool = True):
+    """The train step jitted for ``mesh``: state replicated and donated, outputs replicated."""
     replicated = NamedSharding(mesh, PartitionSpec())
-    params, opt_state = replicate((params, opt_state), replicated)
-    step_fn = jax.jit(make_train_step(graphdef, tx), donate_argnums=(0, 1),
-                      out_shardings=(replicated, replicated, replicated))
-    return step_fn, params, opt_state, NamedSharding(mesh, PartitionSpec("data"))
+    return jax.jit(make_train_step(graphdef, tx, dropout), donate_argnums=(0, 1),
+                   out_shardings=(replicated, replicated, replicated))
 
 
 def replicate(tree, sharding: NamedSharding):
@@ -351,6 +356,8 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
     elif init_from is not None:
         nnx.replace_by_pure_dict(params, initial.params)
     step_fn, params, opt_state, batch_sharding = sharded_train_step(graphdef, tx, params, opt_state, mesh)
+    # the steps before dropout_from train without dropout: a step function of their own (compiled only if used)
+    plain_step_fn = jitted_train_step(graphdef, tx, mesh, dropout=False)
     base_key = jax.random.key(train_config.seed)
     log_path = out / LOG_NAME
     rows = _read_log(log_path, start)
@@ -383,7 +390,8 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
             x, y = upcoming.result()
             if step + 1 < end:
                 upcoming = prefetcher.submit(fetch, step + 1)  # next batch is built while this step runs
-            params, opt_state, loss = step_fn(params, opt_state, x, y, jax.random.fold_in(base_key, step))
+            run_step = step_fn if step >= train_config.dropout_from else plain_step_fn
+            params, opt_state, loss = run_step(params, opt_state, x, y, jax.random.fold_in(base_key, step))
             done = step + 1
             window_loss += float(loss)
             window_steps += 1

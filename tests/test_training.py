@@ -1,6 +1,7 @@
 """Training: validation loss drops, checkpoints round-trip and are checked, resume is exact."""
 
 import csv
+import dataclasses
 
 import numpy as np
 import pytest
@@ -157,3 +158,36 @@ def test_reverse_training_reads_every_tune_backwards(tmp_path):
     path = abcflax.train(texts, tmp_path / "r", abcflax.preset("tiny"), config)
     assert checkpoint.load(path).meta["reverse"] is True
     assert abcflax.load_model(path).reverse
+
+
+def test_dropout_from_trains_the_early_steps_without_dropout(tmp_path):
+    texts = tiny_texts(3)
+    with_dropout = dataclasses.replace(abcflax.preset("tiny"), dropout=0.5)
+    without = dataclasses.replace(abcflax.preset("tiny"), dropout=0.0)
+    config = small_config(steps=6, eval_every=3)
+    late = flat(params_of(abcflax.train(texts, tmp_path / "late", with_dropout,
+                                        dataclasses.replace(config, dropout_from=6))))
+    plain = flat(params_of(abcflax.train(texts, tmp_path / "plain", without, config)))
+    early = flat(params_of(abcflax.train(texts, tmp_path / "early", with_dropout,
+                                         dataclasses.replace(config, dropout_from=0))))
+    for key in plain:  # dropout off for all 6 steps: the same run as a model without dropout
+        np.testing.assert_array_equal(late[key], plain[key], err_msg=key)
+    assert any(not np.array_equal(early[key], plain[key]) for key in plain)
+
+
+def test_a_run_resumed_across_dropout_from_is_exact(tmp_path):
+    texts = tiny_texts(3)
+    shape = dataclasses.replace(abcflax.preset("tiny"), dropout=0.5)
+    config = small_config(steps=8, eval_every=2, dropout_from=4)
+    straight = flat(params_of(abcflax.train(texts, tmp_path / "a", shape, config)))
+    abcflax.train(texts, tmp_path / "b", shape, config, stop_after=2)
+    resumed = flat(params_of(abcflax.train(texts, tmp_path / "b", shape, config, resume=True)))
+    for key in straight:
+        np.testing.assert_array_equal(resumed[key], straight[key], err_msg=key)
+
+
+def test_checkpoints_from_before_dropout_from_keep_dropout_from_the_start():
+    stored = abcflax.TrainConfig().to_dict()
+    del stored["dropout_from"]
+    assert abcflax.TrainConfig.from_dict(stored).dropout_from == 0
+    assert abcflax.TrainConfig.from_dict({**stored, "dropout_from": 7}).dropout_from == 7
