@@ -19,8 +19,7 @@ from .common import cli_errors
 @click.option("--lr", "learning_rate", type=click.FloatRange(min=0, min_open=True), help="Peak learning rate.")
 @click.option("--dropout", type=click.FloatRange(0, 0.95), help="Dropout rate.")
 @click.option("--dropout-from", type=click.IntRange(0),
-              help="Train this many steps with dropout off before it switches on (default: the recipe's; "
-                   "0 with --init-from).")
+              help="Train this many steps with dropout off before it switches on.  [default: 0]")
 @click.option("--eval-every", type=click.IntRange(1), help="Steps between validation + checkpoint.")
 @click.option("--holdout", type=click.FloatRange(0, 0.9), default=0.0, show_default=True,
               help="Share of every source's tunes (chosen by hash) never trained on.")
@@ -85,8 +84,6 @@ def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_
     model_config = abcflax.preset(preset)
     if dropout is not None:
         model_config = dataclasses.replace(model_config, dropout=dropout)
-    if dropout_from is None and init_from is not None:
-        dropout_from = 0  # a fine-tune starts from a trained model: its early steps do not underfit
     overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, seq_len=seq_len, dropout_from=dropout_from,
                                          learning_rate=learning_rate, eval_every=eval_every, seed=seed,
                                          transpose=transpose, chords_after=chords_after,

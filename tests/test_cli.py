@@ -93,17 +93,15 @@ def test_train_then_resume(tmp_path):
     assert abcflax.checkpoint.load(out).step == 9
 
 
-def test_train_dropout_from_defaults_to_the_recipe_and_to_zero_for_a_fine_tune(tmp_path):
+def test_train_dropout_from_is_stored_and_off_by_default(tmp_path):
     corpus = tmp_path / "corpus.abc"
     corpus.write_text("\n".join(tiny_texts(2)))
     args = ["--preset", "tiny", "--steps", "2", "--batch-size", "4", "--seq-len", "16", "--quiet"]
     assert run(["train", str(corpus), "--out", str(tmp_path / "a")] + args).exit_code == 0
-    assert abcflax.checkpoint.load(tmp_path / "a").train_config.dropout_from == abcflax.TrainConfig().dropout_from
+    assert abcflax.checkpoint.load(tmp_path / "a").train_config.dropout_from == 0
     assert run(["train", str(corpus), "--out", str(tmp_path / "b"), "--dropout-from", "1"] + args).exit_code == 0
     assert abcflax.checkpoint.load(tmp_path / "b").train_config.dropout_from == 1
-    tuned = run(["train", str(corpus), "--out", str(tmp_path / "c"), "--init-from", str(tmp_path / "a")] + args)
-    assert tuned.exit_code == 0, tuned.output
-    assert abcflax.checkpoint.load(tmp_path / "c").train_config.dropout_from == 0
+    assert run(["train", str(corpus), "--out", str(tmp_path / "c"), "--dropout-from", "-1"] + args).exit_code == 2
 
 
 def test_train_with_transposed_repeats(tmp_path):
