@@ -37,7 +37,8 @@ class TrainConfig:
     weight_decay: float = 1e-5  # AdamW decoupled weight decay
     clip_norm: float = 1.0  # global gradient-norm clip
     # steps trained with the model's dropout off before it switches on ("late dropout"): early on the model
-    # underfits and dropout only slows it down, and without dropout on the embeddings the step is cheaper
+    # underfits and dropout only slows it down, and without dropout on the embeddings the step is cheaper;
+    # 0 is also what a checkpoint from before this field gets, and it trained with dropout from the start
     dropout_from: int = 0
     valid_share: float = 0.05  # share of tunes kept aside for validation
     eval_every: int = 250  # steps between validation runs and checkpoints
@@ -57,8 +58,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
         names = {f.name for f in fields(cls)}
-        # a checkpoint written before dropout_from existed trained with dropout from its first step
-        return cls(**{"dropout_from": 0, **{k: v for k, v in data.items() if k in names}})
+        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 @dataclass(frozen=True)

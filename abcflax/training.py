@@ -356,8 +356,9 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
     elif init_from is not None:
         nnx.replace_by_pure_dict(params, initial.params)
     step_fn, params, opt_state, batch_sharding = sharded_train_step(graphdef, tx, params, opt_state, mesh)
-    # the steps before dropout_from train without dropout: a step function of their own (compiled only if used)
-    plain_step_fn = jitted_train_step(graphdef, tx, mesh, dropout=False)
+    # the steps before dropout_from train without dropout: a step function of their own (compiled only if
+    # used; a model without dropout has only the one)
+    plain_step_fn = jitted_train_step(graphdef, tx, mesh, dropout=False) if model_config.dropout > 0 else step_fn
     base_key = jax.random.key(train_config.seed)
     log_path = out / LOG_NAME
     rows = _read_log(log_path, start)
