@@ -3,14 +3,17 @@
 Each measurement is a fresh subprocess (so neither framework's thread pool disturbs the other) that
 builds the model, compiles/warms up, then times ``--steps`` full training steps (forward, backward,
 gradient clipping, Adam update) on random token windows. The parent runs them alternately
-(jax torch jax torch ...) and reports medians, chars/s = batch * seq_len * steps / seconds. abcflax runs
+(jax torch jax torch ...) and reports medians, chars/s = batch * seq_len * steps / seconds, and each round's
+ratio (its abcflax run over its PyTorch run, the two back to back). abcflax runs
 as ``abcflax train`` does: glibc's malloc set to reuse freed memory (``abcflax.runtime.reuse_freed_memory``),
 the host CPU split into one device per core when the batch allows (``abcflax.runtime.split_host_cpu``), the
 batch sharded over them; ``jax1`` is abcflax on one device. PyTorch runs as a user would run it: glibc's malloc
 as it comes, torch's own threads.
 
 Also: matmul FLOP/s of the abcflax step as a share of the machine's measured fp32 matmul peak
-(2048x2048 matmuls under jax.jit, in the same run: one on one device, or one per device at once, the faster). Matmul FLOPs per step are counted as
+(2048x2048 matmuls under jax.jit, in the same run: one on one device, or one per device at once, the faster),
+from the medians and also for each abcflax run on its own (its steps against the peak its process measured
+right after them). Matmul FLOPs per step are counted as
 3 x forward (forward + backward for inputs + backward for weights): per layer and time step
 2*B*(I+H)*4H, and the head 2*B*H*V; for a model without embedding dropout, the first layer's input
 projection as abcflax computes it (``matmul_flops_per_step``).
@@ -209,27 +212,35 @@ def main() -> None:
         embed, hidden, layers, dropout, batch, seq_len = SHAPES[name]
         chars = batch * seq_len * args.steps
         rates = {f: [] for f in frameworks}
-        peaks, devices = [], {}
+        peaks, run_efficiencies, devices = [], [], {}
+        flops = matmul_flops_per_step(embed, hidden, layers, dropout, batch, seq_len)
         for _ in range(args.rounds):
             for framework in frameworks:
                 result = measure(framework, name, args.steps)
                 rates[framework].append(chars / result["seconds"])
-                peaks.extend([result["peak_flops"]] if "peak_flops" in result else [])
+                if framework == "jax":
+                    peaks.append(result["peak_flops"])
+                    # the step and the peak measured in the same process, seconds apart: the machine's drift
+                    # (up to 25% within minutes here) moves both alike
+                    run_efficiencies.append(flops * args.steps / result["seconds"] / result["peak_flops"])
                 devices[framework] = result.get("devices")
         row = {"shape": name, **{f: statistics.median(r) for f, r in rates.items()},
                "ranges": {f: (min(r), max(r)) for f, r in rates.items()}, "devices": devices.get("jax")}
-        if "jax" in rates and peaks:
-            flops = matmul_flops_per_step(embed, hidden, layers, dropout, batch, seq_len)
+        if "jax" in rates and "torch" in rates:
+            # each round runs abcflax and PyTorch back to back, so a round's ratio is free of slower drift
+            row["round_ratios"] = [j / t for j, t in zip(rates["jax"], rates["torch"])]
+        if peaks:
             step_s = chars / row["jax"] / args.steps
             row["efficiency"] = flops / step_s / statistics.median(peaks)
             row["peak"] = statistics.median(peaks)
+            row["run_efficiencies"] = run_efficiencies
         rows.append(row)
         print(json.dumps(row), file=sys.stderr)
     lines = [f"command: python benchmarks/train_throughput.py --shapes {args.shapes} --rounds {args.rounds} "
              f"--steps {args.steps} --frameworks {args.frameworks}",
              "",
              "| shape (embed, hidden x layers, batch x seq) | abcflax chars/s (CPU devices) | abcflax on one device "
-             "| PyTorch chars/s | ratio | abcflax matmul FLOP/s / peak |",
+             "| PyTorch chars/s | ratio of medians (each round's) | abcflax matmul FLOP/s / peak (each run's) |",
              "|---|---|---|---|---|---|"]
     for row in rows:
         embed, hidden, layers, dropout, batch, seq_len = SHAPES[row["shape"]]
@@ -237,7 +248,11 @@ def main() -> None:
         torch_rate = row.get("torch")
         fmt = lambda f: (f"{row[f]:,.0f} ({row['ranges'][f][0]:,.0f}–{row['ranges'][f][1]:,.0f})" if f in row else "—")
         ratio = f"{jax_rate / torch_rate:.2f}x" if jax_rate and torch_rate else "—"
+        if row.get("round_ratios"):
+            ratio += " (rounds: " + ", ".join(f"{r:.2f}x" for r in row["round_ratios"]) + ")"
         eff = f"{row['efficiency']:.0%} of {row['peak'] / 1e9:.0f} GFLOP/s" if "efficiency" in row else "—"
+        if row.get("run_efficiencies"):
+            eff += " (runs: " + ", ".join(f"{e:.0%}" for e in row["run_efficiencies"]) + ")"
         used = f" ({row['devices']})" if row.get("devices") else ""
         lines.append(f"| {row['shape']} ({embed}, {hidden}x{layers}, {batch}x{seq_len}) | {fmt('jax')}{used} "
                      f"| {fmt('jax1')} | {fmt('torch')} | {ratio} | {eff} |")
