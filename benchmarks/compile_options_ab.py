@@ -25,7 +25,7 @@ import statistics
 import time
 
 from results import publish
-from train_throughput import SHAPES, VOCAB
+from train_throughput import SHAPES, VOCAB, sharded_step_for
 
 
 def parse_variant(spec: str) -> tuple[str, dict]:
@@ -44,25 +44,13 @@ def main() -> None:
     parser.add_argument("--append", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = parser.parse_args()
     variants = dict(parse_variant(spec) for spec in args.variants)
-    embed, hidden, layers, dropout, batch, seq_len = SHAPES[args.shape]
-
-    from abcflax.runtime import reuse_freed_memory, split_host_cpu
+    batch, seq_len = SHAPES[args.shape][4:]
 
     load_before = os.getloadavg()
-    reuse_freed_memory()  # before JAX starts, as the CLI does
-    split_host_cpu(batch)
+    step, params, opt_state, rows = sharded_step_for(SHAPES[args.shape])
     import jax
     import numpy as np
-    from flax import nnx
 
-    from abcflax.config import ModelConfig, TrainConfig
-    from abcflax.model import create_model
-    from abcflax.training import make_mesh, make_optimizer, sharded_train_step
-
-    model = create_model(ModelConfig(vocab_size=VOCAB, embed_dim=embed, hidden=hidden, layers=layers, dropout=dropout))
-    graphdef, params = nnx.split(model, nnx.Param)
-    tx = make_optimizer(TrainConfig(steps=10_000))
-    step, params, opt_state, rows = sharded_train_step(graphdef, tx, params, tx.init(params), make_mesh(None, batch))
     tokens = np.random.default_rng(0).integers(0, VOCAB, size=(batch, seq_len + 1)).astype(np.int32)
     inputs, targets = jax.device_put(tokens[:, :-1], rows), jax.device_put(tokens[:, 1:], rows)
     key = jax.random.key(0)

@@ -66,9 +66,10 @@ def matmul_flops_per_step(embed: int, hidden: int, layers: int, dropout: float, 
     return flops + 3 * 2 * rows * hidden * VOCAB
 
 
-def jax_worker(shape: tuple, steps: int, one_device: bool = False) -> dict:
-    """A training step exactly as ``abcflax train`` runs it: the host CPU split into devices
-    (``split_host_cpu``, unless ``one_device``), the batch sharded over a mesh, params replicated."""
+def sharded_step_for(shape: tuple, one_device: bool = False):
+    """The training step exactly as ``abcflax train`` runs it, for a model of ``shape``: the host CPU split
+    into devices (``split_host_cpu``, unless ``one_device``), the batch sharded over a mesh, params
+    replicated. Starts JAX, so call it first: (step, params, opt_state, batch sharding)."""
     embed, hidden, layers, dropout, batch, seq_len = shape
     from abcflax.runtime import HOST_DEVICES_ENV, reuse_freed_memory, split_host_cpu
 
@@ -76,8 +77,6 @@ def jax_worker(shape: tuple, steps: int, one_device: bool = False) -> dict:
         os.environ[HOST_DEVICES_ENV] = "1"
     reuse_freed_memory()  # before JAX starts, as the CLI does
     split_host_cpu(batch)
-    import jax
-    import numpy as np
     from flax import nnx
 
     from abcflax.config import ModelConfig, TrainConfig
@@ -87,9 +86,16 @@ def jax_worker(shape: tuple, steps: int, one_device: bool = False) -> dict:
     model = create_model(ModelConfig(vocab_size=VOCAB, embed_dim=embed, hidden=hidden, layers=layers, dropout=dropout))
     graphdef, params = nnx.split(model, nnx.Param)
     tx = make_optimizer(TrainConfig(steps=10_000))
-    opt_state = tx.init(params)
-    mesh = make_mesh(None, batch)
-    step, params, opt_state, rows = sharded_train_step(graphdef, tx, params, opt_state, mesh)
+    return sharded_train_step(graphdef, tx, params, tx.init(params), make_mesh(None, batch))
+
+
+def jax_worker(shape: tuple, steps: int, one_device: bool = False) -> dict:
+    """Times ``steps`` training steps of ``sharded_step_for(shape)`` on random windows, after a warm-up."""
+    batch, seq_len = shape[4], shape[5]
+    step, params, opt_state, rows = sharded_step_for(shape, one_device)
+    import jax
+    import numpy as np
+
     rng = np.random.default_rng(0)
     tokens = rng.integers(0, VOCAB, size=(steps + 3, batch, seq_len + 1)).astype(np.int32)
     key = jax.random.key(0)
@@ -107,7 +113,7 @@ def jax_worker(shape: tuple, steps: int, one_device: bool = False) -> dict:
     loss.block_until_ready()
     seconds = time.perf_counter() - start
     peak = jax_matmul_peak()
-    return {"seconds": seconds, "peak_flops": peak, "devices": mesh.size}
+    return {"seconds": seconds, "peak_flops": peak, "devices": rows.mesh.size}
 
 
 def jax_matmul_peak(size: int = 2048, repeats: int = 10) -> float:
