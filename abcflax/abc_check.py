@@ -768,14 +768,16 @@ class _Scanner:
                              "structure")
             voice.open_repeat = offset
 
-    def end_of_bar_checks(self, offset: int) -> None:
-        """Tuplets and broken rhythms must get their notes within the bar."""
+    def end_of_bar_checks(self, offset: int, at_end: bool = False) -> None:
+        """Tuplets and broken rhythms must get their notes within the bar (``at_end``: the text ends first)."""
         voice = self.voice
+        where = UNFINISHED_AT_END if at_end else "before the bar line"
         for remaining, _ratio, start, token in voice.tuplets:
-            self.problem(start, f"tuplet {token} is missing {remaining} note(s) before the bar line")
+            self.problem(start, f"tuplet {token} is missing {remaining} note(s) {where}")
         voice.tuplets = []
         if voice.broken is not None:
-            self.problem(voice.broken[1], f"broken rhythm {voice.broken[2]} has no note after it")
+            self.problem(voice.broken[1], f"broken rhythm {voice.broken[2]} has no note after it"
+                         + (f" {where}" if at_end else ""))
             voice.broken = None
 
     # --- everything else -------------------------------------------------------------------------
@@ -881,7 +883,7 @@ class _Scanner:
         end = len(self.text)
         for voice in self.voices.values():
             self.voice = voice
-            self.end_of_bar_checks(end)
+            self.end_of_bar_checks(end, at_end=True)
             if voice.content:
                 voice.bar.duration = max(voice.overlay_max, voice.time - voice.bar_time)
                 voice.bars.append(voice.bar)
@@ -978,6 +980,7 @@ def check_text(text: str, source: str = "<text>") -> list[str]:
     return [f"{source}:{line}:{column}: {message}" for line, column, message in found]
 
 
+UNFINISHED_AT_END = "at the end of the tune"  # a tuplet or broken rhythm still owed notes when the text ends
 _OPEN_AT_END = ("is not closed with", "unclosed ", "never closed with")  # what a partial tune may leave open
 
 
@@ -996,8 +999,23 @@ def blocking_problem(text: str, *, partial: bool = False) -> CheckProblem | None
         if partial and any(mark in problem.message for mark in _OPEN_AT_END) and (
                 open_at_end or "slur" in problem.message):
             continue
+        if partial and problem.message.endswith(UNFINISHED_AT_END):
+            continue  # a prompt may stop inside a triplet or after a '>': the continuation finishes it
         return problem
     return None
+
+
+_FINAL_BAR = re.compile(r"\s*(?:\|\]|\|\||:\||\|)?\s*$")
+
+
+def close_open_slurs(tune: str) -> str:
+    """``tune`` with the slurs the prompt left open closed on its last note (the grammar writes no slurs, and a
+    slur never closed is malformed ABC)."""
+    open_slurs = sum(1 for problem in check_tune(tune) if "slur is never closed" in problem.message)
+    if not open_slurs:
+        return tune
+    end = _FINAL_BAR.search(tune).start()
+    return tune[:end] + ")" * open_slurs + tune[end:]
 
 
 REPAIR_SHARE = 20  # at most one removed character per 20 of the tune (and at least 40 removals may be made):
