@@ -167,7 +167,7 @@ def _split_blocks(text: str) -> list[tuple[int, list[str]]]:
     return blocks
 
 
-def _parse_block(start: int, lines: list[str], source: str) -> Tune:
+def _parse_block(start: int, lines: list[str], source: str, allow_empty_body: bool = False) -> Tune:
     while lines and not lines[-1].strip():
         lines = lines[:-1]
     # A tune ends at the first empty line after its body has started (ABC 2.1, section 2.2).
@@ -189,7 +189,7 @@ def _parse_block(start: int, lines: list[str], source: str) -> Tune:
             body_lines = body_lines[:index]
             break
     body = "\n".join(body_lines)
-    if not body.strip():
+    if not body.strip() and not allow_empty_body:
         raise ValueError("tune has no music after its K: line")
     text = "\n".join(lines[: k_index + 1] + body_lines)
     if len(text) > MAX_TUNE_CHARS:
@@ -198,8 +198,12 @@ def _parse_block(start: int, lines: list[str], source: str) -> Tune:
                 fields=_header_fields(header))
 
 
-def read_tunebook(text: str, source: str = "<text>") -> tuple[list[Tune], list[Problem]]:
-    """Split ``text`` into tunes; bad tunes are reported as problems, never raised."""
+def read_tunebook(text: str, source: str = "<text>", *,
+                  allow_empty_body: bool = False) -> tuple[list[Tune], list[Problem]]:
+    """Split ``text`` into tunes; bad tunes are reported as problems, never raised.
+
+    ``allow_empty_body``: a header without music is a tune (a prompt to continue), not a problem.
+    """
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     tunes: list[Tune] = []
     problems: list[Problem] = []
@@ -208,7 +212,7 @@ def read_tunebook(text: str, source: str = "<text>") -> tuple[list[Tune], list[P
         problems.append(Problem(source, 1, "no tune found (an ABC tune needs X: and K: fields)"))
     for start, lines in blocks:
         try:
-            tunes.append(_parse_block(start, lines, source))
+            tunes.append(_parse_block(start, lines, source, allow_empty_body))
         except ValueError as exc:
             problems.append(Problem(source, start, str(exc)))
     return tunes, problems
@@ -225,6 +229,53 @@ def map_tunes(abc: str, function, source: str = "<text>") -> str:
         first = tune.line - 1
         count = tune.text.count("\n") + 1
         lines[first:first + count] = function(tune.text, tune.line).split("\n")
+    return "\n".join(lines)
+
+
+def several_voices(text: str) -> tuple[int, str] | None:
+    """(0-based line, message) where a tune names its second voice (``V:`` line or ``[V:]``), or None."""
+    seen: list[str] = []
+    for index, line in enumerate(text.split("\n")):
+        named = re.findall(r"\[V:\s*([^\]\s]+)", line)
+        if line.startswith("V:") and line[2:].split():
+            named.insert(0, line[2:].split()[0])
+        for name in named:
+            if name not in seen:
+                seen.append(name)
+            if len(seen) > 1:
+                voices = ", ".join(f"V:{v}" for v in seen)
+                return index, (f"the tune has several voices ({voices}); abcflax continues one melody line: "
+                               f"keep one voice and continue that")
+    return None
+
+
+def default_unit_length(meter: str | None) -> str:
+    """The unit note length a tune without ``L:`` has (ABC 2.1, 3.1.7): 1/16 when the meter ``M:`` is below
+    3/4, else 1/8 (also for ``M:none`` and no ``M:``)."""
+    value = strip_comment(meter or "").strip()
+    value = {"C": "4/4", "C|": "2/2"}.get(value, value)
+    match = re.fullmatch(r"\(?([\d+]+)\)?\s*/\s*(\d+)", value)
+    if not match or not int(match.group(2)):
+        return "1/8"
+    top = sum(int(part) for part in match.group(1).split("+") if part)
+    return "1/16" if top * 4 < 3 * int(match.group(2)) else "1/8"
+
+
+def with_explicit_defaults(text: str) -> str:
+    """One tune with ``X:1`` first when it has no ``X:``, and its default unit note length written out as an
+    ``L:`` line before ``K:`` when the header has none: abc2midi skips a tune without ``X:`` ("No tune
+    processed"), and music21 cannot read notes without ``L:`` ("no active default note length")."""
+    lines = text.split("\n")
+    key_at = next((i for i, line in enumerate(lines) if line.startswith("K:")), None)
+    if key_at is None:
+        return text
+    header = lines[:key_at]
+    if not any(line.startswith("L:") for line in header):
+        meter = next((line[2:] for line in header if line.startswith("M:")), None)
+        lines.insert(key_at, f"L:{default_unit_length(meter)}")
+    if not any(line.startswith("X:") for line in header):
+        first = next((i for i, line in enumerate(header) if FIELD_LINE.match(line)), 0)
+        lines.insert(first, "X:1")
     return "\n".join(lines)
 
 
@@ -251,7 +302,7 @@ def is_chord_symbol(text: str) -> bool:
 
 
 def _clean_body_line(line: str) -> str:
-    line = _strip_comment(line)
+    line = strip_comment(line)
     line = QUOTED.sub(lambda m: f'"{m.group(1).strip()}"' if is_chord_symbol(m.group(1)) else "", line)
     line = line.rstrip()
     if line.endswith("\\"):
@@ -261,7 +312,7 @@ def _clean_body_line(line: str) -> str:
     return line
 
 
-def _strip_comment(line: str) -> str:
+def strip_comment(line: str) -> str:
     # '%' starts a comment unless escaped; quoted strings are left alone.
     out, in_quote = [], False
     for index, ch in enumerate(line):
@@ -280,7 +331,7 @@ def normalize_tune(tune: Tune) -> str | None:
         match = FIELD_LINE.match(line)
         if not match or match.group(1) not in HEADER_KEEP:
             continue
-        name, value = match.group(1), _strip_comment(match.group(2)).strip()
+        name, value = match.group(1), strip_comment(match.group(2)).strip()
         if name == "X":
             value = "1"
         elif name == "K":
@@ -296,7 +347,7 @@ def normalize_tune(tune: Tune) -> str | None:
         match = FIELD_LINE.match(line)
         if match:
             if match.group(1) in BODY_FIELDS_KEEP:
-                value = _strip_comment(match.group(2)).strip()
+                value = strip_comment(match.group(2)).strip()
                 if match.group(1) == "K":
                     value = normalize_key(value)
                 body.append(f"{match.group(1)}:{value}")
