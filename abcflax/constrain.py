@@ -191,13 +191,17 @@ def _repeat_state(tokens: list[str]) -> tuple[bool, int, bool]:
     return repeat_open, ending, closed_once
 
 
-def place_prompt(prompt: str, tables: grammar.Tables, chars: tuple[str, ...]) -> PromptPlace:
-    """Run the automaton over the prompt's last, partly written bar."""
+def place_prompt(prompt: str, tables: grammar.Tables, chars: tuple[str, ...], sealed: bool = False) -> PromptPlace:
+    """Run the automaton over the prompt's last, partly written bar.
+
+    ``sealed``: the prompt ends in a pitch that must stay as it is (the note an open tie reaches), so the
+    automaton is left where no octave mark may follow it, as if the marks were all written already.
+    """
     meter, unit = effective_meter(prompt)
     bar_len = bar_ticks(meter, unit)
     suffix = "" if prompt.endswith("\n") or not prompt.split("\n")[-1].startswith("K:") else "\n"
     _, body = _header_and_body(prompt + suffix)
-    text = _clean_body(body)
+    text = _clean_body(body) + (_octave_seal(prompt, chars) if sealed else "")
     tokens = list(_BAR_TOKEN.finditer(text))
     bar_lines = [t for t in tokens if not t.group(0).startswith("[") or t.group(0) == "[|"]
     if bar_lines:
@@ -211,6 +215,15 @@ def place_prompt(prompt: str, tables: grammar.Tables, chars: tuple[str, ...]) ->
     syn, ticks = _consume(tables, chars, tables.index_of(start), tail)
     # an overfull prompt bar cannot be mended by what follows: close it at once
     return PromptPlace(syn, min(ticks, bar_len), bar_len, suffix)
+
+
+def _octave_seal(prompt: str, chars: tuple[str, ...]) -> str:
+    """The octave marks that use up what the grammar allows after the prompt's last pitch (syntax only)."""
+    match = re.search(r"([A-Ga-g])([,']*)$", prompt)
+    mark = "," if match and match.group(1).isupper() else "'"
+    if match is None or mark not in chars:  # a model without the mark cannot write it anyway
+        return ""
+    return mark * max(0, grammar.MAX_OCTAVE_MARKS - match.group(2).count(mark))
 
 
 def _consume(tables: grammar.Tables, chars: tuple[str, ...], syn: int, text: str) -> tuple[int, int]:

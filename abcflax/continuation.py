@@ -2,37 +2,55 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from .abc_check import close_open_slurs
 from .errors import InputError, UsageError
 from .loading import resolve_model
 from .sample import Request, check_sampling_options, generate
-from .tunebook import BODY_FIELDS_KEEP, FIELD_LINE, HEADER_KEEP, read_tunebook
+from .tunebook import (BODY_FIELDS_KEEP, FIELD_LINE, HEADER_KEEP, is_chord_symbol, normalize_key, read_tunebook,
+                       several_voices, strip_comment, with_explicit_defaults)
 
 DEFAULT_MAX_CHARS = 1200  # about 24 bars of a reel with chords; the hard cap on generated characters
 MAX_CHARS_LIMIT = 20_000  # the largest max_chars accepted (as the CLI's --max-chars): bounds time and memory
 
 
-def _check_prompt(prefix: str, source: str, vocab) -> str:
+def _check_prompt(prefix: str, source: str, vocab) -> tuple[str, PromptView]:
+    """(the prompt with its header's defaults written out, the model's view of it); InputError if it is not
+    one tune that can be continued."""
     if not isinstance(prefix, str):
         raise InputError(f"{source}: expected ABC text, got {type(prefix).__name__}")
     text = prefix.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise InputError(f"{source}: empty input")
-    tunes, problems = read_tunebook(text, source)
+    tunes, problems = read_tunebook(text, source, allow_empty_body=True)
     if problems and not tunes:
         raise InputError(str(problems[0]))
     if len(tunes) > 1:
         raise InputError(f"{source}: holds {len(tunes)} tunes; complete() takes one (see complete_many)")
-    if tunes:
-        _require_known(tunes[0].text, vocab, source, tunes[0].line)
-        _require_clean(tunes[0].text, source, tunes[0].line, ends_line=text.rstrip(" \t").endswith("\n"))
-    return text
+    tune = tunes[0]
+    ends_line = text.rstrip(" \t").endswith("\n")
+    lead = "\n".join(text.split("\n")[:tune.line - 1])  # lines before the tune (a file header) are kept
+    checked, view = _prepared(tune.text + ("\n" if ends_line else ""), vocab, source, tune.line, ends_line)
+    return (lead + "\n" if lead else "") + checked, view
 
 
-def _require_known(text: str, vocab, source: str, first_line: int) -> None:
-    """Unknown characters in what the model reads: an error naming the file's line:column (checked first,
-    as it says more than the checker's "unexpected character")."""
-    for index, line in _view_lines(text, set(vocab.chars)):  # line by line: numbers as in the file
-        vocab.encode(line, source, first_line + index)
+def _prepared(text: str, vocab, source: str, first_line: int, ends_line: bool) -> tuple[str, PromptView]:
+    """Check one tune as a prompt (errors name the file's line:column); (text with defaults, view)."""
+    _require_one_voice(text, source, first_line)
+    prompt_view(text, vocab.chars, source, first_line)  # unknown characters first: it says more than the checker
+    _require_clean(text, source, first_line, ends_line)
+    text = with_explicit_defaults(text)
+    return text, prompt_view(text, vocab.chars, source, first_line)
+
+
+def _require_one_voice(text: str, source: str, first_line: int) -> None:
+    """The model writes one melody line; a tune of several voices (``V:``) cannot be continued in step."""
+    problem = several_voices(text)
+    if problem is not None:
+        raise InputError(f"{source}:{first_line + problem[0]}: {problem[1]}")
 
 
 def _require_clean(text: str, source: str, first_line: int, ends_line: bool = True) -> None:
@@ -68,82 +86,209 @@ def complete_many(prefixes: list[str], *, model=None, max_chars: int = DEFAULT_M
                   rows: list[int] | None = None) -> list[str]:
     """Continue several prefixes in one batched run; tune i uses (seed, rows[i]) as its random stream."""
     loaded = resolve_model(model)
-    texts = [_check_prompt(p, f"tune {i + 1}" if len(prefixes) > 1 else "prompt", loaded.vocab)
-             for i, p in enumerate(prefixes)]
+    checked = [_check_prompt(p, f"tune {i + 1}" if len(prefixes) > 1 else "prompt", loaded.vocab)
+               for i, p in enumerate(prefixes)]
+    return _continue_checked(loaded, checked, max_chars=max_chars, temperature=temperature, top_k=top_k,
+                             top_p=top_p, seed=seed, bars=bars, until=until, constrain=constrain,
+                             min_bars=min_bars, rows=rows)
+
+
+def _continue_checked(loaded, checked: list[tuple[str, "PromptView"]], *, max_chars: int = DEFAULT_MAX_CHARS,
+                      temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                      seed: int = 0, bars: int | None = None, until: str = "end", constrain: bool = True,
+                      min_bars: int = 4, rows: list[int] | None = None) -> list[str]:
+    """Sample continuations of checked prompts ((text, view) pairs) in one batch; the whole tunes."""
     check_sampling_options(temperature, top_k, top_p, bars, InputError)
     if not isinstance(max_chars, int) or not 1 <= max_chars <= MAX_CHARS_LIMIT:
         raise UsageError(f"max_chars must be an integer in 1..{MAX_CHARS_LIMIT} (got {max_chars!r})")
-    rows = list(range(len(texts))) if rows is None else rows
-    views = [model_view(text, loaded.vocab.chars) for text in texts]
-    requests = [Request(view, seed, row) for view, row in zip(views, rows)]
+    rows = list(range(len(checked))) if rows is None else rows
+    requests = [Request(view.text + view.forced, seed, row, sealed=bool(view.forced))
+                for (_, view), row in zip(checked, rows)]
     results = generate(loaded, requests, max_chars=max_chars, temperature=temperature, top_k=top_k or 0,
                        top_p=1.0 if top_p is None else top_p, bars=bars, until=until, min_bars=min_bars,
                        constrained=constrain)
-    return [_rejoin(text, view, r.text) for text, view, r in zip(texts, views, results)]
+    return [_rejoin(text, view, r.text) for (text, view), r in zip(checked, results)]
 
 
-def model_view(text: str, vocab_chars: tuple[str, ...]) -> str:
-    """The prompt as the model saw tunes in training: without comments, ``%%`` directives, lyrics and other
-    non-music field lines, and without title characters it does not know (``normalize_tune``'s rule).
+# ---------------------------------------------------------------- the prompt as the model reads it
 
-    Music lines are kept exactly, so the constraint state and the continuation are unchanged.
+@dataclass(frozen=True)
+class PromptView:
+    """A prompt as the model reads it, and how its continuation joins the user's text."""
+
+    text: str  # what the model is primed on: the prompt as training tunes were written (``normalize_tune``)
+    joint: str  # written between the user's prompt and the continuation: "\n" after a trailing comment
+    forced: str  # what the continuation must start with: the pitch of a tie left open at the prompt's end
+
+
+_INLINE_FIELD = re.compile(r"\[([A-Za-z]):[^\]\n]*\]")
+_TIED_END = re.compile(  # a note or chord tied at the very end, maybe followed by bar lines and chord symbols
+    r"(?P<note>[_^=]{0,2}[A-Ga-g][,']*|\[[^\]\n]*\])[0-9/]*-(?P<after>(?:[ \t\n|:\]]|\"[^\"\n]*\")*)$")
+_PITCH = re.compile(r"([_^=]{0,2})([A-Ga-g][,']*)")
+
+
+def prompt_view(text: str, vocab_chars: tuple[str, ...], source: str = "prompt",
+                first_line: int = 1) -> PromptView:
+    """``text`` (one tune) as the model reads it: comments, ``%%`` directives, lyrics, free-text fields,
+    ``+:`` continuations, text annotations, ``$`` score line breaks and title characters it does not know
+    left out, as ``normalize_tune`` leaves them out of training tunes; notes and bar lines kept exactly, so
+    the constraint state is the prompt's own. A character the model does not know in what it keeps is an
+    InputError naming the file's line:column.
     """
-    return "\n".join(line for _, line in _view_lines(text, set(vocab_chars)))
-
-
-def _view_lines(text: str, known: set[str]) -> list[tuple[int, str]]:
-    """(0-based line index in ``text``, line as the model sees it) for the lines ``model_view`` keeps."""
-    kept = []
-    for index, line in enumerate(text.split("\n")):
+    known = set(vocab_chars)
+    lines = text.split("\n")
+    body_start = next((i + 1 for i, line in enumerate(lines) if line.startswith("K:")), len(lines))
+    kept: list[str] = []
+    joint = ""
+    for index, line in enumerate(lines):
+        last = index == len(lines) - 1
         match = FIELD_LINE.match(line)
-        if line.startswith("%") or (match and match.group(1) not in HEADER_KEEP + BODY_FIELDS_KEEP):
+        if match:
+            seen = _field_view(match.group(1), match.group(2), known)
+            cut = True  # a field line ends where it ends: music goes on the next line
+        elif line.startswith(("%", "+:")) or index < body_start:
+            seen, cut = None, True
+        else:
+            seen, cut = _music_view(line, known, source, first_line + index, keep_end=last)
+        if seen is not None and (seen.strip() or last):
+            kept.append(seen)
+        if last and cut and line.strip():
+            joint = "\n"  # the prompt ends in text the music cannot follow on the same line
+    view = "\n".join(kept)
+    if joint and not view.endswith("\n") and not view.rstrip(" \t").endswith("\\"):
+        view += "\n"
+    if view.rstrip(" \t").endswith("\\"):
+        view = view.rstrip(" \t")[:-1]  # a line continued with \ goes on after it: the model reads one line
+        joint = "\n"
+    return PromptView(view, joint, _open_tie_pitch(view, body_start))
+
+
+def _field_view(name: str, value: str, known: set[str]) -> str | None:
+    """A field line as the model reads it, or None for fields training tunes do not have."""
+    if name not in HEADER_KEEP + BODY_FIELDS_KEEP or name not in known:
+        return None
+    value = strip_comment(value).strip()
+    if name == "K":
+        value = normalize_key(value)
+    elif name not in ("M", "L"):
+        value = "".join(ch for ch in value if ch in known)  # titles, tempo text: free text
+    return f"{name}:{value}"
+
+
+def _music_view(line: str, known: set[str], source: str, line_number: int,
+                keep_end: bool) -> tuple[str, bool]:
+    """(a music line as the model reads it, whether text the music cannot follow ended it: a comment).
+
+    Trailing blanks are kept on the prompt's last line (``keep_end``): a space there separates the last
+    note from what comes next.
+    """
+    out: list[str] = []
+    cut = False
+    i = 0
+    while i < len(line):
+        ch = line[i]
+        if ch == '"':
+            close = line.find('"', i + 1)
+            if close < 0:  # a chord symbol still being written at the prompt's end: the model finishes it
+                out.extend(_known_or_raise(line, i, len(line), known, source, line_number))
+                break
+            if is_chord_symbol(line[i + 1:close]):
+                out.extend(_known_or_raise(line, i, close + 1, known, source, line_number))
+            i = close + 1  # annotations (text, not music) are left out
             continue
-        if match and match.group(1) in ("T", "R"):
-            line = "".join(ch for ch in line if ch in known)
-        kept.append((index, line))
-    return kept
+        if ch == "%" and (i == 0 or line[i - 1] != "\\"):
+            cut = True
+            break
+        inline = _INLINE_FIELD.match(line, i)
+        if inline and inline.group(1) not in HEADER_KEEP + BODY_FIELDS_KEEP:
+            i = inline.end()  # [r:remark] and other inline text fields
+            continue
+        if ch != "$":  # $ is a score line break: layout, not music
+            out.extend(_known_or_raise(line, i, i + 1, known, source, line_number))
+        i += 1
+    seen = "".join(out)
+    return (seen if keep_end and not cut else seen.rstrip()), cut
 
 
-def _rejoin(prompt: str, view: str, result: str) -> str:
+def _known_or_raise(line: str, start: int, end: int, known: set[str], source: str, line_number: int) -> str:
+    for column in range(start, end):
+        ch = line[column]
+        if ch not in known:
+            raise InputError(f"{source}:{line_number}:{column + 1}: character {ch!r} (U+{ord(ch):04X}) "
+                             f"is not in the model's vocabulary")
+    return line[start:end]
+
+
+def _open_tie_pitch(view: str, body_start: int) -> str:
+    """The note (or chord) a tie at the end of ``view`` must reach, written so that it sounds the same
+    pitch after a bar line; "" when no tie is open."""
+    body = "\n".join(view.split("\n")[body_start:])
+    match = _TIED_END.search(body)
+    if match is None:
+        return ""
+    note = match.group("note")
+    pitches = _PITCH.findall(note)
+    if not pitches:
+        return ""
+    crosses_bar = "|" in match.group("after") or ":" in match.group("after")
+    bar = re.split(r"[|:]", body[:match.start()])[-1]
+    written = [(_carried(accidental, pitch, bar) if crosses_bar else accidental) + pitch
+               for accidental, pitch in pitches]
+    return f"[{''.join(written)}]" if note.startswith("[") else written[0]
+
+
+def _carried(accidental: str, pitch: str, bar: str) -> str:
+    """The accidental in force for ``pitch`` at the end of ``bar`` (ABC 2.1: an accidental lasts to the
+    bar line, for that pitch in that octave); "" when the key signature's applies."""
+    if accidental:
+        return accidental
+    for earlier, same in reversed(_PITCH.findall(bar)):
+        if same == pitch and earlier:
+            return earlier
+    return ""
+
+
+def _rejoin(prompt: str, view: PromptView, result: str) -> str:
     """The user's own prompt followed by what the model added after its view of it."""
-    added = result[len(view):] if result.startswith(view) else result
-    if view == prompt:
-        return result
-    if added and not prompt.endswith("\n") and view.endswith("\n"):
-        prompt += "\n"  # the prompt ended in a dropped line (a comment): the music goes on the next line
-    return prompt + added
+    added = result[len(view.text):] if result.startswith(view.text) else result
+    if not added:
+        return prompt
+    return close_open_slurs(prompt + ("" if prompt.endswith("\n") else view.joint) + added)
 
 
-def _validate(loaded, text: str, constrain: bool, source: str, first_line: int, ends_line: bool) -> None:
-    """Raise the error ``complete`` would raise for this tune, before the batch runs."""
-    from . import constrain as constraint_module
-    from .sample import grammar_tables
-
-    _require_known(text, loaded.vocab, source, first_line)
-    _require_clean(text, source, first_line, ends_line)
-    view = model_view(text, loaded.vocab.chars)
-    if constrain:
-        constraint_module.place_prompt(view, grammar_tables(loaded.vocab.chars), loaded.vocab.chars)
-
-
-def complete_tunebook(text: str, source: str = "<text>", *, model=None, **options) -> tuple[str, list[str]]:
+def complete_tunebook(text: str, source: str = "<text>", *, model=None,
+                      on_start: Callable[[int], None] | None = None, **options) -> tuple[str, list[str]]:
     """Continue every tune of a tunebook, in order, in one batch: (output tunebook, problems).
 
-    A bad tune is reported as ``source:line: message`` and left out; the others are still continued.
+    A bad tune is reported as ``source:line:col: message`` and left out; the others are still continued.
+    ``on_start(number of tunes)`` is called once every tune is checked, before sampling starts.
     """
     loaded = resolve_model(model)
-    tunes, found = read_tunebook(text, source)
+    tunes, found = read_tunebook(text, source, allow_empty_body=True)
     problems = [str(p) for p in found]
     good = []
     for tune in tunes:
         try:
             ends_line = tune is not tunes[-1] or text.rstrip(" \t").endswith("\n")
-            _validate(loaded, tune.text, options.get("constrain", True), source, tune.line, ends_line)
-            good.append(tune)
+            checked = _prepared(tune.text + ("\n" if ends_line else ""), loaded.vocab, source, tune.line, ends_line)
+            if options.get("constrain", True):
+                _require_placeable(loaded, checked[1])
+            good.append(checked)
         except InputError as exc:
             message = str(exc)
             problems.append(message if message.startswith(source) else f"{source}:{tune.line}: {message}")
     if not good:
         return "", problems or [f"{source}: no tune to continue"]
-    outputs = complete_many([t.text for t in good], model=loaded, **options)
+    if on_start is not None:
+        on_start(len(good))
+    outputs = _continue_checked(loaded, good, **options)
     return "\n".join(out.rstrip("\n") + "\n" for out in outputs), problems
+
+
+def _require_placeable(loaded, view: PromptView) -> None:
+    """The constrained sampler's error for this prompt (an unsupported last bar), raised before the batch."""
+    from . import constrain as constraint_module
+    from .sample import grammar_tables
+
+    constraint_module.place_prompt(view.text + view.forced, grammar_tables(loaded.vocab.chars), loaded.vocab.chars,
+                                   sealed=bool(view.forced))

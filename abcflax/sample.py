@@ -166,6 +166,7 @@ class Request:
     prompt: str  # the tune so far (header + any body)
     seed: int = 0  # with ``row``, decides the random stream
     row: int = 0  # position in a batch job, so each tune of a batch is reproducible on its own
+    sealed: bool = False  # the prompt ends in a pitch that must not change (the note a tie reaches): no octave mark
 
 
 @dataclass(frozen=True)
@@ -278,7 +279,7 @@ def dispatch(model, requests: list[Request], *, max_chars: int = 1200, temperatu
         host_tables = grammar_tables(vocab.chars)
         tables = _device_grammar(vocab.chars)
         for index, request in enumerate(requests):
-            place = constrain.place_prompt(request.prompt, host_tables, vocab.chars)
+            place = constrain.place_prompt(request.prompt, host_tables, vocab.chars, request.sealed)
             places.append(place)
             suffixes[index] = place.text_suffix
     prompts = [r.prompt + s for r, s in zip(requests, suffixes)]

@@ -31,9 +31,10 @@ def continue_command(file, model_path, output, fmt, force, quiet, **options):
 
     text, source = abcflax.read_abc_input(file)
     model = abcflax.load_model(model_path)  # a bad model is one error line, not one after "continuing..."
-    if not quiet:
-        click.echo("continuing...", err=True)
-    result, problems = abcflax.complete_tunebook(text, source, model=model, **sampling_kwargs(options))
+    announce = None if quiet else (lambda count: click.echo(
+        f"continuing {count} tunes..." if count > 1 else "continuing...", err=True))
+    result, problems = abcflax.complete_tunebook(text, source, model=model, on_start=announce,
+                                                 **sampling_kwargs(options))
     for problem in problems:
         click.echo(f"abcflax: error: {problem}", err=True)
     if result and output == "-" and fmt in (None, "abc"):
