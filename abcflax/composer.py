@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from .errors import InputError, UsageError
+from .tunebook import with_explicit_defaults
 
 RHYTHM_METERS = (  # R: keyword -> default M:, longest keywords first so "slip jig" is not a "jig"
     ("slip jig", "9/8"), ("slide", "12/8"), ("jig", "6/8"), ("reel", "4/4"), ("hornpipe", "4/4"),
@@ -94,6 +95,7 @@ class TunePlan:
     seed_index: int
     row: int  # random stream position: seed index * n + copy
     prompt: str  # what the model continues (X:1, the title without its number)
+    sealed: bool = False  # the prompt ends in the note an open tie reaches: its pitch must not change
 
 
 @dataclass(frozen=True)
@@ -197,10 +199,13 @@ def _check_seed(seed: Seed) -> None:
 def _check_partial_tune(seed: Seed) -> None:
     """ValueError for a seed tune too long to prime or with malformed ABC (as ``complete`` refuses them)."""
     from .abc_check import blocking_problem
-    from .tunebook import MAX_TUNE_CHARS
+    from .tunebook import MAX_TUNE_CHARS, several_voices
 
     if len(seed.text) > MAX_TUNE_CHARS:
         raise ValueError(f"tune is too long ({len(seed.text)} characters; limit {MAX_TUNE_CHARS})")
+    voices = several_voices(seed.text)
+    if voices is not None:
+        raise ValueError(f"line {seed.line + voices[0]}: {voices[1]}")
     problem = blocking_problem(seed.text + "\n", partial=True)  # a seed's last line is finished
     if problem is not None:
         raise ValueError(f"line {seed.line + problem.line - 1}:{problem.column}: {problem.message}")
@@ -293,6 +298,17 @@ def _check_characters(seed: Seed, prompt: str, chars: set[str]) -> None:
                              f"which is not in the model's vocabulary")
 
 
+def _tune_seed_prompt(seed: Seed, prompt: str, vocab_chars: tuple[str, ...]) -> tuple[str, bool]:
+    """(what the model continues, whether its last pitch is sealed) for a seed that is a tune with music: its
+    prompt as ``complete`` reads one (comments, lyrics and text annotations left out; an open tie continued
+    with its note). Unknown characters are named by their line:column in the seeds file."""
+    from .continuation import prompt_view
+
+    prompt_view(seed.text, vocab_chars, seed.source, seed.line)
+    view = prompt_view(with_explicit_defaults(prompt), vocab_chars, seed.source)
+    return view.text + view.forced, bool(view.forced)
+
+
 def _vocab_safe(title: str, chars: set[str]) -> str:
     """A title without the characters the model does not know (only the prompt sees this; the output keeps all)."""
     return "".join(ch for ch in title if ch in chars).strip() or "".join(ch for ch in "Tune" if ch in chars)
@@ -322,11 +338,14 @@ def plan_tunes(seeds: str | list[Seed], n: int = 1, *, model=None, constrain: bo
     plans: list[TunePlan] = []
     for seed in seeds:
         generated = seed.field("T") is None
-        prompt = seed_prompt(seed, _vocab_safe(base_title(seed), chars))
+        prompt, sealed = seed_prompt(seed, _vocab_safe(base_title(seed), chars)), False
         try:
-            _check_characters(seed, prompt, chars)
+            if seed.tunebook and seed.body:
+                prompt, sealed = _tune_seed_prompt(seed, prompt, loaded.vocab.chars)
+            else:
+                _check_characters(seed, prompt, chars)
             if constrain:
-                constraint_module.place_prompt(prompt, tables, loaded.vocab.chars)
+                constraint_module.place_prompt(prompt, tables, loaded.vocab.chars, sealed)
         except InputError as exc:
             message = str(exc)
             report(message if message.startswith(seed.source) else f"{seed.where()}: {message}")
@@ -334,7 +353,7 @@ def plan_tunes(seeds: str | list[Seed], n: int = 1, *, model=None, constrain: bo
         for copy in range(n):
             number = len(plans) + 1
             title = f"{base_title(seed)} no. {number}" if generated else base_title(seed)
-            plans.append(TunePlan(number, title, seed.index, seed.index * n + copy, prompt))
+            plans.append(TunePlan(number, title, seed.index, seed.index * n + copy, prompt, sealed))
     return plans
 
 
@@ -436,7 +455,8 @@ def _run(loaded, plans: list[TunePlan], size: int, seed: int, options: dict) -> 
     for start in range(0, len(plans), pool):
         batch = plans[start:start + pool]
         try:
-            queued = (batch, dispatch(loaded, [Request(p.prompt, seed, p.row) for p in batch], slots=size, **options))
+            queued = (batch, dispatch(loaded, [Request(p.prompt, seed, p.row, p.sealed) for p in batch], slots=size,
+                                      **options))
         except Exception:
             if pending:
                 yield from _finish(*pending)
@@ -449,10 +469,10 @@ def _run(loaded, plans: list[TunePlan], size: int, seed: int, options: dict) -> 
 
 
 def _finish(batch: list[TunePlan], work) -> Iterator[ComposedTune]:
-    from .abc_check import check_tune
+    from .abc_check import check_tune, close_open_slurs
 
     for plan, result in zip(batch, work.results()):
-        text = _set_header(result.text, plan.number, plan.title)
+        text = close_open_slurs(_set_header(result.text, plan.number, plan.title))
         yield ComposedTune(plan.number, plan.title, plan.seed_index, text, not check_tune(text), result.generated)
 
 
