@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .errors import InputError, UsageError
-from .tunebook import QUOTED, Tune, read_tunebook
+from .tunebook import QUOTED, Tune, read_tunebook, with_explicit_defaults
 
 ABC_VERSION_LINE = "%abc-2.1\n"
 INSTRUMENT_ALIASES = {"fiddle": "violin"}
@@ -42,6 +42,19 @@ def split_tunes(abc: str, source: str = "<text>") -> list[Tune]:
     tunes, problems = read_tunebook(abc, source)
     if not tunes:
         raise InputError(str(problems[0]) if problems else f"{source}: no tune found")
+    return tunes
+
+
+def check_exportable(abc: str, source: str = "<text>") -> list[Tune]:
+    """The tunes of ``abc``; InputError (``source:line:col: why``) for the first one with malformed ABC, which
+    notation software would misread or refuse."""
+    from .abc_check import blocking_problem
+
+    tunes = split_tunes(abc, source)
+    for tune in tunes:
+        problem = blocking_problem(tune.text)
+        if problem is not None:
+            raise InputError(f"{source}:{tune.line + problem.line - 1}:{problem.column}: {problem.message}")
     return tunes
 
 
@@ -106,8 +119,8 @@ def _parse(tune: Tune):
     problem = blocking_problem(tune.text)  # else music21 guesses ("assuming C") or divides by zero
     if problem is not None:
         raise InputError(f"{tune.source}:{tune.line + problem.line - 1}:{problem.column}: {problem.message}")
-    try:
-        score = converter.parse(ABC_VERSION_LINE + tune.text + "\n", format="abc")
+    try:  # defaults written out: music21 reads no note of a tune without L: and M: ("no active default note length")
+        score = converter.parse(ABC_VERSION_LINE + with_explicit_defaults(tune.text) + "\n", format="abc")
     except Exception as exc:  # noqa: BLE001 - music21 raises many types on bad ABC
         raise InputError(f"{tune.source}:{tune.line}: music21 cannot read this tune: "
                          f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None

@@ -67,10 +67,11 @@ def write_midi(abc: str, options: dict) -> bytes:
 
 
 def write_abc(abc: str, options: dict) -> bytes:
-    """The ABC text itself (after a check that it holds tunes): what MusicXML/MIDI input converts to."""
-    from abcflax.export import split_tunes
+    """The ABC text itself, after the check every export makes (tunes, none malformed): what MusicXML/MIDI input
+    converts to."""
+    from abcflax.export import check_exportable
 
-    split_tunes(abc)
+    check_exportable(abc)
     return (abc.rstrip("\n") + "\n").encode("utf-8")
 
 
