@@ -28,6 +28,8 @@ TINY_CORPUS = [
     '|:d2fd a2fd|(3cBA eA cAeA|d2fd a2fd|"Bm"B>cd>B "Em"e2 e2|]\n',
     'X:1\nT:Waltz {n}\nR:waltz\nM:3/4\nL:1/4\nK:D\nde|"D"f2 e|d2 B|"G"B2 A|"D"F2 D|"A7"E2 F/G/|"D"A3|]\n',
     "X:1\nT:Hornpipe {n}\nM:2/4\nL:1/16\nK:A\n|:[1 a2ba gfed|c2A2 A4:|[2 e2fe dcBA|A4 z4||\n",
+    # ties, accidentals, Q: and P: (prompts with them are tested against this model)
+    "X:1\nT:Air {n}\nQ:1/4=96\nM:4/4\nL:1/8\nK:G\nP:A\n|:GABc ^c2 d2-|d2 cB A2 =F2|G4- G2 z2:|\n",
 ]
 
 

@@ -1,0 +1,229 @@
+"""Prompts as users write them: comments, lyrics, annotations, open ties and tuplets, missing fields, voices."""
+
+import shutil
+import string
+import subprocess
+
+import pytest
+from click.testing import CliRunner
+
+import abcflax
+from abcflax.abc_check import blocking_problem
+from abcflax.continuation import prompt_view
+from abcflax.errors import InputError
+from abcflax.tunebook import default_unit_length, with_explicit_defaults
+from abcflax_cli.common import main_group as main
+
+HEADER = "X:1\nT:t\nM:4/4\nL:1/8\nK:G\n"
+CHARS = tuple("\x02\x03\n !\"#'()*,-./0123456789:<=>?[\\]^_|~" + string.ascii_letters)
+
+
+# ---------------------------------------------------------------- the model's view of a prompt (pure)
+
+@pytest.mark.parametrize("text, view", [
+    (HEADER + "GABc dedB| % a comment", HEADER + "GABc dedB|\n"),
+    (HEADER + "GABc dedB|\n% a comment", HEADER + "GABc dedB|\n"),
+    (HEADER + "GABc dedB|\nw: la la la", HEADER + "GABc dedB|\n"),
+    (HEADER + "GABc dedB|\n%%vskip 10\nW: verse\nN: note\nr: remark", HEADER + "GABc dedB|\n"),
+    (HEADER + '"^Allegro \u00e9 50%" GABc "G"dedB|', HEADER + ' GABc "G"dedB|'),
+    (HEADER + "GABc $ dedB|", HEADER + "GABc  dedB|"),
+    (HEADER + "GABc [r:rem\u00e9] dedB|", HEADER + "GABc  dedB|"),
+    (HEADER + "GABc dedB \\", HEADER + "GABc dedB "),
+    (HEADER + "GABc ", HEADER + "GABc "),  # the space ends the note: the model must not lengthen it
+    ("X:1\nT:Caf\u00e9\n+:more\nQ:1/4=120 \"vif \u2013 gai\"\nM:4/4\nL:1/8\nK:D Major % key\nA",
+     "X:1\nT:Caf\nQ:1/4=120 \"vif  gai\"\nM:4/4\nL:1/8\nK:D\nA"),
+    (HEADER + "GABc dedB|\nP:B", HEADER + "GABc dedB|\nP:B\n"),
+])
+def test_view_leaves_out_what_training_tunes_do_not_have(text, view):
+    assert prompt_view(text, CHARS).text == view
+
+
+@pytest.mark.parametrize("text, joint", [
+    (HEADER + "GABc dedB|", ""),
+    (HEADER + "GABc dedB|\n", ""),
+    (HEADER + "GABc dedB| % comment", "\n"),
+    (HEADER + "GABc dedB|\nw: la", "\n"),
+    (HEADER + "GABc dedB|\\", "\n"),
+    ("X:1\nM:4/4\nK:G", "\n"),
+])
+def test_continuation_goes_on_a_new_line_after_text_music_cannot_follow(text, joint):
+    assert prompt_view(text, CHARS).joint == joint
+
+
+@pytest.mark.parametrize("body, forced", [
+    ("GABc dedB-|", "B"),
+    ("GABc ded^B-|", "^B"),
+    ("GABc ^c2 c-|", "^c"),  # the bar's accidental ends at the bar line: it is written again
+    ("GABc ^c2 c-", "c"),  # within the bar it still holds
+    ("GAB =F, F,2-:|", "=F,"),
+    ("GABc [Gd]2-|", "[Gd]"),
+    ("GABc d'2- | \"D\"", "d'"),
+    ("GABc d-e dB|", ""),
+    ("GABc dedB|", ""),
+])
+def test_a_tie_open_at_the_end_names_the_pitch_to_continue_with(body, forced):
+    assert prompt_view(HEADER + body, CHARS).forced == forced
+
+
+def test_a_sealed_pitch_takes_a_length_but_no_octave_mark():
+    from abcflax import constrain, sample
+
+    tables = sample.grammar_tables(CHARS)
+    for prompt, mark in [(HEADER + "GABc dedB-|B", ","), (HEADER + "GABc d-|d", "'"), (HEADER + "c'-|c'", "'")]:
+        free = constrain.place_prompt(prompt, tables, CHARS)
+        sealed = constrain.place_prompt(prompt, tables, CHARS, sealed=True)
+        assert tables.next_state[free.syn, CHARS.index(mark)] >= 0
+        assert tables.next_state[sealed.syn, CHARS.index(mark)] < 0
+        assert tables.next_state[sealed.syn, CHARS.index("2")] >= 0 and sealed.ticks == free.ticks
+
+
+def test_unknown_character_in_music_names_the_file_line_and_column():
+    with pytest.raises(InputError, match=r"tune.abc:15:8: character '\u2603'"):  # the annotation is not read
+        prompt_view(HEADER + '"^\u2603" GA\u2603c', CHARS, "tune.abc", first_line=10)
+
+
+def test_tuplet_and_broken_rhythm_may_be_open_at_a_prompts_end_only():
+    for body in ["GABc (3AB", "GABc d>"]:
+        assert blocking_problem(HEADER + body, partial=True) is None
+        assert blocking_problem(HEADER + body) is not None
+    assert blocking_problem(HEADER + "GABc (3AB|", partial=True) is not None
+
+
+@pytest.mark.parametrize("meter, unit", [("4/4", "1/8"), ("3/4", "1/8"), ("2/4", "1/16"), ("C", "1/8"),
+                                         ("C|", "1/8"), ("none", "1/8"), (None, "1/8"), ("6/8", "1/8"),
+                                         ("5/8", "1/16"), ("2+3/8", "1/16")])
+def test_default_unit_length_follows_abc_2_1(meter, unit):
+    assert default_unit_length(meter) == unit
+
+
+def test_explicit_defaults_add_x_and_l_only_when_missing():
+    assert with_explicit_defaults("T:t\nM:2/4\nK:D\nAB") == "X:1\nT:t\nM:2/4\nL:1/16\nK:D\nAB"
+    assert with_explicit_defaults(HEADER + "AB") == HEADER + "AB"
+
+
+# ---------------------------------------------------------------- continuing such prompts
+
+def _valid(text):
+    problem = blocking_problem(text)
+    assert problem is None, (text, problem)
+
+
+def test_trailing_comment_and_lyrics_are_kept_and_music_follows_on_a_new_line(tiny_model):
+    for tail in ["% the B part next", "w: la la la la", "%%vskip 10"]:
+        prompt = HEADER + "|:GABc dedB|dedB dedB|\n" + tail
+        out = abcflax.complete(prompt, model=tiny_model, seed=1, max_chars=300)
+        assert out.startswith(prompt + "\n") and out[len(prompt) + 1:].strip()
+        _valid(out)
+
+
+def test_annotations_dollar_breaks_and_foreign_text_do_not_stop_a_continuation(tiny_model):
+    prompt = ("X:1\nT:Caf\u00e9 \u2013 valse\nQ:1/4=120 \"Allegro \u2013 vif\"\nM:4/4\nL:1/8\nK:G\n"
+              '"^Ton ; 50% \u00e9" GABc dedB|$ dedB dedB| % fin \u00e9\n')
+    out = abcflax.complete(prompt, model=tiny_model, seed=2, max_chars=300)
+    assert out.startswith(prompt) and out[len(prompt):].strip()
+
+
+def test_an_open_tie_is_continued_with_its_own_pitch(tiny_model):
+    for body, pitch in [("GABc dedB-|", "B"), ("GABc ^c2 c-|", "^c"), ("GABc d2 [GB]-|", "[GB]")]:
+        prompt = HEADER + body
+        out = abcflax.complete(prompt, model=tiny_model, seed=3, max_chars=300)
+        assert out[len(prompt):].startswith(pitch), out
+        assert out[len(prompt) + len(pitch):][:1] not in ",'", out  # no octave mark changes the tied pitch
+        _valid(out)
+
+
+@pytest.mark.skipif(shutil.which("abc2midi") is None, reason="needs abc2midi (apt-get install abcmidi)")
+def test_abc2midi_finds_the_note_an_open_tie_reaches(tiny_model, tmp_path):
+    out = abcflax.complete(HEADER + "GABc ^c2 c-|", model=tiny_model, seed=4, max_chars=300)
+    (tmp_path / "t.abc").write_text(out)
+    run = subprocess.run(["abc2midi", "t.abc", "-o", "t.mid"], cwd=tmp_path, capture_output=True, text=True)
+    assert "tied" not in run.stdout + run.stderr, out
+
+
+def test_a_prompt_may_end_inside_a_triplet(tiny_model):
+    prompt = HEADER + "GABc dedB|(3AB"
+    out = abcflax.complete(prompt, model=tiny_model, seed=5, max_chars=300)
+    assert out.startswith(prompt)
+    _valid(out)
+
+
+def test_a_slur_left_open_is_closed_on_the_last_note(tiny_model):
+    prompt = HEADER + "GABc dedB|(dedB dedB|"
+    out = abcflax.complete(prompt, model=tiny_model, seed=5, max_chars=300)
+    assert out.startswith(prompt) and out.count(")") == 1
+    _valid(out)
+
+
+def test_a_header_alone_is_continued_from_its_first_bar(tiny_model):
+    out = abcflax.complete("X:1\nT:t\nM:6/8\nL:1/8\nK:D\n", model=tiny_model, seed=6, max_chars=300)
+    body = out.split("K:D\n", 1)[1]
+    assert "|" in body
+    _valid(out)
+
+
+def test_missing_x_and_l_are_written_out_so_music21_and_abc2midi_read_the_tune(tiny_model):
+    out = abcflax.complete("T:t\nM:2/4\nK:D\nAB cd|", model=tiny_model, seed=7, max_chars=300)
+    assert out.startswith("X:1\nT:t\nM:2/4\nL:1/16\nK:D\nAB cd|")
+    abcflax.abc_to_score(out)  # music21 reads it (it raises "no active default note length" without L: and M:)
+
+
+def test_several_voices_are_refused_with_the_line_of_the_second(tiny_model):
+    prompt = HEADER + "V:1\nGABc dedB|\nV:2\nG,4 D4|"
+    with pytest.raises(InputError, match=r"prompt:8: the tune has several voices \(V:1, V:2\)"):
+        abcflax.complete(prompt, model=tiny_model)
+    one_voice = HEADER.replace("K:G", "V:1\nK:G") + "[V:1] GABc dedB|"
+    assert abcflax.complete(one_voice, model=tiny_model, max_chars=300).startswith(one_voice)
+
+
+def test_lines_before_the_tune_are_kept_and_errors_count_them(tiny_model):
+    prompt = "%abc-2.1\n\n" + HEADER + "GABc d\u2603dB|\n"
+    with pytest.raises(InputError, match=r"prompt:8:7:"):
+        abcflax.complete(prompt, model=tiny_model)
+    good = "%abc-2.1\n\n" + HEADER + "GABc dedB|\n"
+    assert abcflax.complete(good, model=tiny_model, max_chars=300).startswith(good)
+
+
+# ---------------------------------------------------------------- through the CLI
+
+def test_a_refused_prompt_is_one_line_on_stderr(tiny_model_dir, tmp_path):
+    bad = tmp_path / "bad.abc"
+    bad.write_text(HEADER + "GABc d\u2603dB|\n")
+    result = CliRunner().invoke(main, ["continue", str(bad), "--model", str(tiny_model_dir)])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [f"abcflax: error: {bad}:6:7: character '\u2603' (U+2603) is not "
+                                                  f"in the model's vocabulary"]
+
+
+def test_progress_names_how_many_tunes_are_continued(tiny_model_dir, tmp_path):
+    book = tmp_path / "book.abc"
+    book.write_text(HEADER + "GABc dedB|\n\n" + HEADER.replace("X:1", "X:2") + "dedB dedB|\n")
+    result = CliRunner().invoke(main, ["continue", str(book), "--model", str(tiny_model_dir), "--max-chars", "200"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.strip() == "continuing 2 tunes..."
+
+
+def test_export_to_abc_refuses_malformed_abc(tmp_path):
+    bad = tmp_path / "bad.abc"
+    bad.write_text(HEADER + "GABc dedB|[[[ ]]] dedB|\n")
+    result = CliRunner().invoke(main, ["export", str(bad), "--format", "abc", "-o", "-"])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1 and f"{bad}:6:" in result.stderr
+
+
+def test_export_reads_a_tune_without_l_and_m(tmp_path):
+    tune = tmp_path / "free.abc"
+    tune.write_text('X:1\nT:Free\nK:D\n"D"A2B c2d|e3 f3|\n')
+    result = CliRunner().invoke(main, ["export", str(tune), "-o", str(tmp_path / "free.musicxml")])
+    assert result.exit_code == 0, result.stderr
+    assert b"<note" in (tmp_path / "free.musicxml").read_bytes()
+
+
+def test_compose_reads_a_tune_seed_as_continue_does(tiny_model):
+    seeds = ('X:1\nT:Seed\nM:4/4\nK:G\n"^Fine \u00e9" GABc dedB|(dedB ded^B-| % the end\nw: la la la\n')
+    tunes = list(abcflax.compose(seeds, 2, model=tiny_model, max_chars=300))
+    assert len(tunes) == 2
+    for tune in tunes:
+        assert "L:1/8\nK:G\n" in tune.text  # the default unit written out
+        body = tune.text.split("K:G\n", 1)[1]
+        assert body.startswith(' GABc dedB|(dedB ded^B-|\n^B')  # music on a new line, the tie reaching ^B
+        assert tune.valid, tune.text
