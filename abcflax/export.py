@@ -282,8 +282,17 @@ def _tune_paths(target: Path, tunes: list[Tune]) -> list[Path]:
 
 
 def _write_stdout(data: bytes) -> None:
-    sys.stdout.buffer.write(data)
-    sys.stdout.flush()
+    """Write to stdout; a full disk or closed stdout is an InputError. A BrokenPipeError (the reader, such as
+    ``head``, has gone) is let through: it is no error of the user's, and the CLI ends quietly on it."""
+    if sys.stdout is None:
+        raise InputError("cannot write to stdout: it is closed")
+    try:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise InputError(f"cannot write to stdout: {exc.strerror or exc}") from None
 
 
 def write_output(abc: str, out: str, *, fmt: str | None = None, force: bool = False, source: str = "<text>",

@@ -89,6 +89,37 @@ def _debug_enabled() -> bool:
     return bool(root and root.obj and root.obj.get("debug")) or bool(os.environ.get(DEBUG_ENV))
 
 
+def _writing_stdout(exc: OSError) -> bool:
+    """Whether ``exc`` came from ``click.echo`` writing to stdout, as the commands print their results. (The
+    library's own writes already say which: an AbcflaxError naming the file, or "cannot write to stdout".)"""
+    trace = exc.__traceback__
+    while trace is not None:
+        frame = trace.tb_frame
+        if frame.f_code is click.echo.__code__ and not frame.f_locals.get("err"):
+            return True
+        trace = trace.tb_next
+    return False
+
+
+def _settle_stdout() -> None:
+    """Flush what stdout still holds; when it cannot take it (a full disk, a reader gone), point stdout at
+    /dev/null, or Python's own flush at exit fails again and prints "Exception ignored ..." (the Python
+    documentation's advice for broken pipes)."""
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+        return
+    except OSError:
+        pass
+    try:
+        fd = sys.stdout.fileno()
+    except (ValueError, OSError):  # no file descriptor: click's test runner
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
 def cli_errors(func):
     """Turn abcflax errors (and anything unexpected) into one line on stderr and a non-zero exit."""
 
@@ -104,6 +135,7 @@ def cli_errors(func):
             if _debug_enabled():
                 raise
             click.echo(f"abcflax: error: {exc}", err=True)
+            _settle_stdout()  # a stdout that failed (a full disk) must not fail once more at exit
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("abcflax: interrupted", err=True)
@@ -111,10 +143,27 @@ def cli_errors(func):
         except MemoryError:
             click.echo("abcflax: error: out of memory", err=True)
             sys.exit(1)
+        except BrokenPipeError:
+            # the reader went away (``abcflax continue ... | head -1``): nothing to report. abcflax writes to no
+            # pipe of its own (a FIFO given as -o is reported with its path), so this was stdout or stderr
+            _settle_stdout()
+            sys.exit(1)  # as click does for --help into a closed pipe, and as the Python documentation does
+        except OSError as exc:
+            if _debug_enabled():
+                raise
+            if not _writing_stdout(exc):
+                _report_internal_error(exc)
+            click.echo(f"abcflax: error: cannot write to stdout: {exc.strerror or exc}", err=True)
+            _settle_stdout()
+            sys.exit(1)
         except Exception as exc:  # noqa: BLE001 - the promise is: no traceback without --debug
             if _debug_enabled():
                 raise
-            click.echo(f"abcflax: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", err=True)
-            sys.exit(1)
+            _report_internal_error(exc)
 
     return wrapper
+
+
+def _report_internal_error(exc: Exception) -> None:
+    click.echo(f"abcflax: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", err=True)
+    sys.exit(1)

@@ -381,6 +381,40 @@ def test_subprocess_continue_from_binary_stdin(tmp_path, tiny_model_dir):
     assert not (tmp_path / "out.abc").exists()
 
 
+def stdout_args(command: str, source: Path, tiny_model_dir) -> list[str]:
+    """``command`` writing ABC to stdout: export through the library, continue through click.echo."""
+    if command == "export":
+        return ["export", str(source), "--format", "abc", "-o", "-"]
+    return ["continue", str(source), "--model", str(tiny_model_dir), "--max-chars", "300", "--quiet"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["export", "continue"])
+def test_subprocess_full_stdout_is_one_error_line(command, tmp_path, tiny_model_dir):
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run([sys.executable, "-m", "abcflax_cli.main", *stdout_args(command, good_tune(tmp_path),
+                                                                                      tiny_model_dir)],
+                              stdout=full, stderr=subprocess.PIPE, text=True, timeout=300,
+                              env={**os.environ, "ABCFLAX_PLUGINS": ""})
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == ["abcflax: error: cannot write to stdout: No space left on device"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["export", "continue"])
+def test_subprocess_closed_pipe_ends_quietly(command, tmp_path, tiny_model_dir):
+    """``abcflax continue ... | head -1``: the reader is gone before abcflax writes. No message, no
+    "Exception ignored" from Python's flush at exit; exit 1, as click does for --help into a closed pipe."""
+    process = subprocess.Popen([sys.executable, "-m", "abcflax_cli.main",
+                                *stdout_args(command, good_tune(tmp_path), tiny_model_dir)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={**os.environ, "ABCFLAX_PLUGINS": ""})
+    process.stdout.close()  # long before the child has started Python, let alone written
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=300) == 1
+    assert stderr == ""
+
+
 @pytest.mark.parametrize("case", [c for c in catalogue.CASES if "export" in c.only], ids=lambda c: c.name)
 def test_export_repair_never_crashes(case, tmp_path):
     # --repair edits what it reads: whatever the input, one error line and exit 1/2, or warnings and exit 0
