@@ -124,6 +124,20 @@ def test_debug_shows_the_traceback(tmp_path):
     assert isinstance(debug.exception, abcflax.InputError)
 
 
+def test_midi_on_stdin_without_a_usable_temp_folder_is_one_line(monkeypatch):
+    """MIDI and MusicXML on stdin go through a temporary file (music21 parses by path)."""
+    import tempfile
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", no_space)
+    result = invoke(["export", "-", "-o", "-", "--format", "abc"], catalogue.MIDI)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "abcflax: error: <stdin>: cannot keep the input in a temporary file (No space left on device)"]
+
+
 # ---- no partial or lost files: existing outputs are kept without --force; errors leave nothing
 
 
