@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     # errors
     "AbcflaxError": "errors", "InputError": "errors", "CheckpointError": "errors", "UsageError": "errors",
+    "AbcflaxWarning": "errors",
     # configuration
     "ModelConfig": "config", "TrainConfig": "config", "SampleConfig": "config", "preset": "config",
     "PRESET_NAMES": "config",

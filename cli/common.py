@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
+import warnings
 
 import importlib
 import importlib.util
@@ -120,15 +122,36 @@ def _settle_stdout() -> None:
     os.close(devnull)
 
 
+@contextlib.contextmanager
+def _warnings_as_lines(quiet: bool):
+    """abcflax's own warnings (``AbcflaxWarning``, a plugin's too) as one ``abcflax: warning:`` line each on
+    stderr, none with --quiet. Other libraries' warnings (music21, JAX) tell the user nothing they can act on
+    and are not shown. With --debug, Python shows every warning as usual."""
+    if _debug_enabled():
+        yield
+        return
+    from abcflax.errors import AbcflaxWarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, AbcflaxWarning) and not quiet:
+            click.echo(f"abcflax: warning: {message}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
 def cli_errors(func):
-    """Turn abcflax errors (and anything unexpected) into one line on stderr and a non-zero exit."""
+    """Turn abcflax errors (and anything unexpected) into one line on stderr and a non-zero exit; abcflax's
+    warnings into one line each (none with the command's --quiet)."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         from abcflax.errors import AbcflaxError
 
         try:
-            return func(*args, **kwargs)
+            with _warnings_as_lines(quiet=bool(kwargs.get("quiet"))):
+                return func(*args, **kwargs)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except AbcflaxError as exc:

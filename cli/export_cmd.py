@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import click
 
 from .common import cli_errors
@@ -43,12 +41,9 @@ def export_command(source, out, fmt, instrument, tempo, accompaniment, repair, f
         abc, notes = abcflax.repair_tunebook(abc, name)
         for note in notes:
             click.echo(f"abcflax: warning: {note}", err=True)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        paths = abcflax.write_output(abc, out, fmt=fmt, force=force, source=name, instrument=instrument, tempo=tempo,
-                                     accompaniment=accompaniment)
-    for warning in caught:
-        click.echo(f"abcflax: warning: {warning.message}", err=True)
+    # warnings (repeats that cannot be played, ...) become "abcflax: warning:" lines in cli_errors
+    paths = abcflax.write_output(abc, out, fmt=fmt, force=force, source=name, instrument=instrument, tempo=tempo,
+                                 accompaniment=accompaniment)
     if paths != ["-"]:
         for path in paths:
             click.echo(path, err=True)
