@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .common import cli_errors
+from .options import FiniteFloatRange
 
 ACCOMPANIMENTS = ("none", "block", "vamp")
 
@@ -14,7 +15,7 @@ ACCOMPANIMENTS = ("none", "block", "vamp")
 @click.option("-o", "--out", required=True, help="Output file (.musicxml .xml .mxl .mid .midi .abc) or - for stdout.")
 @click.option("--format", "fmt", help="Output format (musicxml, mxl, mid, abc, or a plugin's); default: from -o.")
 @click.option("--instrument", default="violin", show_default=True, help="Instrument of the melody part.")
-@click.option("--tempo", type=click.FloatRange(10, 400), help="Quarter notes per minute (overrides Q:).")
+@click.option("--tempo", type=FiniteFloatRange(10, 400), help="Quarter notes per minute (overrides Q:).")
 @click.option("--accompaniment", type=click.Choice(ACCOMPANIMENTS), default="vamp", show_default=True,
               help="MIDI: chord symbols as a separate track: none, block chords, or bass-chord vamp.")
 @click.option("--repair", is_flag=True,

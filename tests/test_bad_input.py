@@ -101,6 +101,13 @@ def test_train_runs_on_unusual_abc(tmp_path):
 @pytest.mark.parametrize("args", [
     ["continue", "-", "--max-chars", "1000000"],
     ["continue", "-", "--temperature", "-1"],
+    ["continue", "-", "--temperature", "nan"],  # NaN passes every comparison a range check makes
+    ["continue", "-", "--temperature", "inf"],
+    ["continue", "-", "--top-p", "nan"],
+    ["compose", "-", "--temperature", "nan"],
+    ["export", "-", "-o", "x.mid", "--tempo", "nan"],
+    ["train", "x.abc", "--out", "o", "--lr", "nan"],
+    ["train", "x.abc", "--out", "o", "--dropout", "nan"],
     ["harmonize", "-", "--beam", "0"],
     ["export", "-"],
     ["train", "x.abc", "--out", "o", "--steps", "0"],
