@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     # errors
     "AbcflaxError": "errors", "InputError": "errors", "CheckpointError": "errors", "UsageError": "errors",
+    "AbcflaxWarning": "errors",
     # configuration
     "ModelConfig": "config", "TrainConfig": "config", "SampleConfig": "config", "preset": "config",
     "PRESET_NAMES": "config",
@@ -39,7 +40,7 @@ _EXPORTS = {
     "CheckProblem": "abc_check", "TuneAnalysis": "abc_check", "repair_tune": "abc_check",
     "repair_tunebook": "abc_check",
     # export, plugins, music21 bridge
-    "abc_to_score": "export", "export_bytes": "export", "write_output": "export",
+    "abc_to_score": "export", "export_bytes": "export", "write_output": "export", "check_output_path": "atomic",
     "get_plugin_manager": "plugins", "list_plugins": "plugins",
     "continue_stream": "music21", "harmonize_stream": "music21",
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,17 +73,68 @@ def from_bytes(data: bytes, source: str = "checkpoint") -> Checkpoint:
         raise CheckpointError(f"{source}: checkpoint is corrupt or truncated (digest mismatch)")
     try:
         payload = serialization.msgpack_restore(body)
-        vocab = Vocab(tuple(payload["vocab"]))
-        config = ModelConfig.from_dict(payload["model_config"])
-        train_config = TrainConfig.from_dict(payload["train_config"]) if payload.get("train_config") else None
-        ckpt = Checkpoint(config, vocab, payload["params"], train_config, payload.get("opt_state"),
-                          int(payload.get("step", 0)), payload.get("meta") or {})
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{source}: checkpoint is missing or has malformed fields ({exc})") from None
-    if config.vocab_size != vocab.size:
-        raise CheckpointError(f"{source}: vocabulary has {vocab.size} characters but the model expects "
-                              f"{config.vocab_size}")
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{source}: checkpoint cannot be decoded ({exc})") from None
+    ckpt = _from_payload(payload, source)
+    if ckpt.model_config.vocab_size != ckpt.vocab.size:
+        raise CheckpointError(f"{source}: vocabulary has {ckpt.vocab.size} characters but the model expects "
+                              f"{ckpt.model_config.vocab_size}")
+    _require_finite(ckpt.params, source)
     return ckpt
+
+
+# payload field -> (the types it may have, what to call them); a digest only proves the bytes are as written,
+# not that whoever wrote them wrote a checkpoint of this layout
+FIELD_KINDS = {
+    "model_config": ((Mapping,), "a mapping"),
+    "vocab": ((str,), "a string"),
+    "params": ((Mapping,), "a mapping"),
+    "train_config": ((Mapping, type(None)), "a mapping"),
+    "opt_state": ((list, tuple, type(None)), "a list"),
+    "step": ((int,), "an integer"),
+    "meta": ((Mapping, type(None)), "a mapping"),
+}
+REQUIRED_FIELDS = ("model_config", "vocab", "params")
+
+
+def _from_payload(payload, source: str) -> Checkpoint:
+    """The Checkpoint a decoded payload holds; a CheckpointError naming the first field that is missing or
+    of the wrong type."""
+    if not isinstance(payload, Mapping):
+        raise CheckpointError(f"{source}: checkpoint holds {type(payload).__name__}, not a mapping of fields")
+    for name in REQUIRED_FIELDS:
+        if name not in payload:
+            raise CheckpointError(f"{source}: checkpoint has no {name!r} field")
+    for name, (types, what) in FIELD_KINDS.items():
+        value = payload.get(name)
+        if name in payload and (not isinstance(value, types) or isinstance(value, bool)):
+            raise CheckpointError(f"{source}: checkpoint field {name!r} is {type(value).__name__}, not {what}")
+    vocab = payload["vocab"]
+    if len(set(vocab)) != len(vocab):
+        raise CheckpointError(f"{source}: checkpoint vocabulary repeats characters")
+    try:
+        model_config = ModelConfig.from_dict(payload["model_config"])
+        train_config = TrainConfig.from_dict(payload["train_config"]) if payload.get("train_config") else None
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{source}: checkpoint has a malformed config ({exc})") from None
+    return Checkpoint(model_config, Vocab(tuple(vocab)), payload["params"], train_config, payload.get("opt_state"),
+                      payload.get("step", 0), payload.get("meta") or {})
+
+
+def _require_finite(params: Mapping, source: str) -> None:
+    """Refuse parameters that are not numbers or hold NaN or Inf: such a model writes nothing useful (a
+    continuation of only the prompt, every chord the same), and nothing else would say why."""
+    import jax
+
+    for key_path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        name = "/".join(str(getattr(key, "key", key)) for key in key_path)
+        try:
+            finite = np.isfinite(np.asarray(leaf)).all()
+        except TypeError:  # text or objects where numbers belong
+            raise CheckpointError(f"{source}: parameter {name} is not an array of numbers") from None
+        if not finite:
+            raise CheckpointError(f"{source}: parameter {name} holds NaN or Inf values; the checkpoint is corrupt "
+                                  "(was the training diverging?)")
 
 
 def resolve(path: str | os.PathLike) -> Path:

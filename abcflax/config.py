@@ -2,7 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
+
+# a field's annotation -> the stored values it takes (an int is a fine float; a bool is no number here)
+_FIELD_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,)}
+
+
+def _checked_fields(cls, data) -> dict:
+    """The entries of ``data`` that are fields of ``cls``, each of its field's type; a TypeError naming the
+    first that is not. Unknown entries are left out (a checkpoint from a newer version)."""
+    if not isinstance(data, Mapping):
+        raise TypeError(f"{cls.__name__} is {type(data).__name__}, not a mapping")
+    chosen = {}
+    for field in fields(cls):
+        if field.name not in data:
+            continue
+        value, wanted = data[field.name], _FIELD_TYPES.get(field.type, (object,))  # other types: unchecked
+        if not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted):
+            raise TypeError(f"{cls.__name__}.{field.name} is {value!r}, not of type {field.type}")
+        chosen[field.name] = value
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -20,8 +40,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**_checked_fields(cls, data))
 
 
 @dataclass(frozen=True)
@@ -57,8 +76,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**_checked_fields(cls, data))
 
 
 @dataclass(frozen=True)

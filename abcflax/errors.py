@@ -23,3 +23,8 @@ class UsageError(AbcflaxError):
     """Options that do not fit together."""
 
     exit_code = 2
+
+
+class AbcflaxWarning(UserWarning):
+    """Something the user should know that does not stop the work (``warnings.warn(..., AbcflaxWarning)``); the
+    CLI shows it as one ``abcflax: warning:`` line. Plugins may use it too."""

@@ -295,8 +295,17 @@ def _tune_paths(target: Path, tunes: list[Tune]) -> list[Path]:
 
 
 def _write_stdout(data: bytes) -> None:
-    sys.stdout.buffer.write(data)
-    sys.stdout.flush()
+    """Write to stdout; a full disk or closed stdout is an InputError. A BrokenPipeError (the reader, such as
+    ``head``, has gone) is let through: it is no error of the user's, and the CLI ends quietly on it."""
+    if sys.stdout is None:
+        raise InputError("cannot write to stdout: it is closed")
+    try:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise InputError(f"cannot write to stdout: {exc.strerror or exc}") from None
 
 
 def write_output(abc: str, out: str, *, fmt: str | None = None, force: bool = False, source: str = "<text>",
@@ -305,10 +314,11 @@ def write_output(abc: str, out: str, *, fmt: str | None = None, force: bool = Fa
 
     The format comes from ``fmt`` or ``out``'s extension. A tunebook goes to one ABC file, but to one file per
     tune (``<stem>-<X>.<ext>``) in other formats. Every file is rendered before any is written, and each is
-    written atomically, so an error leaves no partial output; existing files are kept unless ``force``.
+    written atomically, so an error leaves no partial output; existing files are kept unless ``force``. A device
+    or FIFO (``/dev/null``, a named pipe) is written into, a symlink's target replaced (see ``abcflax.atomic``).
     ``source`` names the input in error messages (with the file's line numbers).
     """
-    from .atomic import write_bytes
+    from .atomic import check_output_path, is_device_or_fifo, write_bytes
     from .plugins import find_exporter
 
     to_stdout = str(out) == "-"
@@ -320,14 +330,14 @@ def write_output(abc: str, out: str, *, fmt: str | None = None, force: bool = Fa
     tunes = split_tunes(abc, source)
     if exporter.tunebook or len(tunes) == 1:
         texts, paths = [abc if exporter.tunebook else tunes[0].text], [Path(out)]
-    elif to_stdout:
-        raise UsageError(f"{len(tunes)} tunes make {len(tunes)} {exporter.name} files; use -o FILE, not stdout")
+    elif to_stdout or is_device_or_fifo(out):  # a device or FIFO has no folder for <stem>-<X> files
+        raise UsageError(f"{len(tunes)} tunes make {len(tunes)} {exporter.name} files; use -o FILE, "
+                         f"not {'stdout' if to_stdout else out}")
     else:
         texts, paths = [tune.text for tune in tunes], _tune_paths(Path(out), tunes)
-    if not force and not to_stdout:
-        for path in paths:
-            if path.exists():
-                raise InputError(f"{path}: already exists (use --force to overwrite)")
+    if not to_stdout:
+        for path in paths:  # refused now, before the rendering
+            check_output_path(path, force=force)
     starts = [f"{source}:1"] if exporter.tunebook else [f"{source}:{tune.line}" for tune in tunes]
     # all rendered before anything is written
     blobs = [_render(exporter, text, options, where) for text, where in zip(texts, starts)]

@@ -498,6 +498,7 @@ def load_or_build(chars: tuple[str, ...], folders) -> Tables:
     from pathlib import Path
 
     from . import atomic
+    from .errors import InputError
 
     name = f"grammar-{table_key(chars)}.npz"
     for folder in folders:
@@ -516,6 +517,6 @@ def load_or_build(chars: tuple[str, ...], folders) -> Tables:
         np.savez_compressed(buffer, **{field: getattr(tables, field) for field in TABLE_FIELDS})
         try:
             atomic.write_bytes(Path(folders[-1]) / name, buffer.getvalue())
-        except OSError:
+        except InputError:  # how atomic reports any failed write
             pass  # a read-only cache only costs time
     return tables

@@ -6,16 +6,19 @@ file's extension, or for stdin by the data's first bytes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
+import warnings
 
-from .errors import InputError
+from .errors import AbcflaxError, InputError
 from .tunebook import MAX_INPUT_BYTES, decode_bytes, read_file_text
 
 # first bytes -> the extension of the importer that reads them (stdin has no file name)
 SIGNATURES = ((b"MThd", ".mid"), (b"PK\x03\x04", ".mxl"))
 ABC_SUFFIXES = ("", ".abc", ".txt")
+STDIN = "<stdin>"  # how stdin is named in messages
 
 
 def _sniff_suffix(data: bytes) -> str | None:
@@ -45,18 +48,54 @@ def _import_file(path: str) -> str | None:
 def _read_stdin() -> tuple[str, str]:
     data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
     if len(data) > MAX_INPUT_BYTES:
-        raise InputError(f"<stdin>: input too large (limit {MAX_INPUT_BYTES} bytes)")
+        raise InputError(f"{STDIN}: input too large (limit {MAX_INPUT_BYTES} bytes)")
     suffix = _sniff_suffix(data)
     if suffix is None:
-        return decode_bytes(data, "<stdin>"), "<stdin>"
+        return decode_bytes(data, STDIN), STDIN
     from .plugins import find_importer
 
     importer = find_importer("stdin" + suffix)
-    with tempfile.TemporaryDirectory(prefix="abcflax-") as folder:
-        path = os.path.join(folder, "stdin" + suffix)  # importers read files: music21 parses by path
-        with open(path, "wb") as handle:
-            handle.write(data)
-        return importer.read(path), "<stdin>"
+    with _stdin_in_a_file(data, suffix) as path, _naming_stdin(path):
+        return importer.read(path), STDIN
+
+
+@contextlib.contextmanager
+def _stdin_in_a_file(data: bytes, suffix: str):
+    """The path of a temporary file holding ``data`` (importers read files: music21 parses by path)."""
+    try:
+        temporary = tempfile.TemporaryDirectory(prefix="abcflax-")
+    except OSError as exc:  # no usable temp folder
+        raise _cannot_keep_stdin(exc) from None
+    with temporary as folder:
+        path = os.path.join(folder, "stdin" + suffix)
+        try:
+            with open(path, "wb") as handle:
+                handle.write(data)
+        except OSError as exc:  # a full temp folder
+            raise _cannot_keep_stdin(exc) from None
+        yield path
+
+
+def _cannot_keep_stdin(exc: OSError) -> InputError:
+    return InputError(f"{STDIN}: cannot keep the input in a temporary file ({exc.strerror or exc})")
+
+
+@contextlib.contextmanager
+def _naming_stdin(path: str):
+    """Errors and warnings that name ``path`` (the temporary file stdin was saved to) name ``<stdin>``
+    instead: the user never saw that file."""
+    error = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # each is issued again below, where the caller's filters apply
+        try:
+            yield
+        except AbcflaxError as exc:
+            error = type(exc)(str(exc).replace(path, STDIN))
+    for warning in caught:
+        warnings.warn_explicit(str(warning.message).replace(path, STDIN), warning.category, warning.filename,
+                               warning.lineno)
+    if error is not None:
+        raise error
 
 
 def read_abc_input(path: str) -> tuple[str, str]:

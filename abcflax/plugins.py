@@ -31,7 +31,7 @@ from typing import Callable
 
 import pluggy
 
-from .errors import UsageError
+from .errors import AbcflaxWarning, UsageError
 
 GROUP = "abcflax"
 ENV_VAR = "ABCFLAX_PLUGINS"
@@ -116,7 +116,7 @@ def _load_entry_points(manager: pluggy.PluginManager) -> None:
             manager.register(entry.load(), name=entry.name)
         except Exception as exc:  # noqa: BLE001 - one broken plugin must not break every command
             warnings.warn(f"abcflax plugin {entry.name!r} failed to load: {type(exc).__name__}: {exc}",
-                          stacklevel=2)
+                          AbcflaxWarning, stacklevel=2)
 
 
 @functools.lru_cache(maxsize=1)
@@ -141,7 +141,7 @@ def _collect(hook_name: str, make) -> dict:
                         function=function, **extra)
             if item.name in found:
                 warnings.warn(f"abcflax plugin {_plugin!r}: format {name!r} already provided by "
-                              f"{found[item.name].plugin!r}; ignored", stacklevel=2)
+                              f"{found[item.name].plugin!r}; ignored", AbcflaxWarning, stacklevel=2)
                 return
             found[item.name] = item
 

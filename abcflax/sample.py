@@ -8,6 +8,7 @@ tune takes the row inside the loop (continuous batching), so no row idles until 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from typing import Callable
@@ -149,8 +150,8 @@ def _generate(weights, carry, logits_NxV, seeds_Nx2, rows_N, cstate, limits, tab
 
 def check_sampling_options(temperature, top_k, top_p, bars, error=InputError) -> None:
     """One place for the sampling-option checks; callers choose the error type they document."""
-    if temperature is None or temperature < 0:
-        raise error("temperature must be 0 or more")
+    if temperature is None or not 0 <= temperature < math.inf:  # written so that NaN fails it too
+        raise error("temperature must be a finite number, 0 or more")
     if top_p is not None and not 0 < top_p <= 1:
         raise error("top_p must be in (0, 1]")
     if top_k is not None and top_k < 0:

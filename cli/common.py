@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
+import warnings
 
 import importlib
 import importlib.util
@@ -89,21 +91,74 @@ def _debug_enabled() -> bool:
     return bool(root and root.obj and root.obj.get("debug")) or bool(os.environ.get(DEBUG_ENV))
 
 
+def _writing_stdout(exc: OSError) -> bool:
+    """Whether ``exc`` came from ``click.echo`` writing to stdout, as the commands print their results. (The
+    library's own writes already say which: an AbcflaxError naming the file, or "cannot write to stdout".)"""
+    trace = exc.__traceback__
+    while trace is not None:
+        frame = trace.tb_frame
+        if frame.f_code is click.echo.__code__ and not frame.f_locals.get("err"):
+            return True
+        trace = trace.tb_next
+    return False
+
+
+def _settle_stdout() -> None:
+    """Flush what stdout still holds; when it cannot take it (a full disk, a reader gone), point stdout at
+    /dev/null, or Python's own flush at exit fails again and prints "Exception ignored ..." (the Python
+    documentation's advice for broken pipes)."""
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+        return
+    except OSError:
+        pass
+    try:
+        fd = sys.stdout.fileno()
+    except (ValueError, OSError):  # no file descriptor: click's test runner
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+@contextlib.contextmanager
+def _warnings_as_lines(quiet: bool):
+    """abcflax's own warnings (``AbcflaxWarning``, a plugin's too) as one ``abcflax: warning:`` line each on
+    stderr, none with --quiet. Other libraries' warnings (music21, JAX) tell the user nothing they can act on
+    and are not shown. With --debug, Python shows every warning as usual."""
+    if _debug_enabled():
+        yield
+        return
+    from abcflax.errors import AbcflaxWarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, AbcflaxWarning) and not quiet:
+            click.echo(f"abcflax: warning: {message}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
 def cli_errors(func):
-    """Turn abcflax errors (and anything unexpected) into one line on stderr and a non-zero exit."""
+    """Turn abcflax errors (and anything unexpected) into one line on stderr and a non-zero exit; abcflax's
+    warnings into one line each (none with the command's --quiet)."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         from abcflax.errors import AbcflaxError
 
         try:
-            return func(*args, **kwargs)
+            with _warnings_as_lines(quiet=bool(kwargs.get("quiet"))):
+                return func(*args, **kwargs)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except AbcflaxError as exc:
             if _debug_enabled():
                 raise
             click.echo(f"abcflax: error: {exc}", err=True)
+            _settle_stdout()  # a stdout that failed (a full disk) must not fail once more at exit
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("abcflax: interrupted", err=True)
@@ -111,10 +166,27 @@ def cli_errors(func):
         except MemoryError:
             click.echo("abcflax: error: out of memory", err=True)
             sys.exit(1)
+        except BrokenPipeError:
+            # the reader went away (``abcflax continue ... | head -1``): nothing to report. abcflax writes to no
+            # pipe of its own (a FIFO given as -o is reported with its path), so this was stdout or stderr
+            _settle_stdout()
+            sys.exit(1)  # as click does for --help into a closed pipe, and as the Python documentation does
+        except OSError as exc:
+            if _debug_enabled():
+                raise
+            if not _writing_stdout(exc):
+                _report_internal_error(exc)
+            click.echo(f"abcflax: error: cannot write to stdout: {exc.strerror or exc}", err=True)
+            _settle_stdout()
+            sys.exit(1)
         except Exception as exc:  # noqa: BLE001 - the promise is: no traceback without --debug
             if _debug_enabled():
                 raise
-            click.echo(f"abcflax: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", err=True)
-            sys.exit(1)
+            _report_internal_error(exc)
 
     return wrapper
+
+
+def _report_internal_error(exc: Exception) -> None:
+    click.echo(f"abcflax: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", err=True)
+    sys.exit(1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
@@ -37,16 +36,15 @@ def _out_paths(out_dir: str, plans, formats: list[str], force: bool) -> list[dic
     """Per tune, format -> path in ``out_dir`` (names from T:); refuses existing files without --force."""
     from pathlib import Path
 
+    import abcflax
     from abcflax.composer import safe_file_names
-    from abcflax.errors import InputError
 
     folder = Path(out_dir)
     stems = safe_file_names([plan.title for plan in plans])
     paths = [{fmt: str(folder / f"{stem}{_extension(fmt)}") for fmt in formats} for stem in stems]
-    if not force:
-        existing = next((p for row in paths for p in row.values() if Path(p).exists()), None)
-        if existing:
-            raise InputError(f"{existing}: already exists (use --force to overwrite)")
+    for row in paths:
+        for path in row.values():
+            abcflax.check_output_path(path, force=force)
     return paths
 
 
@@ -105,13 +103,13 @@ def compose_command(seeds_file, per_seed, output, out_dir, formats, model_path, 
     """
     import abcflax
     from abcflax.composer import plan_tunes
-    from abcflax.errors import InputError, UsageError
+    from abcflax.errors import UsageError
 
     if out_dir and output != "-":
         raise UsageError("choose one of -o (one tunebook) and --out-dir (one file per tune)")
     fmts = _formats(formats, out_dir)
-    if not out_dir and output != "-" and not force and os.path.exists(output):
-        raise InputError(f"{output}: already exists (use --force to overwrite)")  # before, not after, sampling
+    if not out_dir and output != "-":
+        abcflax.check_output_path(output, force=force)  # before, not after, sampling
     text, source = abcflax.read_abc_input(seeds_file)
     problems: list[str] = []
 

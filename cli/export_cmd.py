@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import warnings
-
 import click
 
 from .common import cli_errors
+from .options import FiniteFloatRange
 
 ACCOMPANIMENTS = ("none", "block", "vamp")
 
@@ -16,7 +15,7 @@ ACCOMPANIMENTS = ("none", "block", "vamp")
 @click.option("-o", "--out", required=True, help="Output file (.musicxml .xml .mxl .mid .midi .abc) or - for stdout.")
 @click.option("--format", "fmt", help="Output format (musicxml, mxl, mid, abc, or a plugin's); default: from -o.")
 @click.option("--instrument", default="violin", show_default=True, help="Instrument of the melody part.")
-@click.option("--tempo", type=click.FloatRange(10, 400), help="Quarter notes per minute (overrides Q:).")
+@click.option("--tempo", type=FiniteFloatRange(10, 400), help="Quarter notes per minute (overrides Q:).")
 @click.option("--accompaniment", type=click.Choice(ACCOMPANIMENTS), default="vamp", show_default=True,
               help="MIDI: chord symbols as a separate track: none, block chords, or bass-chord vamp.")
 @click.option("--repair", is_flag=True,
@@ -43,12 +42,9 @@ def export_command(source, out, fmt, instrument, tempo, accompaniment, repair, f
         abc, notes = abcflax.repair_tunebook(abc, name)
         for note in notes:
             click.echo(f"abcflax: warning: {note}", err=True)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        paths = abcflax.write_output(abc, out, fmt=fmt, force=force, source=name, instrument=instrument, tempo=tempo,
-                                     accompaniment=accompaniment)
-    for warning in caught:
-        click.echo(f"abcflax: warning: {warning.message}", err=True)
+    # warnings (repeats that cannot be played, ...) become "abcflax: warning:" lines in cli_errors
+    paths = abcflax.write_output(abc, out, fmt=fmt, force=force, source=name, instrument=instrument, tempo=tempo,
+                                 accompaniment=accompaniment)
     if paths != ["-"]:
         for path in paths:
             click.echo(path, err=True)

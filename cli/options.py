@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 MODEL_HELP = "Model folder or checkpoint file (default: $ABCFLAX_MODEL, else the bundled model)."
+
+
+class FiniteFloatRange(click.FloatRange):
+    """click's FloatRange that also refuses nan and inf: NaN passes every comparison a range check makes."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 def model_option(func):
@@ -15,10 +27,10 @@ def model_option(func):
 def sampling_options(func):
     """--temperature --top-k --top-p --seed --max-chars --bars --until --no-constrain."""
     decorators = [
-        click.option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True,
+        click.option("--temperature", type=FiniteFloatRange(min=0), default=1.0, show_default=True,
                      help="Sampling temperature (0 = always the likeliest character)."),
         click.option("--top-k", type=click.IntRange(min=0), default=0, help="Sample from the k likeliest (0 = off)."),
-        click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0,
+        click.option("--top-p", type=FiniteFloatRange(0, 1, min_open=True), default=1.0,
                      help="Nucleus sampling threshold (1 = off)."),
         click.option("--seed", type=int, default=0, show_default=True, help="Random seed: same seed, same tune."),
         click.option("--max-chars", type=click.IntRange(1, 20000), default=1200, show_default=True,

@@ -7,6 +7,7 @@ import sys
 import click
 
 from .common import cli_errors
+from .options import FiniteFloatRange
 
 
 @click.command("train")
@@ -16,12 +17,12 @@ from .common import cli_errors
 @click.option("--steps", type=click.IntRange(1), help="Total optimizer steps (default 10000; with --resume: extend to this).")
 @click.option("--batch-size", type=click.IntRange(1), help="Windows per step (global).")
 @click.option("--seq-len", type=click.IntRange(2, 4096), help="Characters per window.")
-@click.option("--lr", "learning_rate", type=click.FloatRange(min=0, min_open=True), help="Peak learning rate.")
-@click.option("--dropout", type=click.FloatRange(0, 0.95), help="Dropout rate.")
+@click.option("--lr", "learning_rate", type=FiniteFloatRange(min=0, min_open=True), help="Peak learning rate.")
+@click.option("--dropout", type=FiniteFloatRange(0, 0.95), help="Dropout rate.")
 @click.option("--dropout-from", type=click.IntRange(0),
               help="Train this many steps with dropout off before it switches on.  [default: 0]")
 @click.option("--eval-every", type=click.IntRange(1), help="Steps between validation + checkpoint.")
-@click.option("--holdout", type=click.FloatRange(0, 0.9), default=0.0, show_default=True,
+@click.option("--holdout", type=FiniteFloatRange(0, 0.9), default=0.0, show_default=True,
               help="Share of every source's tunes (chosen by hash) never trained on.")
 @click.option("--seed", type=int, help="Seed for data order, init and dropout.")
 @click.option("--transpose", type=click.IntRange(0, 6),

@@ -16,6 +16,8 @@ import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from abcflax import AbcflaxWarning
+
 TICKS_PER_QUARTER = 480
 MAX_EXPANSION = 4  # a play order longer than 4x the written measures means odd repeats: play as written
 ACCOMPANIMENTS = ("none", "block", "vamp")
@@ -88,7 +90,7 @@ def play_order(starts: list[bool], ends: list[bool], endings: list[set[int]]) ->
     while i < count:
         if len(order) > limit:
             warnings.warn(f"repeats would play more than {limit} bars; exported as written, without repeats",
-                          stacklevel=3)
+                          AbcflaxWarning, stacklevel=3)
             return list(range(count))
         if i > furthest and not endings[i] and pass_number > 1:
             section, pass_number = i, 1  # left the repeated section and its endings

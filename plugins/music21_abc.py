@@ -18,6 +18,7 @@ from fractions import Fraction
 from music21 import bar, chord, converter, harmony, key, meter, note, spanner, stream, tempo
 from music21.converter.subConverters import ConverterABC
 
+from abcflax import AbcflaxWarning
 from abcflax.errors import InputError
 from abcflax.plugins import hookimpl
 
@@ -215,7 +216,8 @@ def _measure_tokens(measure, number, accidentals: _Accidentals) -> list[tuple[Fr
         out.append((offset, length, prefix + _note_text(element, accidentals, written, where)))
         position, prefix = offset + length, ""
     if prefix:  # ABC puts a chord symbol before a note; after the bar's last note there is none
-        warnings.warn(f"{where}: chord symbol {prefix} after the last note dropped", stacklevel=2)
+        warnings.warn(f"{where}: chord symbol {prefix} after the last note dropped", AbcflaxWarning,
+                      stacklevel=2)
     return out
 
 
@@ -367,7 +369,8 @@ def _melody(score, source: str):
     if not parts or not parts[0].recurse().notes:
         raise InputError(f"{source}: no notes found")
     if len(parts) > 1:
-        warnings.warn(f"{source}: {len(parts)} parts; using the first as the melody", stacklevel=3)
+        warnings.warn(f"{source}: {len(parts)} parts; using the first as the melody", AbcflaxWarning,
+                      stacklevel=3)
     part = parts[0]
     if not any(len(m.voices) > 1 for m in part.getElementsByClass(stream.Measure)):
         return part

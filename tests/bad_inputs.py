@@ -188,6 +188,9 @@ def _bad_file_cases() -> list[Case]:
         Case("utf16_undecodable", _bad_utf16),
         Case("midi_broken", _file("broken.mid", MIDI[:20]), only=IMPORTING),
         Case("musicxml_broken", _file("broken.musicxml", MUSICXML[:300]), only=IMPORTING),
+        # stdin is read through a temporary file: its error must name <stdin>, not that file
+        Case("midi_broken_stdin", _stdin, stdin=MIDI[:20], only=IMPORTING & STDIN_COMMANDS),
+        Case("musicxml_broken_stdin", _stdin, stdin=MUSICXML[:300].encode(), only=IMPORTING & STDIN_COMMANDS),
         Case("directory", _directory),
         Case("missing_path", _missing),
         Case("path_under_file", _under_a_file),

@@ -6,15 +6,20 @@ traceback anywhere and no output file (or temp file) left behind. Valid-but-unus
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import importlib.util
 import os
+import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+import abcflax
 import bad_inputs as catalogue
 from abcflax_cli.common import main_group
 
@@ -96,6 +101,13 @@ def test_train_runs_on_unusual_abc(tmp_path):
 @pytest.mark.parametrize("args", [
     ["continue", "-", "--max-chars", "1000000"],
     ["continue", "-", "--temperature", "-1"],
+    ["continue", "-", "--temperature", "nan"],  # NaN passes every comparison a range check makes
+    ["continue", "-", "--temperature", "inf"],
+    ["continue", "-", "--top-p", "nan"],
+    ["compose", "-", "--temperature", "nan"],
+    ["export", "-", "-o", "x.mid", "--tempo", "nan"],
+    ["train", "x.abc", "--out", "o", "--lr", "nan"],
+    ["train", "x.abc", "--out", "o", "--dropout", "nan"],
     ["harmonize", "-", "--beam", "0"],
     ["export", "-"],
     ["train", "x.abc", "--out", "o", "--steps", "0"],
@@ -117,6 +129,20 @@ def test_debug_shows_the_traceback(tmp_path):
     import abcflax
 
     assert isinstance(debug.exception, abcflax.InputError)
+
+
+def test_midi_on_stdin_without_a_usable_temp_folder_is_one_line(monkeypatch):
+    """MIDI and MusicXML on stdin go through a temporary file (music21 parses by path)."""
+    import tempfile
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", no_space)
+    result = invoke(["export", "-", "-o", "-", "--format", "abc"], catalogue.MIDI)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "abcflax: error: <stdin>: cannot keep the input in a temporary file (No space left on device)"]
 
 
 # ---- no partial or lost files: existing outputs are kept without --force; errors leave nothing
@@ -174,9 +200,182 @@ def test_atomic_write_leaves_no_temp_file_on_failure(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", broken_fsync)
-    with pytest.raises(OSError):
+    with pytest.raises(abcflax.InputError, match=f"^{target}: cannot write: No space left on device$"):
         atomic.write_text(target, "data")
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- output paths: a device or FIFO is written into, a symlink's target is replaced, anything else that
+# cannot take a file is one error line. Never --force at a real /dev node: without the fix that would
+# replace it by a plain file. FIFOs, symlinks and sockets are made under tmp_path.
+
+
+def good_tune(folder: Path) -> Path:
+    source = folder / "good.abc"
+    source.write_text(GOOD)
+    return source
+
+
+def output_run(command: str, target: Path, tiny_model_dir, *extra: str):
+    """``command`` on a good tune, writing to ``target`` (named as catalogue.command_args names it)."""
+    args = catalogue.command_args(command, str(good_tune(target.parent.parent)), tiny_model_dir, target.parent)
+    assert str(target) in args
+    return invoke(args + list(extra))
+
+
+def one_error_line(result) -> str:
+    assert "Traceback" not in result.stdout + result.stderr and "internal error" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("abcflax: error: "), result.stderr
+    return lines[0]
+
+
+@contextlib.contextmanager
+def fifo_reader(path: Path):
+    """A FIFO at ``path`` with a reader thread; yields a dict that gets the bytes read under "data"."""
+    os.mkfifo(path)
+    got: dict = {}
+
+    def read():
+        with open(path, "rb") as handle:
+            got["data"] = handle.read()
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    try:
+        yield got
+    finally:
+        if "data" not in got:  # nothing opened it for writing: let the reader's open return
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(timeout=30)
+
+
+@pytest.mark.parametrize("force", [False, True], ids=["plain", "force"])
+@pytest.mark.parametrize("command", sorted(OUTPUT_COMMANDS))
+def test_fifo_output_is_written_into_not_replaced(command, force, tmp_path, tiny_model_dir):
+    inputs, out = folders(tmp_path)
+    target = out / OUTPUT_COMMANDS[command]
+    with fifo_reader(target) as got:
+        result = output_run(command, target, tiny_model_dir, *(["--force"] if force else []))
+    assert result.exit_code == 0, result.stderr
+    assert stat.S_ISFIFO(os.lstat(target).st_mode)
+    assert got["data"].startswith(b"<?xml" if target.suffix == ".musicxml" else b"X:1")
+    assert catalogue.files_under(out) == [target.name]  # no temp file left beside it
+
+
+@pytest.mark.parametrize("command", sorted(OUTPUT_COMMANDS))
+def test_dev_null_output_is_written_into_without_force(command, tmp_path, tiny_model_dir):
+    args = catalogue.command_args(command, str(good_tune(tmp_path)), tiny_model_dir, tmp_path / "out")
+    args[args.index(str(tmp_path / "out" / OUTPUT_COMMANDS[command]))] = os.devnull
+    result = invoke(args + (["--format", "abc"] if command in ("continue", "export") else []))
+    assert result.exit_code == 0, result.stderr
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+
+
+def test_dev_full_output_is_one_error_line(tmp_path):
+    result = invoke(["export", str(good_tune(tmp_path)), "-o", "/dev/full", "--format", "abc"])
+    assert result.exit_code == 1
+    assert one_error_line(result) == "abcflax: error: /dev/full: cannot write: No space left on device"
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+@pytest.mark.parametrize("command", sorted(OUTPUT_COMMANDS))
+def test_symlink_output_replaces_its_target_and_stays_a_link(command, tmp_path, tiny_model_dir):
+    inputs, out = folders(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    real = elsewhere / f"real{Path(OUTPUT_COMMANDS[command]).suffix}"
+    real.write_text("precious")
+    link = out / OUTPUT_COMMANDS[command]
+    link.symlink_to(real)
+    refused = output_run(command, link, tiny_model_dir)
+    assert refused.exit_code == 1 and "--force" in one_error_line(refused) and real.read_text() == "precious"
+    forced = output_run(command, link, tiny_model_dir, "--force")
+    assert forced.exit_code == 0, forced.stderr
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert real.read_text() != "precious" and catalogue.files_under(elsewhere) == [real.name]
+
+
+def test_dangling_symlink_output_creates_its_target(tmp_path):
+    link, real = tmp_path / "link.abc", tmp_path / "real.abc"
+    link.symlink_to(real)
+    result = invoke(["export", str(good_tune(tmp_path)), "-o", str(link)])
+    assert result.exit_code == 0, result.stderr
+    assert link.is_symlink() and real.read_text().startswith("X:1")
+
+
+def _socket(path: Path) -> None:
+    import socket
+
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.close()  # the socket file stays
+
+
+def _block_device(path: Path) -> None:
+    # major 240 is for local/experimental use: no real disk behind it (opening it fails with ENXIO)
+    try:
+        os.mknod(path, stat.S_IFBLK | 0o600, os.makedev(240, 0))
+    except PermissionError:
+        pytest.skip("cannot make a device node here")
+
+
+@pytest.mark.parametrize("make, what", [(_socket, "is a socket"), (_block_device, "is a block device"),
+                                        (Path.mkdir, "is a directory")], ids=["socket", "block", "directory"])
+def test_unwritable_kinds_are_refused_even_with_force(make, what, tmp_path):
+    target = tmp_path / "out.abc"
+    make(target)
+    before = os.lstat(target)
+    result = invoke(["export", str(good_tune(tmp_path)), "-o", str(target), "--force"])
+    assert result.exit_code == 1
+    assert one_error_line(result) == f"abcflax: error: {target}: {what}, not a file to write"
+    after = os.lstat(target)
+    assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)
+
+
+@pytest.mark.parametrize("command", sorted(OUTPUT_COMMANDS))
+def test_output_below_a_plain_file_is_one_error_line(command, tmp_path, tiny_model_dir):
+    source = good_tune(tmp_path)
+    blocker = tmp_path / "plain.abc"
+    blocker.write_text(GOOD)
+    result = invoke(catalogue.command_args(command, str(source), tiny_model_dir, blocker))
+    assert result.exit_code == 1
+    target = blocker / OUTPUT_COMMANDS[command]
+    assert one_error_line(result) == f"abcflax: error: {target}: cannot write: {blocker} is not a directory"
+    assert blocker.read_text() == GOOD
+
+
+@pytest.mark.skipif(not Path("/proc/version").is_file(), reason="needs Linux /proc")
+def test_output_in_proc_is_one_error_line(tmp_path):
+    # /proc takes no new files, so even without the fix nothing there is replaced
+    result = invoke(["export", str(good_tune(tmp_path)), "-o", "/proc/version", "--format", "abc", "--force"])
+    assert result.exit_code == 1
+    assert one_error_line(result).startswith("abcflax: error: /proc/version: cannot write: ")
+
+
+def test_write_error_is_one_error_line(tmp_path, monkeypatch):
+    def broken_replace(src, dst):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    target = tmp_path / "out" / "tune.mid"
+    result = invoke(["export", str(good_tune(tmp_path)), "-o", str(target)])
+    assert result.exit_code == 1
+    assert one_error_line(result) == f"abcflax: error: {target}: cannot write: Input/output error"
+    assert catalogue.files_under(tmp_path / "out") == []
+
+
+def test_tunebook_to_a_fifo_is_refused_not_split_beside_it(tmp_path):
+    """Two tunes make two MusicXML files, <stem>-<X>: beside a FIFO (or in /dev) they have no place."""
+    book = tmp_path / "book.abc"
+    book.write_text(GOOD + "\n" + GOOD.replace("X:1", "X:2"))
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / "pipe.musicxml"
+    os.mkfifo(target)
+    result = invoke(["export", str(book), "-o", str(target)])
+    assert result.exit_code == 2 and "2 tunes make 2 musicxml files" in one_error_line(result)
+    assert catalogue.files_under(out) == [target.name]
 
 
 # ---- the same promise through a real process: the console script, real stdin, real exit codes
@@ -201,6 +400,40 @@ def test_subprocess_continue_from_binary_stdin(tmp_path, tiny_model_dir):
     assert done.returncode == 1 and "Traceback" not in stderr
     assert stderr.strip().splitlines() == ["abcflax: error: <stdin>: binary data, not ABC text"]
     assert not (tmp_path / "out.abc").exists()
+
+
+def stdout_args(command: str, source: Path, tiny_model_dir) -> list[str]:
+    """``command`` writing ABC to stdout: export through the library, continue through click.echo."""
+    if command == "export":
+        return ["export", str(source), "--format", "abc", "-o", "-"]
+    return ["continue", str(source), "--model", str(tiny_model_dir), "--max-chars", "300", "--quiet"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["export", "continue"])
+def test_subprocess_full_stdout_is_one_error_line(command, tmp_path, tiny_model_dir):
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run([sys.executable, "-m", "abcflax_cli.main", *stdout_args(command, good_tune(tmp_path),
+                                                                                      tiny_model_dir)],
+                              stdout=full, stderr=subprocess.PIPE, text=True, timeout=300,
+                              env={**os.environ, "ABCFLAX_PLUGINS": ""})
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == ["abcflax: error: cannot write to stdout: No space left on device"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["export", "continue"])
+def test_subprocess_closed_pipe_ends_quietly(command, tmp_path, tiny_model_dir):
+    """``abcflax continue ... | head -1``: the reader is gone before abcflax writes. No message, no
+    "Exception ignored" from Python's flush at exit; exit 1, as click does for --help into a closed pipe."""
+    process = subprocess.Popen([sys.executable, "-m", "abcflax_cli.main",
+                                *stdout_args(command, good_tune(tmp_path), tiny_model_dir)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={**os.environ, "ABCFLAX_PLUGINS": ""})
+    process.stdout.close()  # long before the child has started Python, let alone written
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=300) == 1
+    assert stderr == ""
 
 
 @pytest.mark.parametrize("case", [c for c in catalogue.CASES if "export" in c.only], ids=lambda c: c.name)

@@ -136,3 +136,32 @@ def test_train_with_chords_after_copies(tmp_path):
 def test_bad_model_path_is_one_line(tmp_path):
     result = run(["continue", "-", "--model", str(tmp_path / "nope")], input=PROMPT)
     assert result.exit_code == 1 and "no model found" in result.stderr
+
+
+def warning_reader(monkeypatch):
+    """``abcflax.read_abc_input`` that also warns twice: as abcflax does, and as a third-party library might."""
+    import warnings
+
+    def read_abc_input(path):
+        warnings.warn("tune.abc: something to know", abcflax.AbcflaxWarning)
+        warnings.warn("deep inside some library", UserWarning)
+        return PROMPT, "tune.abc"
+
+    # setitem, not setattr: setattr would first read the lazy attribute
+    monkeypatch.setitem(vars(abcflax), "read_abc_input", read_abc_input)
+
+
+def test_warnings_are_one_line_each_and_only_abcflax_ones(monkeypatch):
+    warning_reader(monkeypatch)
+    result = run(["export", "tune.abc", "--format", "abc", "-o", "-"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines() == ["abcflax: warning: tune.abc: something to know"]
+
+
+def test_quiet_silences_warnings(monkeypatch, tiny_model_dir):
+    warning_reader(monkeypatch)
+    args = ["continue", "tune.abc", "--model", str(tiny_model_dir), "--max-chars", "300"]
+    loud, quiet = run(args), run(args + ["--quiet"])
+    assert loud.exit_code == quiet.exit_code == 0, loud.stderr
+    assert loud.stderr.splitlines() == ["abcflax: warning: tune.abc: something to know", "continuing..."]
+    assert quiet.stderr == ""

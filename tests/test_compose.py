@@ -1,5 +1,6 @@
 """Batch composition: seeds files, prompts and titles, reproducibility, safe file names, the compose CLI."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -185,6 +186,17 @@ def test_cli_writes_a_reproducible_tunebook(tiny_model_dir, tmp_path):
     assert "10 tunes, 10 valid" in first.stderr and "chars/s" in first.stderr and second.stderr == ""
     again = run(args + ["-o", str(tmp_path / "a.abc")])
     assert again.exit_code == 1 and "already exists" in again.stderr
+
+
+def test_cli_writes_into_a_device_without_force_and_refuses_a_folder(tiny_model_dir, tmp_path):
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_text("K:G\n")
+    args = ["compose", str(seeds), "--model", str(tiny_model_dir), "--max-chars", str(MAX), "--quiet"]
+    devnull = run(args + ["-o", os.devnull, "--format", "abc"])
+    assert devnull.exit_code == 0, devnull.stderr  # nothing is replaced, so no --force is needed
+    folder = run(args + ["-o", str(tmp_path), "--format", "abc", "--force"])
+    assert folder.exit_code == 1
+    assert folder.stderr.splitlines() == [f"abcflax: error: {tmp_path}: is a directory, not a file to write"]
 
 
 def test_cli_bad_seed_exit_1_and_the_others_are_written(tiny_model_dir, tmp_path):

@@ -120,6 +120,21 @@ def test_midi_input_is_quantized_to_abc(tmp_path):
     assert [p for p, _ in notes_of(parse(abc)) if p] == [p for p, _ in notes_of(parse(source)) if p]
 
 
+def test_cli_shows_the_two_parts_warning_as_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from abcflax_cli.common import main_group
+
+    source = "X:1\nT:Midi\nM:4/4\nL:1/8\nQ:1/4=120\nK:G\n\"G\"GABc d2 B2|A2 F2 G4|]\n"
+    path = tmp_path / "melody.mid"
+    abcflax.write_output(source, str(path), accompaniment="block")  # a melody track and a chord track
+    for args, name in (([str(path)], str(path)), (["-"], "<stdin>")):
+        result = CliRunner().invoke(main_group, ["harmonize", *args, "--method", "rules"],
+                                    input=path.read_bytes() if args == ["-"] else None)
+        assert result.exit_code == 0, result.stderr
+        assert result.stderr.splitlines() == [f"abcflax: warning: {name}: 2 parts; using the first as the melody"]
+
+
 def test_cli_exports_musicxml_input_to_abc(tmp_path):
     from click.testing import CliRunner
 

@@ -146,6 +146,108 @@ def test_resume_with_a_corpus_of_other_characters_is_refused(tmp_path):
     assert (tmp_path / checkpoint.FILE_NAME).read_bytes() == before
 
 
+def payload_of(path: Path) -> dict:
+    """The decoded fields of a real checkpoint, to be spoiled and written back with ``rewritten``."""
+    from flax import serialization
+
+    data = path.read_bytes()
+    return serialization.msgpack_restore(data[len(checkpoint.MAGIC) + 65:])
+
+
+def rewritten(payload, target: Path) -> Path:
+    """``payload`` as a checkpoint file with a valid digest: only its fields are wrong."""
+    import hashlib
+
+    from flax import serialization
+
+    body = serialization.msgpack_serialize(payload)
+    target.write_bytes(checkpoint.MAGIC + hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
+    return target
+
+
+def spoiled(good: dict, change: str) -> object:
+    """``good`` with one field of the wrong type (``change`` names which)."""
+    if change == "not_a_mapping":
+        return [good["vocab"]]
+    field, _, value = change.partition("=")
+    if "." in field:
+        outer, inner = field.split(".")
+        return {**good, outer: {**good[outer], inner: value}}
+    return {**good, field: {"missing": None}.get(value, value)}
+
+
+@pytest.mark.parametrize("change, words", [
+    ("not_a_mapping", "holds list, not a mapping"),
+    ("model_config=tiny", "'model_config' is str, not a mapping"),
+    ("train_config=fast", "'train_config' is str, not a mapping"),
+    ("meta=none of it", "'meta' is str, not a mapping"),
+    ("params=weights", "'params' is str, not a mapping"),
+    ("step=many", "'step' is str, not an integer"),
+    ("model_config.hidden=16", "ModelConfig.hidden is '16', not of type int"),
+    ("train_config.learning_rate=fast", "TrainConfig.learning_rate is 'fast', not of type float"),
+])
+def test_checkpoint_fields_of_the_wrong_type_are_refused(tiny_model_dir, tmp_path, change, words):
+    good = payload_of(tiny_model_dir / checkpoint.FILE_NAME)
+    bad = rewritten(spoiled(good, change), tmp_path / "model.msgpack")
+    with pytest.raises(CheckpointError, match=f"^{re.escape(str(bad))}: .*{re.escape(words)}"):
+        abcflax.load_model(bad)
+
+
+def test_checkpoint_vocabulary_of_the_wrong_type_is_refused(tiny_model_dir, tmp_path):
+    good = payload_of(tiny_model_dir / checkpoint.FILE_NAME)
+    for vocab, words in ((12, "'vocab' is int, not a string"), (good["vocab"] + good["vocab"][-1], "repeats")):
+        bad = rewritten({**good, "vocab": vocab}, tmp_path / "model.msgpack")
+        with pytest.raises(CheckpointError, match=words):
+            checkpoint.load(bad)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_checkpoint_with_non_finite_parameters_is_refused(tiny_model_dir, tmp_path, value):
+    ckpt = checkpoint.load(tiny_model_dir)
+    kernel = np.array(ckpt.params["head"]["kernel"])
+    kernel[0, 1] = value
+    ckpt.params["head"]["kernel"] = kernel
+    bad = tmp_path / "diverged.msgpack"
+    bad.write_bytes(checkpoint.to_bytes(ckpt))
+    with pytest.raises(CheckpointError, match=f"^{re.escape(str(bad))}: parameter head/kernel holds NaN or Inf"):
+        abcflax.load_model(bad)
+
+
+def test_cli_refuses_a_diverged_checkpoint_in_one_line(tiny_model_dir, tmp_path):
+    """Accepted, it made harmonize write the same chord everywhere and continue add nothing to the prompt."""
+    from click.testing import CliRunner
+
+    from abcflax_cli.common import main_group
+
+    ckpt = checkpoint.load(tiny_model_dir)
+    ckpt.params["layers"]["0"]["w_hh"] = np.full_like(ckpt.params["layers"]["0"]["w_hh"], np.nan)
+    bad = tmp_path / "diverged.msgpack"
+    bad.write_bytes(checkpoint.to_bytes(ckpt))
+    tune = tmp_path / "t.abc"
+    tune.write_text("X:1\nM:4/4\nL:1/8\nK:G\nGABc dedB|dedB dedB|\n")
+    for command in ("continue", "harmonize"):
+        result = CliRunner().invoke(main_group, [command, str(tune), "--model", str(bad)])
+        assert result.exit_code == 1 and result.stdout == ""
+        assert result.stderr.splitlines() == [f"abcflax: error: {bad}: parameter layers/0/w_hh holds NaN or Inf "
+                                              "values; the checkpoint is corrupt (was the training diverging?)"]
+
+
+def test_cli_reports_a_checkpoint_of_the_wrong_shape_of_fields_in_one_line(tiny_model_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from abcflax_cli.common import main_group
+
+    good = payload_of(tiny_model_dir / checkpoint.FILE_NAME)
+    bad = rewritten({**good, "model_config": "tiny"}, tmp_path / "model.msgpack")
+    tune = tmp_path / "t.abc"
+    tune.write_text("X:1\nM:4/4\nL:1/8\nK:G\nGABc dedB|\n")
+    for args in (["continue", str(tune)], ["harmonize", str(tune)], ["evaluate", str(tune)]):
+        result = CliRunner().invoke(main_group, [*args, "--model", str(bad)])
+        assert result.exit_code == 1, result.stderr
+        assert result.stderr.splitlines() == [
+            f"abcflax: error: {bad}: checkpoint field 'model_config' is str, not a mapping"]
+
+
 def test_cli_reports_a_bad_checkpoint_in_one_line(tmp_path):
     from click.testing import CliRunner
 

@@ -147,6 +147,17 @@ def test_bad_prompts_are_input_errors(tiny_model, bad):
         abcflax.complete(bad, model=tiny_model)
 
 
+@pytest.mark.parametrize("option", [dict(temperature=float("nan")), dict(temperature=float("inf")),
+                                    dict(temperature=-0.5), dict(top_p=float("nan")), dict(top_p=float("inf"))])
+def test_sampling_options_that_are_no_finite_numbers_are_refused(tiny_model, option):
+    # NaN passes every comparison a range check makes: a NaN temperature once sampled as if it were 1e-6
+    with pytest.raises(InputError, match="temperature must be a finite number|top_p must be in"):
+        abcflax.complete("X:1\nT:t\nM:6/8\nL:1/8\nK:G\nGAG", model=tiny_model, **option)
+    with pytest.raises(abcflax.UsageError):
+        sample.check_sampling_options(option.get("temperature", 1.0), None, option.get("top_p", 1.0), None,
+                                      abcflax.UsageError)
+
+
 def counting_step(token_B, carry_B):
     """A fake model with state: the carry sums the tokens fed; the logits favour the end marker when the sum is
     a multiple of 5, else character (sum mod 7) + 2, so tunes end at different times."""
