@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 from flax import nnx
 
 import abcflax
@@ -282,3 +283,16 @@ def test_pick_rows_reads_and_credits_the_same_rows_for_ids_out_of_range():
     np.testing.assert_array_equal(pick_rows(table, ids), table[jnp.clip(ids, 0, 4)])
     grad = jax.grad(lambda t: jnp.sum(pick_rows(t, ids)))(table)
     np.testing.assert_array_equal(grad[:, 0], [2.0, 0.0, 0.0, 0.0, 2.0])  # rows 0 and 4, each read twice
+
+
+def test_the_bundled_grammar_tables_match_the_grammar_and_vocabulary():
+    """A change to abcflax/grammar.py needs the bundled tables rebuilt, or every user's first run rebuilds them."""
+    from abcflax import grammar
+    from abcflax.loading import default_model_path
+
+    if not default_model_path().exists():
+        pytest.skip("no bundled model in this checkout")
+    chars = abcflax.load_model(None).vocab.chars
+    bundled = default_model_path().parent / f"grammar-{grammar.table_key(chars)}.npz"
+    assert bundled.is_file(), f"rebuild {bundled.name} (see data/model/MODEL_CARD.md)"
+    assert len(list(bundled.parent.glob("grammar-*.npz"))) == 1  # no stale tables shipped beside it
