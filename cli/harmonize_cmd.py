@@ -43,6 +43,8 @@ def harmonize_command(source, out, per, method, keep_existing, beam, model_path,
     from abcflax.atomic import write_text
 
     text, name = abcflax.read_abc_input(source)
+    if out != "-":
+        abcflax.check_output_path(out, force=force)  # before, not after, the harmonizing
     result = abcflax.harmonize(text, model=model_path if method == "model" else None, per=per, method=method,
                                keep_existing=keep_existing, beam=beam, source=name,
                                reverse_model=None if reverse_path.lower() == "none" else reverse_path)

@@ -467,3 +467,20 @@ def test_refine_a_one_span_tune(tiny_model):
     scorer = LSTMScorer(tiny_model)
     out = abcflax.harmonize("X:1\nM:2/4\nL:1/4\nK:G\nGB|]\n", model=tiny_model, per="bar", reverse_scorer=scorer)
     assert len(chords_in(out)) == 1
+
+
+def test_cli_refuses_an_existing_output_before_harmonizing(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import abcflax
+    from abcflax_cli.common import main_group
+
+    def never(*args, **kwargs):
+        raise AssertionError("harmonized although the output could not be written")
+
+    monkeypatch.setattr(abcflax, "harmonize", never)
+    out = tmp_path / "out.musicxml"
+    out.write_text("keep me")
+    result = CliRunner().invoke(main_group, ["harmonize", "-", "-o", str(out), "--method", "rules"], input=C_MAJOR)
+    assert result.exit_code == 1 and "already exists" in result.stderr
+    assert out.read_text() == "keep me"
