@@ -138,7 +138,7 @@ def compose_command(seeds_file, per_seed, output, out_dir, formats, model_path, 
     if done and not out_dir:
         book = "\n".join(tune.text.rstrip("\n") + "\n" for tune in done)
         abcflax.write_output(book, output, fmt=fmts[0] if fmts else ("abc" if output == "-" else None), force=force)
-    if not quiet:
+    if not quiet and (done or not problems):  # a refused seeds file is its error lines alone
         valid = sum(tune.valid for tune in done)
         click.echo(f"{len(done)} tunes, {valid} valid, {len(problems)} problems; {chars:,} characters in "
                    f"{seconds:.1f} s ({chars / max(seconds, 1e-9):,.0f} chars/s)", err=True)

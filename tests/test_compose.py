@@ -237,3 +237,11 @@ def test_cli_rejects_conflicting_outputs_and_unknown_formats(tiny_model_dir, tmp
     unknown = run(["compose", str(seeds), "--out-dir", str(tmp_path / "d"), "--format", "abc,wav"])
     assert unknown.exit_code == 2 and "unknown export format 'wav'" in unknown.stderr
     assert not Path(tmp_path / "d").exists()
+
+
+def test_cli_a_seeds_file_with_only_bad_seeds_is_its_error_lines_alone(tiny_model_dir, tmp_path):
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_text("M:99/1 K:D\n")
+    result = run(["compose", str(seeds), "--model", str(tiny_model_dir), "--max-chars", str(MAX)])
+    assert result.exit_code == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("abcflax: error:")
