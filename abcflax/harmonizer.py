@@ -18,12 +18,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
 from .errors import InputError, UsageError
-from .tunebook import FIELD_LINE, HEADER_KEEP, QUOTED, is_chord_symbol, map_tunes, normalize_key
+from .tunebook import FIELD_LINE, HEADER_KEEP, QUOTED, is_chord_symbol, map_tunes, normalize_key, read_tunebook
 
 PERS = ("auto", "bar", "half", "beat")
 METHODS = ("model", "rules")
@@ -933,7 +933,8 @@ def harmonize(abc: str, *, model=None, per: str = "auto", method: str = "model",
               chord_weight: float = DEFAULT_CHORD_WEIGHT, candidates: int = MAX_CANDIDATES,
               fit_weight: float = DEFAULT_FIT_WEIGHT, reverse_model="auto",
               reverse_weight: float = DEFAULT_REVERSE_WEIGHT, scorer: Scorer | None = None,
-              reverse_scorer: Scorer | None = None, source: str = "<text>") -> str:
+              reverse_scorer: Scorer | None = None, source: str = "<text>",
+              on_tune: Callable[[int, int], None] | None = None) -> str:
     """``abc`` (a tune or a tunebook) with chord symbols added at harmonic-rhythm positions.
 
     ``per``: ``bar``, ``half``, ``beat`` or ``auto`` (by meter, see ``auto_per``). ``method``: ``model``
@@ -944,7 +945,8 @@ def harmonize(abc: str, *, model=None, per: str = "auto", method: str = "model",
     chords (``refine``): ``"auto"`` (the ``reverse.msgpack`` beside the model, if any; the bundled model has
     one), a path or ``Model``, or None (off); ``reverse_weight`` weighs it. The search is deterministic;
     ``seed`` is accepted for symmetry with ``complete`` and unused. ``scorer`` and ``reverse_scorer`` replace
-    the models' scorers (tests inject fakes).
+    the models' scorers (tests inject fakes). ``on_tune(done, total)`` is called after each tune of a tunebook
+    (a progress bar for long books).
     """
     del seed  # beam search has no randomness
     if not isinstance(abc, str):
@@ -965,7 +967,18 @@ def harmonize(abc: str, *, model=None, per: str = "auto", method: str = "model",
             reverse_scorer = _reverse_scorer(loaded, reverse_model)
     search = SearchConfig(beam, change_penalty, chord_weight, candidates, float(fit_weight), float(reverse_weight))
     worker = Harmonizer(per, method, keep_existing, search, loaded, scorer, source, reverse_scorer)
-    return map_tunes(abc, worker.tune, source)
+    if on_tune is None:
+        return map_tunes(abc, worker.tune, source)
+    total, done = len(read_tunebook(abc, source)[0]), 0
+
+    def counted(text: str, first_line: int) -> str:
+        nonlocal done
+        result = worker.tune(text, first_line)
+        done += 1
+        on_tune(done, total)
+        return result
+
+    return map_tunes(abc, counted, source)
 
 
 def _reverse_scorer(model, reverse_model) -> LSTMScorer | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 
 import click
 
@@ -25,8 +27,9 @@ from .common import cli_errors
               help="Right-to-left model (train --reverse) that refines the chords with the melody after them; "
                    "auto: the reverse.msgpack beside the model (the bundled model has one); none: off.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@click.option("--quiet", is_flag=True, help="No progress bar for a tunebook, no warnings.")
 @cli_errors
-def harmonize_command(source, out, per, method, keep_existing, beam, model_path, reverse_path, force):
+def harmonize_command(source, out, per, method, keep_existing, beam, model_path, reverse_path, force, quiet):
     """Add chord symbols to the melody in FILE (or - for stdin); every tune of a tunebook is harmonized.
 
     The melody, header and layout are kept exactly; only chord symbols ("G", "D7", "Em") are added in
@@ -45,9 +48,10 @@ def harmonize_command(source, out, per, method, keep_existing, beam, model_path,
     text, name = abcflax.read_abc_input(source)
     if out != "-":
         abcflax.check_output_path(out, force=force)  # before, not after, the harmonizing
-    result = abcflax.harmonize(text, model=model_path if method == "model" else None, per=per, method=method,
-                               keep_existing=keep_existing, beam=beam, source=name,
-                               reverse_model=None if reverse_path.lower() == "none" else reverse_path)
+    with _progress(quiet) as on_tune:
+        result = abcflax.harmonize(text, model=model_path if method == "model" else None, per=per, method=method,
+                                   keep_existing=keep_existing, beam=beam, source=name, on_tune=on_tune,
+                                   reverse_model=None if reverse_path.lower() == "none" else reverse_path)
     if not result.endswith("\n"):
         result += "\n"
     if out == "-":
@@ -56,3 +60,24 @@ def harmonize_command(source, out, per, method, keep_existing, beam, model_path,
         write_text(out, result, force=force)
     else:
         abcflax.write_output(result, out, force=force, source=name)
+
+
+@contextlib.contextmanager
+def _progress(quiet: bool):
+    """``on_tune`` for a tunebook: a progress bar on stderr (a terminal only), from its second tune on."""
+    bar = None
+
+    def on_tune(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None and total > 1:
+            bar = click.progressbar(length=total, label="harmonizing", file=sys.stderr,
+                                    hidden=quiet or not sys.stderr.isatty())
+            bar.__enter__()
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        yield on_tune
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)

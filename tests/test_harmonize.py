@@ -484,3 +484,20 @@ def test_cli_refuses_an_existing_output_before_harmonizing(tmp_path, monkeypatch
     result = CliRunner().invoke(main_group, ["harmonize", "-", "-o", str(out), "--method", "rules"], input=C_MAJOR)
     assert result.exit_code == 1 and "already exists" in result.stderr
     assert out.read_text() == "keep me"
+
+
+def test_on_tune_reports_progress_through_a_tunebook():
+    book = C_MAJOR.rstrip("\n") + "\n\n" + C_MAJOR.replace("X:1", "X:2", 1)
+    seen = []
+    out = abcflax.harmonize(book, method="rules", on_tune=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 2), (2, 2)] and out.count("X:") == 2
+
+
+def test_cli_quiet_harmonize_prints_only_the_result():
+    from click.testing import CliRunner
+
+    from abcflax_cli.common import main_group
+
+    book = C_MAJOR.rstrip("\n") + "\n\n" + C_MAJOR.replace("X:1", "X:2", 1)
+    result = CliRunner().invoke(main_group, ["harmonize", "-", "--method", "rules", "--quiet"], input=book)
+    assert result.exit_code == 0 and result.stderr == "" and result.stdout.count("X:") == 2
