@@ -154,8 +154,8 @@ def check_sampling_options(temperature, top_k, top_p, bars, error=InputError) ->
         raise error("temperature must be a finite number, 0 or more")
     if top_p is not None and not 0 < top_p <= 1:
         raise error("top_p must be in (0, 1]")
-    if top_k is not None and top_k < 0:
-        raise error("top_k must be 0 or more")
+    if top_k is not None and (not isinstance(top_k, (int, np.integer)) or top_k < 0):
+        raise error("top_k must be an integer, 0 or more")
     if bars is not None and bars < 1:
         raise error("bars must be at least 1")
 
@@ -303,6 +303,6 @@ def dispatch(model, requests: list[Request], *, max_chars: int = 1200, temperatu
         (carry, logits, seed_data, row_ids, cstate, limits), batch)
     arrays = _generate(
         model.weights, carry, logits, seed_data, row_ids, cstate, limits, tables, np.float32(temperature),
-        np.int32(top_k or 0), np.float32(top_p if top_p is not None else 1.0), np.int32(len(rows)),
+        np.int32(min(top_k or 0, vocab.size)), np.float32(top_p if top_p is not None else 1.0), np.int32(len(rows)),
         max_new=int(max_chars), eos_id=vocab.eos_id, constrained=constrained, slots=width)
     return Pending(prompts, arrays, vocab.decode)

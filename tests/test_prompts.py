@@ -58,6 +58,12 @@ def test_continuation_goes_on_a_new_line_after_text_music_cannot_follow(text, jo
     ("GAB =F, F,2-:|", "=F,"),
     ("GABc [Gd]2-|", "[Gd]"),
     ("GABc d'2- | \"D\"", "d'"),
+    ("GABc dedF-|\nP:B\n", "F"),  # a part or meter line between: the pitch is still owed
+    ("GABc dedF-|\nM:3/4\n", "F"),
+    ("GABc dedF-|[K:C]", "^F"),  # under a new key the tied note keeps its sound: the old key's F#
+    ("GABc dedF-|\nK:Bb\n", "^F"),
+    ("GABc ded=F-|\nK:D\n", "=F"),
+    ("GABc dedB-|[K:Bb] ", "=B"),
     ("GABc d-e dB|", ""),
     ("GABc dedB|", ""),
 ])
@@ -227,3 +233,11 @@ def test_compose_reads_a_tune_seed_as_continue_does(tiny_model):
         body = tune.text.split("K:G\n", 1)[1]
         assert body.startswith(' GABc dedB|(dedB ded^B-|\n^B')  # music on a new line, the tie reaching ^B
         assert tune.valid, tune.text
+
+
+def test_a_top_k_beyond_the_vocabulary_keeps_every_character(tiny_model):
+    prompt = HEADER + "GABc dedB|"
+    huge = abcflax.complete(prompt, model=tiny_model, seed=1, max_chars=300, top_k=2**40)
+    assert huge == abcflax.complete(prompt, model=tiny_model, seed=1, max_chars=300)
+    with pytest.raises(InputError, match="top_k"):
+        abcflax.complete(prompt, model=tiny_model, top_k=2.5)
