@@ -122,8 +122,11 @@ class PromptView:
 
 
 _INLINE_FIELD = re.compile(r"\[([A-Za-z]):[^\]\n]*\]")
-_TIED_END = re.compile(  # a note or chord tied at the very end, maybe followed by bar lines and chord symbols
-    r"(?P<note>[_^=]{0,2}[A-Ga-g][,']*|\[[^\]\n]*\])[0-9/]*-(?P<after>(?:[ \t\n|:\]]|\"[^\"\n]*\")*)$")
+_TIED_END = re.compile(  # a note or chord tied at the very end, maybe followed by bar lines, chord symbols, fields
+    r"(?P<note>[_^=]{0,2}[A-Ga-g][,']*|\[[^\]\n]*\])[0-9/]*-"
+    r"(?P<after>(?:[ \t\n|:\]]|\"[^\"\n]*\"|\[[A-Za-z]:[^\]\n]*\]|(?<=\n)[A-Za-z]:[^\n]*)*)$")
+_FIELDS_IN = re.compile(r"\[([A-Za-z]):([^\]\n]*)\]|(?:^|(?<=\n))([A-Za-z]):([^\n]*)")
+_ALTERATIONS = {"^^": 2, "^": 1, "=": 0, "_": -1, "__": -2}
 _PITCH = re.compile(r"([_^=]{0,2})([A-Ga-g][,']*)")
 
 
@@ -221,7 +224,7 @@ def _known_or_raise(line: str, start: int, end: int, known: set[str], source: st
 
 def _open_tie_pitch(view: str, body_start: int) -> str:
     """The note (or chord) a tie at the end of ``view`` must reach, written so that it sounds the same
-    pitch after a bar line; "" when no tie is open."""
+    pitch after a bar line or a key change; "" when no tie is open."""
     body = "\n".join(view.split("\n")[body_start:])
     match = _TIED_END.search(body)
     if match is None:
@@ -230,11 +233,41 @@ def _open_tie_pitch(view: str, body_start: int) -> str:
     pitches = _PITCH.findall(note)
     if not pitches:
         return ""
-    crosses_bar = "|" in match.group("after") or ":" in match.group("after")
+    keys = [m for m in _FIELDS_IN.finditer(match.group("after")) if (m.group(1) or m.group(3)) == "K"]
+    crosses_bar = re.search(r"[|:]", _FIELDS_IN.sub("", match.group("after"))) is not None
     bar = re.split(r"[|:]", body[:match.start()])[-1]
-    written = [(_carried(accidental, pitch, bar) if crosses_bar else accidental) + pitch
-               for accidental, pitch in pitches]
+    if keys:  # under a new key the pitch is written with its accidental, whatever the new key says
+        old_key = _key_before(view, body_start, match.start())
+        written = [_absolute(_carried(accidental, pitch, bar), pitch, old_key) + pitch for accidental, pitch in pitches]
+    else:
+        written = [(_carried(accidental, pitch, bar) if crosses_bar else accidental) + pitch
+                   for accidental, pitch in pitches]
     return f"[{''.join(written)}]" if note.startswith("[") else written[0]
+
+
+def _key_before(view: str, body_start: int, offset: int) -> dict[str, int]:
+    """Letter -> alteration of the key in force ``offset`` characters into the body (header K:, then changes)."""
+    from .abc_check import parse_key
+
+    lines = view.split("\n")
+    header_key = next((line[2:] for line in reversed(lines[:body_start]) if line.startswith("K:")), "")
+    changes = _FIELDS_IN.finditer("\n".join(lines[body_start:])[:offset])
+    values = [header_key] + [m.group(2) or m.group(4) or "" for m in changes if (m.group(1) or m.group(3)) == "K"]
+    signature: dict[str, int] = {}
+    for value in values:
+        parsed, _ = parse_key(value)
+        if parsed is not None:
+            signature = parsed
+    return signature
+
+
+def _absolute(accidental: str, pitch: str, key: dict[str, int]) -> str:
+    """The accidental that writes ``pitch`` as it sounds, whatever key is in force: ``accidental`` if given,
+    else the old key's."""
+    if accidental:
+        return accidental
+    alteration = key.get(pitch[0].upper(), 0)
+    return next(mark for mark, value in _ALTERATIONS.items() if value == alteration)
 
 
 def _carried(accidental: str, pitch: str, bar: str) -> str:
