@@ -299,7 +299,7 @@ def complete_tunebook(text: str, source: str = "<text>", *, model=None,
     loaded = resolve_model(model)
     tunes, found = read_tunebook(text, source, allow_empty_body=True)
     problems = [str(p) for p in found]
-    good = []
+    good, lines = [], []
     for tune in tunes:
         try:
             ends_line = tune is not tunes[-1] or text.rstrip(" \t").endswith("\n")
@@ -307,6 +307,7 @@ def complete_tunebook(text: str, source: str = "<text>", *, model=None,
             if options.get("constrain", True):
                 _require_placeable(loaded, checked[1])
             good.append(checked)
+            lines.append(tune.line)
         except InputError as exc:
             message = str(exc)
             problems.append(message if message.startswith(source) else f"{source}:{tune.line}: {message}")
@@ -314,8 +315,32 @@ def complete_tunebook(text: str, source: str = "<text>", *, model=None,
         return "", problems or [f"{source}: no tune to continue"]
     if on_start is not None:
         on_start(len(good))
-    outputs = _continue_checked(loaded, good, **options)
-    return "\n".join(out.rstrip("\n") + "\n" for out in outputs), problems
+    try:
+        outputs = _continue_checked(loaded, good, **options)
+    except InputError as exc:
+        if DEAD_END not in str(exc):
+            raise
+        outputs = _one_at_a_time(loaded, good, lines, source, problems, options)
+    return "\n".join(out.rstrip("\n") + "\n" for out in outputs if out), problems
+
+
+DEAD_END = "constrained decoding found no valid character"  # the sampler's error for a prompt it cannot finish
+
+
+def _one_at_a_time(loaded, good: list, lines: list[int], source: str, problems: list[str], options: dict) -> list[str]:
+    """After a dead end in the batch: each tune on its own (the same random row, so the same tune as in the
+    batch), the ones that reach a dead end reported and left out, so one such prompt costs no other tune."""
+    outputs = []
+    for row, (checked, line) in enumerate(zip(good, lines)):
+        try:
+            outputs.extend(_continue_checked(loaded, [checked], rows=[row], **options))
+        except InputError as exc:
+            if DEAD_END not in str(exc):
+                raise
+            problems.append(f"{source}:{line}: the constrained decoder cannot finish this tune's last bar "
+                            f"(try --no-constrain, or end the prompt at a bar line)")
+            outputs.append("")
+    return outputs
 
 
 def _require_placeable(loaded, view: PromptView) -> None:

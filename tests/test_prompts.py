@@ -241,3 +241,15 @@ def test_a_top_k_beyond_the_vocabulary_keeps_every_character(tiny_model):
     assert huge == abcflax.complete(prompt, model=tiny_model, seed=1, max_chars=300)
     with pytest.raises(InputError, match="top_k"):
         abcflax.complete(prompt, model=tiny_model, top_k=2.5)
+
+
+def test_a_tune_the_decoder_cannot_finish_costs_no_other_tune_of_the_book(tiny_model):
+    good = HEADER + "GABc dedB|\n"
+    stuck = HEADER.replace("X:1", "X:2") + "dedc BAGB-\n"  # a full bar, then a note tied into no bar line
+    book = good + "\n" + stuck + "\n" + good.replace("X:1", "X:3")
+    out, problems = abcflax.complete_tunebook(book, "book.abc", model=tiny_model, max_chars=300, seed=2)
+    assert problems == ["book.abc:8: the constrained decoder cannot finish this tune's last bar "
+                        "(try --no-constrain, or end the prompt at a bar line)"]
+    assert out.count("X:") == 2 and "X:2" not in out
+    alone = abcflax.complete_many([good], model=tiny_model, max_chars=300, seed=2, rows=[0])[0]
+    assert out.startswith(alone.rstrip("\n") + "\n")  # the same tune as in a batch without the stuck one
