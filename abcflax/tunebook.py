@@ -250,15 +250,11 @@ def several_voices(text: str) -> tuple[int, str] | None:
 
 
 def default_unit_length(meter: str | None) -> str:
-    """The unit note length a tune without ``L:`` has (ABC 2.1, 3.1.7): 1/16 when the meter ``M:`` is below
-    3/4, else 1/8 (also for ``M:none`` and no ``M:``)."""
-    value = strip_comment(meter or "").strip()
-    value = {"C": "4/4", "C|": "2/2"}.get(value, value)
-    match = re.fullmatch(r"\(?([\d+]+)\)?\s*/\s*(\d+)", value)
-    if not match or not int(match.group(2)):
-        return "1/8"
-    top = sum(int(part) for part in match.group(1).split("+") if part)
-    return "1/16" if top * 4 < 3 * int(match.group(2)) else "1/8"
+    """The unit note length a tune without ``L:`` has (``abc_check.default_unit``'s ABC 2.1 rule), as text."""
+    from .abc_check import default_unit, parse_meter
+
+    unit = default_unit(parse_meter(strip_comment(meter or ""))[0])
+    return f"{unit.numerator}/{unit.denominator}"
 
 
 def with_explicit_defaults(text: str) -> str:
