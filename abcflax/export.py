@@ -48,14 +48,19 @@ def split_tunes(abc: str, source: str = "<text>") -> list[Tune]:
 def check_exportable(abc: str, source: str = "<text>") -> list[Tune]:
     """The tunes of ``abc``; InputError (``source:line:col: why``) for the first one with malformed ABC, which
     notation software would misread or refuse."""
-    from .abc_check import blocking_problem
-
     tunes = split_tunes(abc, source)
     for tune in tunes:
-        problem = blocking_problem(tune.text)
-        if problem is not None:
-            raise InputError(f"{source}:{tune.line + problem.line - 1}:{problem.column}: {problem.message}")
+        _refuse_malformed(tune)
     return tunes
+
+
+def _refuse_malformed(tune: Tune) -> None:
+    """InputError naming the file's line:column of the tune's first blocking problem, if it has one."""
+    from .abc_check import blocking_problem
+
+    problem = blocking_problem(tune.text)
+    if problem is not None:
+        raise InputError(f"{tune.source}:{tune.line + problem.line - 1}:{problem.column}: {problem.message}")
 
 
 def _one_tune(abc: str) -> Tune:
@@ -113,12 +118,8 @@ def drop_empty_annotations(text: str) -> str:
 def _parse(tune: Tune):
     from music21 import converter, stream
 
-    from .abc_check import blocking_problem
-
     tune = replace(tune, text=drop_empty_annotations(inline_fields_with_music(tune.text)))
-    problem = blocking_problem(tune.text)  # else music21 guesses ("assuming C") or divides by zero
-    if problem is not None:
-        raise InputError(f"{tune.source}:{tune.line + problem.line - 1}:{problem.column}: {problem.message}")
+    _refuse_malformed(tune)  # else music21 guesses ("assuming C") or divides by zero
     try:  # defaults written out: music21 reads no note of a tune without L: and M: ("no active default note length")
         score = converter.parse(ABC_VERSION_LINE + with_explicit_defaults(tune.text) + "\n", format="abc")
     except Exception as exc:  # noqa: BLE001 - music21 raises many types on bad ABC
