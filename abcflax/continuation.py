@@ -9,7 +9,7 @@ from typing import Callable
 from .abc_check import close_open_slurs
 from .errors import InputError, UsageError
 from .loading import resolve_model
-from .sample import Request, check_sampling_options, generate
+from .sample import DeadEnd, Request, check_sampling_options, generate
 from .tunebook import (BODY_FIELDS_KEEP, FIELD_LINE, HEADER_KEEP, is_chord_symbol, normalize_key, read_tunebook,
                        several_voices, strip_comment, with_explicit_defaults)
 
@@ -40,10 +40,11 @@ def _check_prompt(prefix: str, source: str, vocab) -> tuple[str, PromptView]:
 def _prepared(text: str, vocab, source: str, first_line: int, ends_line: bool) -> tuple[str, PromptView]:
     """Check one tune as a prompt (errors name the file's line:column); (text with defaults, view)."""
     _require_one_voice(text, source, first_line)
-    prompt_view(text, vocab.chars, source, first_line)  # unknown characters first: it says more than the checker
-    _require_clean(text, source, first_line, ends_line)
-    text = with_explicit_defaults(text)
-    return text, prompt_view(text, vocab.chars, source, first_line)
+    written = with_explicit_defaults(text)
+    added = written.count("\n") - text.count("\n")  # header lines, before any line the view can complain of
+    view = prompt_view(written, vocab.chars, source, first_line - added)  # unknown characters first: it says
+    _require_clean(text, source, first_line, ends_line)                   # more than the checker
+    return written, view
 
 
 def _require_one_voice(text: str, source: str, first_line: int) -> None:
@@ -317,30 +318,13 @@ def complete_tunebook(text: str, source: str = "<text>", *, model=None,
         on_start(len(good))
     try:
         outputs = _continue_checked(loaded, good, **options)
-    except InputError as exc:
-        if DEAD_END not in str(exc):
-            raise
-        outputs = _one_at_a_time(loaded, good, lines, source, problems, options)
-    return "\n".join(out.rstrip("\n") + "\n" for out in outputs if out), problems
-
-
-DEAD_END = "constrained decoding found no valid character"  # the sampler's error for a prompt it cannot finish
-
-
-def _one_at_a_time(loaded, good: list, lines: list[int], source: str, problems: list[str], options: dict) -> list[str]:
-    """After a dead end in the batch: each tune on its own (the same random row, so the same tune as in the
-    batch), the ones that reach a dead end reported and left out, so one such prompt costs no other tune."""
-    outputs = []
-    for row, (checked, line) in enumerate(zip(good, lines)):
-        try:
-            outputs.extend(_continue_checked(loaded, [checked], rows=[row], **options))
-        except InputError as exc:
-            if DEAD_END not in str(exc):
-                raise
-            problems.append(f"{source}:{line}: the constrained decoder cannot finish this tune's last bar "
+    except DeadEnd as exc:  # rerun without the tunes that cannot be finished, each on its own random row
+        for index in exc.indices:
+            problems.append(f"{source}:{lines[index]}: the constrained decoder cannot finish this tune's last bar "
                             f"(try --no-constrain, or end the prompt at a bar line)")
-            outputs.append("")
-    return outputs
+        rows = [row for row in range(len(good)) if row not in exc.indices]
+        outputs = _continue_checked(loaded, [good[row] for row in rows], rows=rows, **options) if rows else []
+    return "\n".join(out.rstrip("\n") + "\n" for out in outputs), problems
 
 
 def _require_placeable(loaded, view: PromptView) -> None:

@@ -160,6 +160,14 @@ def check_sampling_options(temperature, top_k, top_p, bars, error=InputError) ->
         raise error("bars must be at least 1")
 
 
+class DeadEnd(InputError):
+    """The constrained decoder found no character that keeps a tune valid; ``indices``: those tunes (0-based)."""
+
+    def __init__(self, message: str, indices: list[int]):
+        super().__init__(message)
+        self.indices = indices
+
+
 @dataclass(frozen=True)
 class Request:
     """One continuation to write."""
@@ -234,13 +242,16 @@ class Pending:
 
     def results(self) -> list[Result]:
         tokens, finished, stuck = (np.asarray(a) for a in self.arrays)  # waits for the device
+        stuck_at = [index for index in range(len(self.prompts)) if stuck[index]]
+        if stuck_at:
+            row = tokens[stuck_at[0]]
+            ids = row[row >= 0].tolist()
+            raise DeadEnd(f"constrained decoding found no valid character for tune {stuck_at[0] + 1} after "
+                          f"{self.decode(ids[:-1])[-40:]!r}: please report this prompt", stuck_at)
         results = []
         for index, prompt in enumerate(self.prompts):
             row = tokens[index]
             ids = row[row >= 0].tolist()
-            if stuck[index]:
-                raise InputError(f"constrained decoding found no valid character for tune {index + 1} after "
-                                 f"{self.decode(ids[:-1])[-40:]!r}: please report this prompt")
             text = prompt + self.decode(ids)
             if not text.endswith("\n"):
                 text += "\n"
