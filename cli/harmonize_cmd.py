@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 
@@ -48,9 +47,12 @@ def harmonize_command(source, out, per, method, keep_existing, beam, model_path,
     text, name = abcflax.read_abc_input(source)
     if out != "-":
         abcflax.check_output_path(out, force=force)  # before, not after, the harmonizing
-    with _progress(quiet) as on_tune:
+    tunes = len(abcflax.read_tunebook(text, name)[0])
+    with click.progressbar(length=tunes, label="harmonizing", file=sys.stderr,  # a terminal only, a tunebook only
+                           hidden=quiet or tunes < 2 or not sys.stderr.isatty()) as bar:
         result = abcflax.harmonize(text, model=model_path if method == "model" else None, per=per, method=method,
-                                   keep_existing=keep_existing, beam=beam, source=name, on_tune=on_tune,
+                                   keep_existing=keep_existing, beam=beam, source=name,
+                                   on_tune=lambda done, total: bar.update(1),
                                    reverse_model=None if reverse_path.lower() == "none" else reverse_path)
     if not result.endswith("\n"):
         result += "\n"
@@ -61,23 +63,3 @@ def harmonize_command(source, out, per, method, keep_existing, beam, model_path,
     else:
         abcflax.write_output(result, out, force=force, source=name)
 
-
-@contextlib.contextmanager
-def _progress(quiet: bool):
-    """``on_tune`` for a tunebook: a progress bar on stderr (a terminal only), from its second tune on."""
-    bar = None
-
-    def on_tune(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None and total > 1:
-            bar = click.progressbar(length=total, label="harmonizing", file=sys.stderr,
-                                    hidden=quiet or not sys.stderr.isatty())
-            bar.__enter__()
-        if bar is not None:
-            bar.update(1)
-
-    try:
-        yield on_tune
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
