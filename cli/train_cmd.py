@@ -18,6 +18,12 @@ from .options import FiniteFloatRange
 @click.option("--batch-size", type=click.IntRange(1), help="Windows per step (global).")
 @click.option("--seq-len", type=click.IntRange(2, 4096), help="Characters per window.")
 @click.option("--lr", "learning_rate", type=FiniteFloatRange(min=0, min_open=True), help="Peak learning rate.")
+@click.option("--warmup-steps", type=click.IntRange(0), help="Steps of linear warm-up before the cosine decay.  [default: 200]")
+@click.option("--min-lr-ratio", type=FiniteFloatRange(0, 1),
+              help="Learning rate at the end of the cosine decay, as a share of the peak.  [default: 0.05]")
+@click.option("--clip-norm", type=FiniteFloatRange(min=0, min_open=True),
+              help="Clip the gradient's global norm to this.  [default: 1.0]")
+@click.option("--weight-decay", type=FiniteFloatRange(min=0), help="AdamW's decoupled weight decay.  [default: 1e-5]")
 @click.option("--dropout", type=FiniteFloatRange(0, 0.95), help="Dropout rate.")
 @click.option("--dropout-from", type=click.IntRange(0),
               help="Train this many steps with dropout off before it switches on.  [default: 0]")
@@ -47,7 +53,8 @@ from .options import FiniteFloatRange
                    "are ignored) with a fresh optimizer and schedule.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @cli_errors
-def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_rate, dropout, dropout_from, eval_every,
+def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_rate, warmup_steps, min_lr_ratio, clip_norm,
+                  weight_decay, dropout, dropout_from, eval_every,
                   holdout, seed, transpose, chords_after, reverse, devices, coordinator, num_processes, process_id,
                   resume, init_from, quiet):
     """Train a model on ABC files, folders and music21 corpora.
@@ -86,7 +93,9 @@ def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_
     if dropout is not None:
         model_config = dataclasses.replace(model_config, dropout=dropout)
     overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, seq_len=seq_len, dropout_from=dropout_from,
-                                         learning_rate=learning_rate, eval_every=eval_every, seed=seed,
+                                         learning_rate=learning_rate, warmup_steps=warmup_steps,
+                                         min_lr_ratio=min_lr_ratio, clip_norm=clip_norm, weight_decay=weight_decay,
+                                         eval_every=eval_every, seed=seed,
                                          transpose=transpose, chords_after=chords_after,
                                          reverse=reverse).items()
                  if v is not None}

@@ -104,6 +104,19 @@ def test_train_dropout_from_is_stored_and_off_by_default(tmp_path):
     assert run(["train", str(corpus), "--out", str(tmp_path / "c"), "--dropout-from", "-1"] + args).exit_code == 2
 
 
+def test_train_optimizer_options_are_stored_and_checked(tmp_path):
+    corpus = tmp_path / "corpus.abc"
+    corpus.write_text("\n".join(tiny_texts(2)))
+    args = ["--preset", "tiny", "--steps", "2", "--batch-size", "4", "--seq-len", "16", "--quiet"]
+    options = ["--warmup-steps", "0", "--min-lr-ratio", "0", "--clip-norm", "5", "--weight-decay", "0"]
+    assert run(["train", str(corpus), "--out", str(tmp_path / "a")] + options + args).exit_code == 0
+    stored = abcflax.checkpoint.load(tmp_path / "a").train_config
+    assert (stored.warmup_steps, stored.min_lr_ratio, stored.clip_norm, stored.weight_decay) == (0, 0.0, 5.0, 0.0)
+    for bad in (["--clip-norm", "0"], ["--min-lr-ratio", "1.5"], ["--warmup-steps", "-1"], ["--weight-decay", "nan"]):
+        refused = run(["train", str(corpus), "--out", str(tmp_path / "b")] + bad + args)
+        assert refused.exit_code == 2 and bad[0] in refused.stderr
+
+
 def test_train_with_transposed_repeats(tmp_path):
     corpus = tmp_path / "corpus.abc"
     corpus.write_text("\n".join(tiny_texts(2)))
