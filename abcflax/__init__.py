@@ -40,7 +40,8 @@ _EXPORTS = {
     "CheckProblem": "abc_check", "TuneAnalysis": "abc_check", "repair_tune": "abc_check",
     "repair_tunebook": "abc_check",
     # export, plugins, music21 bridge
-    "abc_to_score": "export", "export_bytes": "export", "write_output": "export", "check_output_path": "atomic",
+    "abc_to_score": "export", "export_bytes": "export", "write_output": "export", "check_output": "export",
+    "check_output_path": "atomic",
     "get_plugin_manager": "plugins", "list_plugins": "plugins",
     "continue_stream": "music21", "harmonize_stream": "music21",
 }

@@ -309,6 +309,28 @@ def _write_stdout(data: bytes) -> None:
         raise InputError(f"cannot write to stdout: {exc.strerror or exc}") from None
 
 
+def check_output(out: str, *, fmt: str | None = None, force: bool = False):
+    """Refuse now, before any sampling or rendering, an output ``write_output`` would refuse later: ``-``
+    (stdout) without a text format or with a binary one, an unknown format or extension, and, for a format
+    that holds a whole tunebook (or a device), a path that cannot take a file or an existing file without
+    ``force`` (the per-tune files of other formats are checked by ``write_output`` before it renders).
+    Returns the exporter."""
+    from .atomic import check_output_path, is_device_or_fifo
+    from .plugins import find_exporter
+
+    to_stdout = str(out) == "-"
+    if to_stdout and not fmt:
+        raise UsageError("writing to stdout needs a format (--format abc or musicxml)")
+    if not to_stdout and Path(out).is_dir():
+        check_output_path(out)  # "not a file to write", rather than a word on its (missing) extension
+    exporter = find_exporter(fmt, str(out))
+    if to_stdout and exporter.binary:
+        raise UsageError(f"{exporter.name} is binary and is not written to stdout; use -o FILE")
+    if not to_stdout and (exporter.tunebook or is_device_or_fifo(out)):
+        check_output_path(out, force=force)
+    return exporter
+
+
 def write_output(abc: str, out: str, *, fmt: str | None = None, force: bool = False, source: str = "<text>",
                  **options) -> list[str]:
     """Export ``abc`` to ``out`` (``-`` = stdout, text formats only); returns the paths written.
@@ -320,14 +342,9 @@ def write_output(abc: str, out: str, *, fmt: str | None = None, force: bool = Fa
     ``source`` names the input in error messages (with the file's line numbers).
     """
     from .atomic import check_output_path, is_device_or_fifo, write_bytes
-    from .plugins import find_exporter
 
     to_stdout = str(out) == "-"
-    if to_stdout and not fmt:
-        raise UsageError("writing to stdout needs a format (--format abc or musicxml)")
-    exporter = find_exporter(fmt, str(out))
-    if to_stdout and exporter.binary:
-        raise UsageError(f"{exporter.name} is binary and is not written to stdout; use -o FILE")
+    exporter = check_output(out, fmt=fmt, force=force)
     tunes = split_tunes(abc, source)
     if exporter.tunebook or len(tunes) == 1:
         texts, paths = [abc if exporter.tunebook else tunes[0].text], [Path(out)]

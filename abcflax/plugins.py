@@ -180,20 +180,26 @@ def _by_suffix(items: dict, suffix: str):
 
 
 def find_exporter(fmt: str | None = None, path: str | None = None) -> Exporter:
-    """The exporter named by ``fmt`` (a name or an extension), else the one for ``path``'s suffix."""
+    """The exporter named by ``fmt`` (a name or an extension), else the one for ``path``'s suffix; a device or
+    FIFO with no suffix (``/dev/null``, a named pipe) takes ABC text, as ``harmonize`` always writes."""
+    from .atomic import is_device_or_fifo
+
     known = exporters()
     names = ", ".join(sorted(known))
     if fmt:
         key = fmt.lower().lstrip(".")
         found = known.get(key) or _by_suffix(known, "." + key)
         if found is None:
-            raise UsageError(f"unknown export format {fmt!r} (known: {names})")
+            raise UsageError(f"unknown output format {fmt!r} (known: {names})")
         return found
     suffix = Path(path or "").suffix
+    if not suffix and path and is_device_or_fifo(path) and "abc" in known:
+        return known["abc"]
     found = _by_suffix(known, suffix) if suffix else None
     if found is None:
-        what = f"extension {suffix!r}" if suffix else "no extension"
-        raise UsageError(f"{path}: {what} names no export format; use --format ({names})")
+        extensions = " ".join(sorted({ext for exporter in known.values() for ext in exporter.extensions}))
+        why = f"unknown output extension {suffix!r}" if suffix else "no extension to tell the output format"
+        raise UsageError(f"{path}: {why} (use one of {extensions}, or --format {names.replace(', ', '|')})")
     return found
 
 

@@ -109,7 +109,7 @@ def compose_command(seeds_file, per_seed, output, out_dir, formats, model_path, 
         raise UsageError("choose one of -o (one tunebook) and --out-dir (one file per tune)")
     fmts = _formats(formats, out_dir)
     if not out_dir and output != "-":
-        abcflax.check_output_path(output, force=force)  # before, not after, sampling
+        abcflax.check_output(output, fmt=fmts[0] if fmts else None, force=force)  # before, not after, sampling
     text, source = abcflax.read_abc_input(seeds_file)
     problems: list[str] = []
 

@@ -30,6 +30,8 @@ def continue_command(file, model_path, output, fmt, force, quiet, **options):
     import abcflax
 
     text, source = abcflax.read_abc_input(file)
+    if not (output == "-" and fmt in (None, "abc")):
+        abcflax.check_output(output, fmt=fmt, force=force)  # before, not after, sampling
     model = abcflax.load_model(model_path)  # a bad model is one error line, not one after "continuing..."
     announce = None if quiet else (lambda count: click.echo(
         f"continuing {count} tunes..." if count > 1 else "continuing...", err=True))

@@ -50,6 +50,26 @@ def test_continue_reads_stdin_and_writes_a_file(tiny_model_dir, tmp_path):
     assert again.exit_code == 1 and "--force" in again.stderr
 
 
+def test_continue_output_problems_are_refused_before_the_model_is_loaded(tmp_path):
+    source = tmp_path / "tune.abc"
+    source.write_text(PROMPT)
+    missing_model = str(tmp_path / "no-model")  # reached only if the output were accepted
+    for out, expected in ((tmp_path / "tune.pdf", "unknown output extension '.pdf' (use one of"),
+                          (tmp_path / "tune", "no extension to tell the output format"),
+                          (tmp_path, "is a directory, not a file to write")):
+        result = run(["continue", str(source), "--model", missing_model, "-o", str(out)])
+        assert result.exit_code != 0 and result.stderr.count("\n") == 1, result.stderr
+        assert expected in result.stderr and "continuing" not in result.stderr
+
+
+def test_continue_to_a_device_writes_abc(tiny_model_dir, tmp_path):
+    source = tmp_path / "tune.abc"
+    source.write_text(PROMPT)
+    result = run(["continue", str(source), "--model", str(tiny_model_dir), "--max-chars", "200", "-o", "/dev/null",
+                  "--quiet"])
+    assert result.exit_code == 0 and result.stderr == "", result.stderr
+
+
 def test_continue_a_tunebook_keeps_going_past_a_bad_tune(tiny_model_dir, tmp_path):
     book = tmp_path / "book.abc"
     book.write_text(PROMPT + "\nX:2\nT:Bad\nM:6/8\nK:G\nGAG€\n\n" + PROMPT.replace("X:1", "X:3"))

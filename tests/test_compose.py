@@ -235,7 +235,7 @@ def test_cli_rejects_conflicting_outputs_and_unknown_formats(tiny_model_dir, tmp
     several = run(["compose", str(seeds), "--format", "abc,mid"])
     assert several.exit_code == 2 and "--out-dir" in several.stderr
     unknown = run(["compose", str(seeds), "--out-dir", str(tmp_path / "d"), "--format", "abc,wav"])
-    assert unknown.exit_code == 2 and "unknown export format 'wav'" in unknown.stderr
+    assert unknown.exit_code == 2 and "unknown output format 'wav'" in unknown.stderr
     assert not Path(tmp_path / "d").exists()
 
 

@@ -80,12 +80,12 @@ def test_third_party_plugin_loads_and_is_used(third_party, monkeypatch, tmp_path
 def test_env_var_limits_third_party_plugins(third_party, monkeypatch, value, loaded):
     assert ("shout" in load(monkeypatch, value)) is loaded
     if not loaded:
-        with pytest.raises(UsageError, match="unknown export format 'upper'"):
+        with pytest.raises(UsageError, match="unknown output format 'upper'"):
             abcflax.export_bytes(TUNE, "upper")
 
 
 def test_unknown_extension_is_a_usage_error():
-    with pytest.raises(UsageError, match="names no export format"):
+    with pytest.raises(UsageError, match=r"tune.pdf: unknown output extension '.pdf' \(use one of .*\.abc"):
         abcflax.write_output(TUNE, "tune.pdf")
 
 
