@@ -96,6 +96,7 @@ class TunePlan:
     row: int  # random stream position: seed index * n + copy
     prompt: str  # what the model continues (X:1, the title without its number)
     sealed: bool = False  # the prompt ends in the note an open tie reaches: its pitch must not change
+    where: str = ""  # the seed's place in its file (``seeds.txt:3``), for a problem found while sampling
 
 
 @dataclass(frozen=True)
@@ -353,7 +354,7 @@ def plan_tunes(seeds: str | list[Seed], n: int = 1, *, model=None, constrain: bo
         for copy in range(n):
             number = len(plans) + 1
             title = f"{base_title(seed)} no. {number}" if generated else base_title(seed)
-            plans.append(TunePlan(number, title, seed.index, seed.index * n + copy, prompt, sealed))
+            plans.append(TunePlan(number, title, seed.index, seed.index * n + copy, prompt, sealed, seed.where()))
     return plans
 
 
@@ -439,39 +440,64 @@ def compose(seeds: str | list[Seed] | list[TunePlan], n: int = 1, *, model=None,
     options = dict(max_chars=max_chars, temperature=temperature, top_k=top_k or 0,
                    top_p=1.0 if top_p is None else top_p, bars=bars, until=until, min_bars=min_bars,
                    constrained=constrain)
-    return _run(loaded, plans, size, seed, options)
+    return _run(loaded, plans, size, seed, options, on_problem or _raise)
 
 
 POOL_PER_ROW = 4  # tunes queued per sampler row: rows refill from the queue as their tunes end
 
 
-def _run(loaded, plans: list[TunePlan], size: int, seed: int, options: dict) -> Iterator[ComposedTune]:
+def _run(loaded, plans: list[TunePlan], size: int, seed: int, options: dict,
+         report: Callable[[str], None]) -> Iterator[ComposedTune]:
     """Sample pools of ``POOL_PER_ROW * size`` tunes, ``size`` rows at a time; while the device writes one
     pool, the previous one is checked and yielded."""
-    from .sample import Request, dispatch
-
     pool = POOL_PER_ROW * size
     pending = None
     for start in range(0, len(plans), pool):
         batch = plans[start:start + pool]
         try:
-            queued = (batch, dispatch(loaded, [Request(p.prompt, seed, p.row, p.sealed) for p in batch], slots=size,
-                                      **options))
+            queued = (batch, _dispatch(loaded, batch, size, seed, options))
         except Exception:
             if pending:
-                yield from _finish(*pending)
+                yield from _finish(*pending, loaded, size, seed, options, report)
             raise
         if pending:
-            yield from _finish(*pending)
+            yield from _finish(*pending, loaded, size, seed, options, report)
         pending = queued
     if pending:
-        yield from _finish(*pending)
+        yield from _finish(*pending, loaded, size, seed, options, report)
 
 
-def _finish(batch: list[TunePlan], work) -> Iterator[ComposedTune]:
+def _dispatch(loaded, batch: list[TunePlan], size: int, seed: int, options: dict):
+    from .sample import Request, dispatch
+
+    return dispatch(loaded, [Request(p.prompt, seed, p.row, p.sealed) for p in batch], slots=size, **options)
+
+
+def _results(batch: list[TunePlan], work, loaded, size: int, seed: int, options: dict,
+             report: Callable[[str], None]) -> tuple[list[TunePlan], list]:
+    """The pool's results; a tune the constrained decoder cannot finish is reported and left out, and the
+    others are sampled again without it (each on its own random row, so they come out the same)."""
+    from .sample import DeadEnd
+
+    while True:
+        try:
+            return batch, work.results()
+        except DeadEnd as exc:
+            for index in exc.indices:
+                plan = batch[index]
+                report(f"{plan.where or 'seed'}: tune {plan.number} ({plan.title}): the constrained decoder "
+                       "cannot finish it (try --no-constrain, or end the seed at a bar line)")
+            batch = [plan for index, plan in enumerate(batch) if index not in exc.indices]
+            if not batch:
+                return [], []
+            work = _dispatch(loaded, batch, size, seed, options)
+
+
+def _finish(batch: list[TunePlan], work, loaded, size: int, seed: int, options: dict,
+            report: Callable[[str], None]) -> Iterator[ComposedTune]:
     from .abc_check import check_tune, close_open_slurs
 
-    for plan, result in zip(batch, work.results()):
+    for plan, result in zip(*_results(batch, work, loaded, size, seed, options, report)):
         text = close_open_slurs(_set_header(result.text, plan.number, plan.title))
         yield ComposedTune(plan.number, plan.title, plan.seed_index, text, not check_tune(text), result.generated)
 

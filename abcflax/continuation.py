@@ -236,6 +236,9 @@ def _open_tie_pitch(view: str, body_start: int) -> str:
         return ""
     keys = [m for m in _FIELDS_IN.finditer(match.group("after")) if (m.group(1) or m.group(3)) == "K"]
     crosses_bar = re.search(r"[|:]", _FIELDS_IN.sub("", match.group("after"))) is not None
+    # a tie from the last note of a full bar reaches its note across a bar line, which is not yet written
+    bar_line = "" if crosses_bar or not _last_bar_full(view) else "|"
+    crosses_bar = crosses_bar or bool(bar_line)
     bar = re.split(r"[|:]", body[:match.start()])[-1]
     if keys:  # under a new key the pitch is written with its accidental, whatever the new key says
         old_key = _key_before(view, body_start, match.start())
@@ -243,7 +246,17 @@ def _open_tie_pitch(view: str, body_start: int) -> str:
     else:
         written = [(_carried(accidental, pitch, bar) if crosses_bar else accidental) + pitch
                    for accidental, pitch in pitches]
-    return f"[{''.join(written)}]" if note.startswith("[") else written[0]
+    return bar_line + (f"[{''.join(written)}]" if note.startswith("[") else written[0])
+
+
+def _last_bar_full(view: str) -> bool:
+    """Whether the bar the prompt ends in, not yet closed, already holds the meter's whole length."""
+    from .abc_check import analyze_tune
+
+    bars = analyze_tune(view).bars
+    last = bars[-1] if bars else None
+    return (last is not None and not last.closing and last.expected is not None
+            and last.duration >= last.expected)
 
 
 def _key_before(view: str, body_start: int, offset: int) -> dict[str, int]:
@@ -308,7 +321,7 @@ def complete_tunebook(text: str, source: str = "<text>", *, model=None,
             if options.get("constrain", True):
                 _require_placeable(loaded, checked[1])
             good.append(checked)
-            lines.append(tune.line)
+            lines.append(tune.line + tune.text.rstrip("\n").count("\n"))  # its last line: where it is stuck
         except InputError as exc:
             message = str(exc)
             problems.append(message if message.startswith(source) else f"{source}:{tune.line}: {message}")

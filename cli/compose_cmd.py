@@ -122,7 +122,7 @@ def compose_command(seeds_file, per_seed, output, out_dir, formats, model_path, 
     plans = plan_tunes(text, per_seed, model=model, constrain=kwargs["constrain"], source=source,
                        on_problem=report)
     paths = _out_paths(out_dir, plans, fmts, force) if out_dir else []
-    tunes = abcflax.compose(plans, model=model, batch_size=batch_size, **kwargs)
+    tunes = abcflax.compose(plans, model=model, batch_size=batch_size, on_problem=report, **kwargs)
     done, chars, started = [], 0, time.perf_counter()
     with click.progressbar(length=len(plans), label="composing", file=sys.stderr,
                            hidden=quiet or not plans) as bar:

@@ -153,6 +153,29 @@ def test_a_bad_seed_changes_no_other_tune(tiny_model):
     assert tunes[1].title == "Jig in G no. 2" and good[2].title == "Jig in G no. 3"
 
 
+def test_a_tune_the_decoder_cannot_finish_is_reported_and_the_others_come_out_the_same(tiny_model, monkeypatch):
+    from abcflax import sample
+
+    good = compose(SEEDS, model=tiny_model, seed=2, batch_size=8)
+    real_results = sample.Pending.results
+
+    def stuck_on_the_jig(pending):  # a dead end, as the sampler reports one, for every jig in the pool
+        stuck = [i for i, prompt in enumerate(pending.prompts) if "R:jig" in prompt]
+        if stuck:
+            raise sample.DeadEnd("constrained decoding found no valid character", stuck)
+        return real_results(pending)
+
+    monkeypatch.setattr(sample.Pending, "results", stuck_on_the_jig)
+    problems = []
+    tunes = compose(SEEDS, model=tiny_model, seed=2, batch_size=8, source="s.txt", on_problem=problems.append)
+    assert problems == ["s.txt:4: seed 'R:jig': tune 3 (Jig in G no. 3): the constrained decoder cannot finish "
+                        "it (try --no-constrain, or end the seed at a bar line)"]
+    assert [t.number for t in tunes] == [1, 2, 4, 5]
+    assert [t.text for t in tunes] == [good[i].text for i in (0, 1, 3, 4)]
+    with pytest.raises(InputError, match="s.txt:4: seed 'R:jig': tune 3"):
+        compose(SEEDS, model=tiny_model, seed=2, batch_size=8, source="s.txt")
+
+
 def test_a_character_the_model_lacks_is_named_and_the_others_still_compose(tiny_model):
     problems = []
     tunes = compose("K:G\nR:caf\u00e9 K:D\nT:Caf\u00e9 \u266b R:jig\n", model=tiny_model, source="s.txt",

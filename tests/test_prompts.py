@@ -64,6 +64,9 @@ def test_continuation_goes_on_a_new_line_after_text_music_cannot_follow(text, jo
     ("GABc dedF-|\nK:Bb\n", "^F"),
     ("GABc ded=F-|\nK:D\n", "=F"),
     ("GABc dedB-|[K:Bb] ", "=B"),
+    ("dedc BAGB-", "|B"),  # a full bar: the tie reaches its note across the bar line still to be written
+    ("GABc ded^c-", "|^c"),
+    ("GABc de[GB]2-", "|[GB]"),
     ("GABc d-e dB|", ""),
     ("GABc dedB|", ""),
 ])
@@ -243,12 +246,31 @@ def test_a_top_k_beyond_the_vocabulary_keeps_every_character(tiny_model):
         abcflax.complete(prompt, model=tiny_model, top_k=2.5)
 
 
-def test_a_tune_the_decoder_cannot_finish_costs_no_other_tune_of_the_book(tiny_model):
+def test_a_tie_from_a_full_bar_crosses_a_bar_line(tiny_model):
+    for seed in (1, 2):
+        out = abcflax.complete(HEADER + "GABc dedB|dedc BAG^F-", model=tiny_model, seed=seed, max_chars=300)
+        assert out.startswith(HEADER + "GABc dedB|dedc BAG^F-|^F"), out
+        _valid(out)
+
+
+def test_a_tune_the_decoder_cannot_finish_costs_no_other_tune_of_the_book(tiny_model, monkeypatch):
+    from abcflax import sample
+
     good = HEADER + "GABc dedB|\n"
-    stuck = HEADER.replace("X:1", "X:2") + "dedc BAGB-\n"  # a full bar, then a note tied into no bar line
+    stuck = HEADER.replace("X:1", "X:2") + "dedc BAGB|\n"
     book = good + "\n" + stuck + "\n" + good.replace("X:1", "X:3")
+    real_results = sample.Pending.results
+
+    def stuck_on_x2(pending):  # a dead end, as the sampler reports one, for the tune X:2
+        stuck_at = [i for i, prompt in enumerate(pending.prompts) if "X:2" in prompt]
+        if stuck_at:
+            raise sample.DeadEnd("constrained decoding found no valid character", stuck_at)
+        return real_results(pending)
+
+    monkeypatch.setattr(sample.Pending, "results", stuck_on_x2)
     out, problems = abcflax.complete_tunebook(book, "book.abc", model=tiny_model, max_chars=300, seed=2)
-    assert problems == ["book.abc:8: the constrained decoder cannot finish this tune's last bar "
+    last_line = len((good + "\n" + stuck).rstrip("\n").split("\n"))
+    assert problems == [f"book.abc:{last_line}: the constrained decoder cannot finish this tune's last bar "
                         "(try --no-constrain, or end the prompt at a bar line)"]
     assert out.count("X:") == 2 and "X:2" not in out
     alone = abcflax.complete_many([good], model=tiny_model, max_chars=300, seed=2, rows=[0])[0]
