@@ -162,6 +162,9 @@ def _clean_body(body: str) -> str:
     text = re.sub(r"\[[A-Za-z]:[^\]\n]*\]", "", text)  # inline fields
     text = re.sub(r"![^!\n]*!|\+[^+\n]*\+|\{[^}\n]*\}", "", text)  # decorations, grace notes
     text = re.sub(r'"([^"\n]*)"', lambda m: m.group(0) if is_chord_symbol(m.group(1)) else "", text)
+    # a slur mark right after the prompt's last note ends that note: without it the note would still take
+    # a length ("D(" continued "3/4E" writes D's length after the slur); a blank says the same in the grammar
+    text = re.sub(r"(?<=[A-Ga-gz,'0-9/\]])[()](?=[ \t]*$)", " ", text)
     text = re.sub(r"\((?!\d)|\)|-|[uvHLMOPSTy]", "", text)  # slurs, ties, letter decorations, spacers
     text = text.replace("[|", "|").replace(":|:", "::").replace(":||:", "::")
     text = re.sub(r"\|([12])", r"|[\1", text)  # |1 endings are written [1 here
@@ -212,7 +215,13 @@ def place_prompt(prompt: str, tables: grammar.Tables, chars: tuple[str, ...], se
     else:
         repeat_open, ending, closed_once, tail, bar_start = False, 0, False, text.lstrip("\n "), False
     start = grammar.Syn(bar_start=bar_start, repeat_open=repeat_open, ending=ending, closed_once=closed_once)
-    syn, ticks = _consume(tables, chars, tables.index_of(start), tail)
+    try:
+        syn, ticks = _consume(tables, chars, tables.index_of(start), tail)
+    except InputError:
+        if not tail.endswith(" "):
+            raise
+        # inside a tuplet no blank is allowed: the note before the slur mark is left open, as written
+        syn, ticks = _consume(tables, chars, tables.index_of(start), tail.rstrip(" "))
     # an overfull prompt bar cannot be mended by what follows: close it at once
     return PromptPlace(syn, min(ticks, bar_len), bar_len, suffix)
 

@@ -86,6 +86,19 @@ def test_a_sealed_pitch_takes_a_length_but_no_octave_mark():
         assert tables.next_state[sealed.syn, CHARS.index("2")] >= 0 and sealed.ticks == free.ticks
 
 
+def test_a_slur_mark_at_the_end_finishes_the_note_before_it():
+    from abcflax import constrain, sample
+
+    tables = sample.grammar_tables(CHARS)
+    for body in ("GFED(", "GFED2(", "GF(ED)", "GFED( "):
+        place = constrain.place_prompt(HEADER + body, tables, CHARS)
+        for length in "23/":  # D's length may not be written after the slur mark, nor a tuplet begun
+            assert tables.next_state[place.syn, CHARS.index(length)] < 0, (body, length)
+        assert tables.next_state[place.syn, CHARS.index("E")] >= 0
+    inside_a_tuplet = constrain.place_prompt(HEADER + "GFE(3DE(", tables, CHARS)  # no blank fits there
+    assert tables.next_state[inside_a_tuplet.syn, CHARS.index("F")] >= 0
+
+
 def test_unknown_character_in_music_names_the_file_line_and_column():
     with pytest.raises(InputError, match=r"tune.abc:15:8: character '\u2603'"):  # the annotation is not read
         prompt_view(HEADER + '"^\u2603" GA\u2603c', CHARS, "tune.abc", first_line=10)
