@@ -104,6 +104,15 @@ def test_bars_option_adds_exactly_that_many_bars(bars):
         assert added.count("|") - added.count("||") - added.count("|]") + added.count("|]") >= bars
 
 
+@pytest.mark.parametrize("bars", [2, 6])
+def test_bars_are_all_written_even_by_a_model_that_wants_to_end(bars):
+    prompt = "X:1\nT:t\nM:4/4\nL:1/8\nK:D\n|:ABcd efga|"
+    texts, finished, _ = constrained_run(prompt, "|]:\x03", bars=bars, max_chars=1000)  # room for every bar
+    assert finished.all()
+    for text in texts:
+        assert len(abcflax.analyze_tune(text).bars) == 1 + bars, text
+
+
 def test_until_section_stops_at_a_closing_bar_line():
     prompt = "X:1\nT:t\nM:4/4\nL:1/8\nK:D\n|:ABcd efga|"
     texts, finished, _ = constrained_run(prompt, "abcdefg|:", until="section")
