@@ -162,6 +162,8 @@ def _clean_body(body: str) -> str:
     text = re.sub(r"\[[A-Za-z]:[^\]\n]*\]", "", text)  # inline fields
     text = re.sub(r"![^!\n]*!|\+[^+\n]*\+|\{[^}\n]*\}", "", text)  # decorations, grace notes
     text = re.sub(r'"([^"\n]*)"', lambda m: m.group(0) if is_chord_symbol(m.group(1)) else "", text)
+    # an invisible rest lasts as long as a rest (the grammar writes only z)
+    text = re.sub(r'"[^"\n]*"|x', lambda m: "z" if m.group(0) == "x" else m.group(0), text)
     # a slur mark right after the prompt's last note ends that note: without it the note would still take
     # a length ("D(" continued "3/4E" writes D's length after the slur); a blank says the same in the grammar
     text = re.sub(r"(?<=[A-Ga-gz,'0-9/\]])[()](?=[ \t]*$)", " ", text)

@@ -318,10 +318,11 @@ def complete_tunebook(text: str, source: str = "<text>", *, model=None,
         try:
             ends_line = tune is not tunes[-1] or text.rstrip(" \t").endswith("\n")
             checked = _prepared(tune.text + ("\n" if ends_line else ""), loaded.vocab, source, tune.line, ends_line)
+            last_line = tune.line + tune.text.rstrip("\n").count("\n")  # where the prompt ends, and is stuck
             if options.get("constrain", True):
-                _require_placeable(loaded, checked[1])
+                _require_placeable(loaded, checked[1], f"{source}:{last_line}")
             good.append(checked)
-            lines.append(tune.line + tune.text.rstrip("\n").count("\n"))  # its last line: where it is stuck
+            lines.append(last_line)
         except InputError as exc:
             message = str(exc)
             problems.append(message if message.startswith(source) else f"{source}:{tune.line}: {message}")
@@ -340,10 +341,14 @@ def complete_tunebook(text: str, source: str = "<text>", *, model=None,
     return "\n".join(out.rstrip("\n") + "\n" for out in outputs), problems
 
 
-def _require_placeable(loaded, view: PromptView) -> None:
-    """The constrained sampler's error for this prompt (an unsupported last bar), raised before the batch."""
+def _require_placeable(loaded, view: PromptView, where: str) -> None:
+    """The constrained sampler's error for this prompt (an unsupported last bar), raised before the batch and
+    named by ``where`` (the file and the prompt's last line, where that bar is)."""
     from . import constrain as constraint_module
     from .sample import grammar_tables
 
-    constraint_module.place_prompt(view.text + view.forced, grammar_tables(loaded.vocab.chars), loaded.vocab.chars,
-                                   sealed=bool(view.forced))
+    try:
+        constraint_module.place_prompt(view.text + view.forced, grammar_tables(loaded.vocab.chars),
+                                       loaded.vocab.chars, sealed=bool(view.forced))
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None

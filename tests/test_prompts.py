@@ -266,6 +266,19 @@ def test_a_tie_from_a_full_bar_crosses_a_bar_line(tiny_model):
         _valid(out)
 
 
+def test_an_ending_the_decoder_cannot_place_is_named_by_the_prompts_last_line(tiny_model):
+    book = HEADER + "GABc dedB|\nGF(5\n\n" + HEADER.replace("X:1", "X:2") + "GABc dedB|\nGF(2\n"
+    out, problems = abcflax.complete_tunebook(book, "book.abc", model=tiny_model, max_chars=300)
+    assert out == "" and [p.split(": ")[0] for p in problems] == ["book.abc:7", "book.abc:15"]
+    assert all("finish the bar" in p for p in problems)
+
+
+def test_an_invisible_rest_counts_as_a_rest(tiny_model):
+    out = abcflax.complete(HEADER + "GABc dedB|GFx2", model=tiny_model, seed=1, max_chars=300)
+    _valid(out)
+    assert abcflax.analyze_tune(out).bars[1].duration == 1  # G F x2 and what follows fill the bar
+
+
 def test_a_tune_the_decoder_cannot_finish_costs_no_other_tune_of_the_book(tiny_model, monkeypatch):
     from abcflax import sample
 
