@@ -974,8 +974,8 @@ def check_text(text: str, source: str = "<text>") -> list[str]:
     tunes, problems = read_tunebook(str(text), source)
     found = [(p.line, 1, p.message) for p in problems]
     for tune in tunes:
-        for problem in check_tune(tune.text):
-            found.append((tune.line + problem.line - 1, problem.column, problem.message))
+        for problem in check_tune(tune.full_text):  # with the file header's M: and L:, which it inherits
+            found.append((tune.file_line(problem.line), problem.column, problem.message))
     found.sort(key=lambda item: (item[0], item[1]))
     return [f"{source}:{line}:{column}: {message}" for line, column, message in found]
 

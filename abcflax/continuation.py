@@ -33,7 +33,8 @@ def _check_prompt(prefix: str, source: str, vocab) -> tuple[str, PromptView]:
     tune = tunes[0]
     ends_line = text.rstrip(" \t").endswith("\n")
     lead = "\n".join(text.split("\n")[:tune.line - 1])  # lines before the tune (a file header) are kept
-    checked, view = _prepared(tune.text + ("\n" if ends_line else ""), vocab, source, tune.line, ends_line)
+    checked, view = _prepared(tune.full_text + ("\n" if ends_line else ""), vocab, source,
+                              tune.line - len(tune.inherited), ends_line)
     return (lead + "\n" if lead else "") + checked, view
 
 
@@ -317,7 +318,8 @@ def complete_tunebook(text: str, source: str = "<text>", *, model=None,
     for tune in tunes:
         try:
             ends_line = tune is not tunes[-1] or text.rstrip(" \t").endswith("\n")
-            checked = _prepared(tune.text + ("\n" if ends_line else ""), loaded.vocab, source, tune.line, ends_line)
+            checked = _prepared(tune.full_text + ("\n" if ends_line else ""), loaded.vocab, source,
+                                tune.line - len(tune.inherited), ends_line)  # the file header's lines count
             last_line = tune.line + tune.text.rstrip("\n").count("\n")  # where the prompt ends, and is stuck
             if options.get("constrain", True):
                 _require_placeable(loaded, checked[1], f"{source}:{last_line}")

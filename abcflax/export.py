@@ -58,9 +58,9 @@ def _refuse_malformed(tune: Tune) -> None:
     """InputError naming the file's line:column of the tune's first blocking problem, if it has one."""
     from .abc_check import blocking_problem
 
-    problem = blocking_problem(tune.text)
+    problem = blocking_problem(tune.full_text)
     if problem is not None:
-        raise InputError(f"{tune.source}:{tune.line + problem.line - 1}:{problem.column}: {problem.message}")
+        raise InputError(f"{tune.source}:{tune.file_line(problem.line)}:{problem.column}: {problem.message}")
 
 
 def _one_tune(abc: str) -> Tune:
@@ -121,7 +121,7 @@ def _parse(tune: Tune):
     tune = replace(tune, text=drop_empty_annotations(inline_fields_with_music(tune.text)))
     _refuse_malformed(tune)  # else music21 guesses ("assuming C") or divides by zero
     try:  # defaults written out: music21 reads no note of a tune without L: and M: ("no active default note length")
-        score = converter.parse(ABC_VERSION_LINE + with_explicit_defaults(tune.text) + "\n", format="abc")
+        score = converter.parse(ABC_VERSION_LINE + with_explicit_defaults(tune.full_text) + "\n", format="abc")
     except Exception as exc:  # noqa: BLE001 - music21 raises many types on bad ABC
         raise InputError(f"{tune.source}:{tune.line}: music21 cannot read this tune: "
                          f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
@@ -261,7 +261,7 @@ def export_bytes(abc: str, fmt: str, **options) -> bytes:
 
     exporter = find_exporter(fmt)
     if not exporter.tunebook:
-        abc = _one_tune(abc).text
+        abc = _one_tune(abc).full_text
     return _render(exporter, abc, options, "<text>:1")
 
 
@@ -347,12 +347,12 @@ def write_output(abc: str, out: str, *, fmt: str | None = None, force: bool = Fa
     exporter = check_output(out, fmt=fmt, force=force)
     tunes = split_tunes(abc, source)
     if exporter.tunebook or len(tunes) == 1:
-        texts, paths = [abc if exporter.tunebook else tunes[0].text], [Path(out)]
+        texts, paths = [abc if exporter.tunebook else tunes[0].full_text], [Path(out)]
     elif to_stdout or is_device_or_fifo(out):  # a device or FIFO has no folder for <stem>-<X> files
         raise UsageError(f"{len(tunes)} tunes make {len(tunes)} {exporter.name} files; use -o FILE, "
                          f"not {'stdout' if to_stdout else out}")
     else:
-        texts, paths = [tune.text for tune in tunes], _tune_paths(Path(out), tunes)
+        texts, paths = [tune.full_text for tune in tunes], _tune_paths(Path(out), tunes)
     if not to_stdout:
         for path in paths:  # refused now, before the rendering
             check_output_path(path, force=force)

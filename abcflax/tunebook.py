@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import InputError
@@ -68,6 +68,33 @@ class Tune:
     line: int  # 1-based line of X: (or of the first line) in the source
     source: str = "<text>"
     fields: dict = field(default_factory=dict, compare=False)  # first value of each header field
+    # field lines of the tunebook's file header (before its first X:) that this tune does not set itself:
+    # ABC 2.1 applies them to every tune (an M:6/8 or L:1/16 there is the meter of every tune below it)
+    inherited: tuple[str, ...] = ()
+
+    @property
+    def full_text(self) -> str:
+        """The tune with the file header's fields it inherits written into its header, before ``K:``."""
+        if not self.inherited:
+            return self.text
+        lines = self.text.split("\n")
+        key_at = len(self.header) - 1
+        return "\n".join(lines[:key_at] + list(self.inherited) + lines[key_at:])
+
+    def with_file_header(self) -> "Tune":
+        """This tune as if its inherited fields were written in its own header (line numbers are then the
+        tune's own: map them with ``file_line`` of the original)."""
+        if not self.inherited:
+            return self
+        header = self.header[:-1] + self.inherited + self.header[-1:]
+        return replace(self, text=self.full_text, header=header, fields=_header_fields(list(header)), inherited=())
+
+    def file_line(self, line: int) -> int:
+        """The file's line number of line ``line`` (1-based) of ``full_text``."""
+        key_line = len(self.header)  # the K: line, 1-based, in ``text``
+        if line < key_line:
+            return self.line + line - 1
+        return self.line + max(key_line, line - len(self.inherited)) - 1
 
     @property
     def title(self) -> str:
@@ -210,12 +237,31 @@ def read_tunebook(text: str, source: str = "<text>", *,
     blocks = _split_blocks(text)
     if not blocks:
         problems.append(Problem(source, 1, "no tune found (an ABC tune needs X: and K: fields)"))
+    file_header = _file_header(text, blocks)
     for start, lines in blocks:
         try:
-            tunes.append(_parse_block(start, lines, source, allow_empty_body))
+            tune = _parse_block(start, lines, source, allow_empty_body)
         except ValueError as exc:
             problems.append(Problem(source, start, str(exc)))
+            continue
+        inherited = tuple(line for line in file_header if FIELD_LINE.match(line).group(1) not in tune.fields)
+        tunes.append(replace(tune, inherited=inherited) if inherited else tune)
     return tunes, problems
+
+
+INHERITED_FIELDS = "MLQRCOZABDFGHNS"  # what a file header passes on (not X: T: K:, voices or lyrics)
+
+
+def _file_header(text: str, blocks: list[tuple[int, list[str]]]) -> list[str]:
+    """The field lines, later ones winning, of the block before a tunebook's first ``X:``."""
+    if not blocks or not blocks[0][1] or not blocks[0][1][0].startswith("X:"):
+        return []  # no tunebook (a lone tune without X: has no file header)
+    fields: dict[str, str] = {}
+    for line in text.split("\n")[:blocks[0][0] - 1]:
+        match = FIELD_LINE.match(line)
+        if match and match.group(1) in INHERITED_FIELDS:
+            fields[match.group(1)] = f"{match.group(1)}:{strip_comment(match.group(2)).strip()}"
+    return list(fields.values())
 
 
 def map_tunes(abc: str, function, source: str = "<text>") -> str:
@@ -228,8 +274,22 @@ def map_tunes(abc: str, function, source: str = "<text>") -> str:
     for tune in reversed(tunes):  # from the end, so earlier line numbers stay valid
         first = tune.line - 1
         count = tune.text.count("\n") + 1
-        lines[first:first + count] = function(tune.text, tune.line).split("\n")
+        mapped = function(tune.full_text, tune.line - len(tune.inherited))  # body lines keep their numbers
+        lines[first:first + count] = _without_inherited(mapped, tune).split("\n")
     return "\n".join(lines)
+
+
+def _without_inherited(text: str, tune: Tune) -> str:
+    """``text`` (made from ``tune.full_text``) without the file header's lines written into its header again:
+    the file header stays where it is, once."""
+    if not tune.inherited:
+        return text
+    lines = text.split("\n")
+    key_at = next((i for i, line in enumerate(lines) if line.startswith("K:")), None)
+    start = None if key_at is None else key_at - len(tune.inherited)
+    if start is None or start < 0 or tuple(lines[start:key_at]) != tune.inherited:
+        return text
+    return "\n".join(lines[:start] + lines[key_at:])
 
 
 def several_voices(text: str) -> tuple[int, str] | None:
@@ -403,10 +463,10 @@ def _training_text(tune: Tune) -> tuple[str | None, Problem | None]:
     """(normalized text, None), or (None, why the tune is skipped): malformed ABC would teach bad syntax."""
     from .abc_check import blocking_problem
 
-    problem = blocking_problem(tune.text)  # on the text as written, so line and column point into the file
+    problem = blocking_problem(tune.full_text)
     if problem is not None:
-        return None, Problem(tune.source, tune.line + problem.line - 1, problem.message, problem.column)
-    normalized = normalize_tune(tune)
+        return None, Problem(tune.source, tune.file_line(problem.line), problem.message, problem.column)
+    normalized = normalize_tune(tune.with_file_header())
     if normalized is None:
         return None, Problem(tune.source, tune.line, "nothing musical left after normalizing")
     return normalized, None

@@ -207,6 +207,40 @@ def test_lines_before_the_tune_are_kept_and_errors_count_them(tiny_model):
 
 # ---------------------------------------------------------------- through the CLI
 
+FILE_HEADER_BOOK = ("%abc-2.1\nM:3/4 % every tune's meter\nL:1/8\nR:waltz\n\n"
+                    "X:1\nT:One\nK:G\nGABc dc|B2 G4|\n\nX:2\nT:Two\nM:4/4\nL:1/4\nK:D\nd f a f|d4|\n")
+
+
+def test_a_file_header_passes_its_fields_to_every_tune_that_does_not_set_them():
+    one, two = abcflax.read_tunebook(FILE_HEADER_BOOK)[0]
+    assert one.inherited == ("M:3/4", "L:1/8", "R:waltz") and two.inherited == ("R:waltz",)
+    assert one.full_text == "X:1\nT:One\nM:3/4\nL:1/8\nR:waltz\nK:G\nGABc dc|B2 G4|"
+    assert [one.file_line(n) for n in (1, 2, 3, 6, 7)] == [6, 7, 8, 8, 9]  # inherited lines: the K: line
+    assert abcflax.check_text(FILE_HEADER_BOOK, "book.abc") == []
+    wrong = FILE_HEADER_BOOK.replace("GABc dc|", "GABc dcB|")  # 7/8 in 3/4
+    assert [p.split(": ")[0] for p in abcflax.check_text(wrong, "book.abc")] == ["book.abc:9:1"]
+
+
+def test_a_lone_tune_or_a_book_without_a_file_header_inherits_nothing():
+    assert abcflax.read_tunebook("M:3/4\nK:G\nGAB|\n")[0][0].inherited == ()
+    assert abcflax.read_tunebook("X:1\nK:G\nGAB|\n\nM:3/4\nX:2\nK:G\nGAB|\n")[0][1].inherited == ()
+
+
+def test_continue_applies_the_file_header_and_writes_it_into_each_tune(tiny_model):
+    out, problems = abcflax.complete_tunebook(FILE_HEADER_BOOK, "book.abc", model=tiny_model, max_chars=300)
+    assert problems == []
+    first, second = abcflax.read_tunebook(out)[0]
+    assert first.fields["M"] == "3/4" and first.fields["L"] == "1/8" and "M" in second.fields
+    for tune in (first, second):
+        assert abcflax.check_tune(tune.text) == [], tune.text  # every bar in its own meter
+
+
+def test_harmonize_keeps_the_file_header_once():
+    out = abcflax.harmonize(FILE_HEADER_BOOK, method="rules")
+    assert out.count("M:3/4") == 1 and out.startswith("%abc-2.1\nM:3/4")
+    assert '"G"' in out.split("X:2")[0]
+
+
 def test_a_refused_prompt_is_one_line_on_stderr(tiny_model_dir, tmp_path):
     bad = tmp_path / "bad.abc"
     bad.write_text(HEADER + "GABc d\u2603dB|\n")
