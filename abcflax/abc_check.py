@@ -371,6 +371,8 @@ class _Scanner:
             self.key_text = value.split("%", 1)[0].strip()
             key, error = parse_key(value)
             self.header_key = key if key is not None else self.header_key
+            if not self.key_text:  # abc2midi: "No valid K: field found at start of tune", and no MIDI
+                error = "K: names no key: write one (K:G, K:Ador) or K:none for no key signature"
         else:
             return
         if error:

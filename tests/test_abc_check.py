@@ -221,6 +221,13 @@ def test_missing_key_and_text_after_a_blank_line():
     assert any(p.kind == "structure" for p in check_tune(tune("ABcd efga|\n\nABcd efga|")))
 
 
+def test_an_empty_key_field_is_a_header_problem_but_k_none_and_an_empty_inline_change_are_not():
+    empty = check_tune("X:1\nT:t\nM:4/4\nL:1/8\nK: % to do\nGABc dedB|\n")
+    assert [(p.kind, p.line) for p in empty] == [("header", 5)] and "K:none" in empty[0].message
+    assert check_tune("X:1\nT:t\nM:4/4\nL:1/8\nK:none\nGABc dedB|\n") == []
+    assert check_tune("X:1\nT:t\nM:4/4\nL:1/8\nK:G\nGABc dedB|[K:]GABc dedB|\n") == []
+
+
 def test_long_garbage_stays_within_the_problem_cap():
     problems = check_tune(tune("[{(\"!" * 20_000 + "A" * 20_000))
     assert 1 < len(problems) <= 201 and problems[-1].message.endswith("more problems")
