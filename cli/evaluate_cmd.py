@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import click
 
 from .common import cli_errors
@@ -11,8 +13,9 @@ from .options import model_option
 @click.command("evaluate")
 @click.argument("tunebook", nargs=-1, required=True)
 @model_option
+@click.option("--quiet", is_flag=True, help="No warnings (tunes skipped) on stderr.")
 @cli_errors
-def evaluate_command(tunebook, model_path):
+def evaluate_command(tunebook, model_path, quiet):
     """Bits per character of the model over whole tunes in TUNEBOOK (files, folders, music21:NAME).
 
     Tunes are normalized as for training and scored with teacher forcing, the LSTM state carried
@@ -24,8 +27,8 @@ def evaluate_command(tunebook, model_path):
     if not texts:  # one line: the first reason, or that there was nothing at all
         raise abcflax.InputError(f"no tune to evaluate: {problems[0]}" if problems
                                  else f"{' '.join(tunebook)}: no tune to evaluate")
-    for problem in problems:
-        click.echo(f"skipped: {problem}", err=True)
+    for problem in problems:  # one "abcflax: warning:" line each, none with --quiet
+        warnings.warn(f"skipped {problem}", abcflax.AbcflaxWarning, stacklevel=1)
     model = abcflax.load_model(model_path)
     _require_known_characters(texts, model.vocab, tunebook)
     if model.reverse:  # a right-to-left model (train --reverse) reads every tune from its end

@@ -113,6 +113,17 @@ def test_train_then_resume(tmp_path):
     assert abcflax.checkpoint.load(out).step == 9
 
 
+def test_evaluate_names_a_skipped_tune_as_a_warning(tiny_model_dir, tmp_path):
+    book = tmp_path / "book.abc"
+    book.write_text("\n".join(TINY_CORPUS).replace("{n}", "1") + "\nX:99\nT:Broken\nK:G\nGA[B|\n")
+    result = run(["evaluate", str(book), "--model", str(tiny_model_dir)])
+    assert result.exit_code == 0, result.output
+    warned = result.stderr.splitlines()
+    assert len(warned) == 1 and warned[0].startswith(f"abcflax: warning: skipped {book}:"), result.stderr
+    quiet = run(["evaluate", str(book), "--model", str(tiny_model_dir), "--quiet"])
+    assert quiet.stderr == "" and quiet.stdout == result.stdout
+
+
 def test_train_dropout_from_is_stored_and_off_by_default(tmp_path):
     corpus = tmp_path / "corpus.abc"
     corpus.write_text("\n".join(tiny_texts(2)))
