@@ -403,7 +403,32 @@ def read_musicxml(path: str) -> str:
 
 def read_midi(path: str) -> str:
     """ABC for the melody of a MIDI file, quantized to sixteenth notes."""
+    _require_whole_midi(path)
     return _import(path, format="midi", quantizePost=True, quarterLengthDivisors=MIDI_GRID)
+
+
+def _require_whole_midi(path: str) -> None:
+    """Refuse a cut-off MIDI file: music21 reads what is there and says nothing, so a truncated download
+    would become a silently shorter tune. Every chunk the header counts must be whole, and every track
+    must end with its end-of-track event."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    if len(data) < 14 or data[:4] != b"MThd":
+        raise InputError(f"{path}: not a MIDI file (no MThd header)")
+    tracks = int.from_bytes(data[10:12], "big")
+    offset = 8 + int.from_bytes(data[4:8], "big")
+    for number in range(1, tracks + 1):
+        if offset + 8 > len(data):
+            raise InputError(f"{path}: MIDI file is cut off: the header counts {tracks} tracks, "
+                             f"it holds {number - 1}")
+        length = int.from_bytes(data[offset + 4:offset + 8], "big")
+        end = offset + 8 + length
+        if end > len(data):
+            raise InputError(f"{path}: MIDI file is cut off in track {number} "
+                             f"({len(data) - offset - 8} of {length} bytes)")
+        if data[offset:offset + 4] == b"MTrk" and data[end - 3:end] != b"\xff\x2f\x00":
+            raise InputError(f"{path}: MIDI track {number} has no end-of-track event (the file is damaged)")
+        offset = end
 
 
 @hookimpl

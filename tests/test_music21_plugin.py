@@ -135,6 +135,26 @@ def test_cli_shows_the_two_parts_warning_as_one_line(tmp_path):
         assert result.stderr.splitlines() == [f"abcflax: warning: {name}: 2 parts; using the first as the melody"]
 
 
+def test_a_cut_off_midi_file_is_refused_with_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from abcflax_cli.common import main_group
+
+    whole = tmp_path / "whole.mid"
+    abcflax.write_output("X:1\nT:Midi\nM:4/4\nL:1/8\nK:G\nGABc d2 B2|A2 F2 G4|]\n", str(whole))
+    data = whole.read_bytes()
+    for cut, why in ((len(data) - 5, "cut off in track"), (30, "cut off in track 1"), (14, "holds 0")):
+        path = tmp_path / f"cut{cut}.mid"
+        path.write_bytes(data[:cut])
+        result = CliRunner().invoke(main_group, ["export", str(path), "-o", "-", "--format", "abc"])
+        assert result.exit_code == 1 and result.stdout == ""
+        assert result.stderr.splitlines() == [result.stderr.strip()] and why in result.stderr, result.stderr
+    damaged = tmp_path / "damaged.mid"
+    damaged.write_bytes(data[:-3] + b"\x00\x00\x00")  # the last track's end-of-track event overwritten
+    with pytest.raises(abcflax.InputError, match="no end-of-track event"):
+        abcflax.read_abc_input(str(damaged))
+
+
 def test_cli_exports_musicxml_input_to_abc(tmp_path):
     from click.testing import CliRunner
 
