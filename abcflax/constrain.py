@@ -155,10 +155,17 @@ def bar_ticks(meter: Fraction | None, unit: Fraction) -> int:
 _BAR_TOKEN = re.compile(r"::|:?\|[\]|]?:?|\[[12](?:,[12])*|\[\|")
 
 
+UNIT_MARK = "\x01"  # around an L: value in ``_clean_body``'s text (no ABC character)
+_UNIT_CHANGE = re.compile(f"{UNIT_MARK}([^{UNIT_MARK}]*){UNIT_MARK}")
+
+
 def _clean_body(body: str) -> str:
     """The prompt's body reduced to the generation grammar's vocabulary (only used to place the state)."""
-    lines = [line for line in body.split("\n") if not FIELD_LINE.match(line) and not line.startswith("%")]
+    lines = [f"[L:{line[2:]}]" if line.startswith("L:") else line for line in body.split("\n")]
+    lines = [line for line in lines if not FIELD_LINE.match(line) and not line.startswith("%")]
     text = "\n".join(line.split("%", 1)[0].rstrip().rstrip("\\") for line in lines)
+    # a unit length change stays as a marker: the notes before it in the same bar count in the old unit
+    text = re.sub(r"\[L:([^\]\n]*)\]", lambda m: f"{UNIT_MARK}{m.group(1).strip()}{UNIT_MARK}", text)
     text = re.sub(r"\[[A-Za-z]:[^\]\n]*\]", "", text)  # inline fields
     text = re.sub(r"![^!\n]*!|\+[^+\n]*\+|\{[^}\n]*\}", "", text)  # decorations, grace notes
     text = re.sub(r'"([^"\n]*)"', lambda m: m.group(0) if is_chord_symbol(m.group(1)) else "", text)
@@ -173,7 +180,8 @@ def _clean_body(body: str) -> str:
     text = re.sub(r"\[(\d)(?:,\d)+", r"[\1", text)
     text = re.sub(r"(?<![|\]:])\n", " ", text)  # line breaks only stay after bar lines
     text = re.sub(r"\n[ \t\n]*", "\n", text)
-    return re.sub(r"[ \t]+", " ", text)
+    text = re.sub(r"[ \t]+", " ", text)
+    return re.sub(f"[ \\t]*({_UNIT_CHANGE.pattern})[ \\t]*", r"\1", text)  # a blank either side would be two
 
 
 def _repeat_state(tokens: list[str]) -> tuple[bool, int, bool]:
@@ -217,13 +225,15 @@ def place_prompt(prompt: str, tables: grammar.Tables, chars: tuple[str, ...], se
     else:
         repeat_open, ending, closed_once, tail, bar_start = False, 0, False, text.lstrip("\n "), False
     start = grammar.Syn(bar_start=bar_start, repeat_open=repeat_open, ending=ending, closed_once=closed_once)
+    changes = _UNIT_CHANGE.findall(text[:len(text) - len(tail)])
+    unit_before = _unit(changes[-1]) if changes else effective_meter("\n".join(_header_and_body(prompt)[0]))[1]
     try:
-        syn, ticks = _consume(tables, chars, tables.index_of(start), tail)
+        syn, ticks = _consume_in_units(tables, chars, tables.index_of(start), tail, unit_before, unit)
     except InputError:
         if not tail.endswith(" "):
             raise
         # inside a tuplet no blank is allowed: the note before the slur mark is left open, as written
-        syn, ticks = _consume(tables, chars, tables.index_of(start), tail.rstrip(" "))
+        syn, ticks = _consume_in_units(tables, chars, tables.index_of(start), tail.rstrip(" "), unit_before, unit)
     # an overfull prompt bar cannot be mended by what follows: close it at once
     return PromptPlace(syn, min(ticks, bar_len), bar_len, suffix)
 
@@ -237,10 +247,37 @@ def _octave_seal(prompt: str, chars: tuple[str, ...]) -> str:
     return mark * max(0, grammar.MAX_OCTAVE_MARKS - match.group(2).count(mark))
 
 
-def _consume(tables: grammar.Tables, chars: tuple[str, ...], syn: int, text: str) -> tuple[int, int]:
-    """Feed ``text`` through the automaton (syntax only; the prompt's bar arithmetic is not judged)."""
+def _unit(value: str) -> Fraction:
+    unit = _fraction(value.split("%", 1)[0])
+    if unit is None:
+        raise InputError(f"L:{value.strip()}: not a unit note length")
+    return unit
+
+
+def _consume_in_units(tables: grammar.Tables, chars: tuple[str, ...], syn: int, text: str, unit: Fraction,
+                      last_unit: Fraction) -> tuple[int, int]:
+    """``_consume`` over a bar whose unit length may change inside it (``UNIT_MARK``s): each note counted in
+    the unit in force where it starts, the total in ``last_unit``, the one the continuation writes in."""
+    parts = _UNIT_CHANGE.split(text)
+    plain, units = "", []
+    for index in range(0, len(parts), 2):
+        if index:
+            unit = _unit(parts[index - 1])
+        plain += parts[index]
+        units += [unit / last_unit] * len(parts[index])
+    syn, ticks = _consume(tables, chars, syn, plain, units)
+    if ticks.denominator != 1:
+        raise InputError("cannot continue from the prompt's last bar: its notes before and after the L: change "
+                         "do not add up to whole ticks (finish the bar, or use --no-constrain)")
+    return syn, int(ticks)
+
+
+def _consume(tables: grammar.Tables, chars: tuple[str, ...], syn: int, text: str,
+             scales: list[Fraction] | None = None) -> tuple[int, Fraction]:
+    """Feed ``text`` through the automaton (syntax only; the prompt's bar arithmetic is not judged). A note's
+    ticks are multiplied by ``scales`` at the character that starts it (its unit against the last one)."""
     index = {ch: i for i, ch in enumerate(chars)}
-    ticks = 0
+    ticks, scale = Fraction(0), Fraction(1)
     for pos, ch in enumerate(text):
         v = index.get(ch)
         nxt = tables.next_state[syn, v] if v is not None else -1
@@ -248,14 +285,16 @@ def _consume(tables: grammar.Tables, chars: tuple[str, ...], syn: int, text: str
             near = text[max(0, pos - 12): pos + 1].replace("\n", " ")
             raise InputError(f"cannot continue from the prompt's last bar: unsupported ABC at {near!r} "
                              f"(finish the bar, or use --no-constrain)")
-        ticks += int(tables.commit[syn, v])
+        ticks += int(tables.commit[syn, v]) * scale  # the note this character finishes, in its own unit
+        if scales is not None and tables.starts_note[syn, v]:
+            scale = scales[pos]
         event = int(tables.event[syn, v])
         if event == grammar.EV_GT:
-            ticks += int(tables.arg[syn, v]) // 2
+            ticks += int(tables.arg[syn, v]) // 2 * scale
         elif event == grammar.EV_LT:
-            ticks -= int(tables.arg[syn, v]) // 2
+            ticks -= int(tables.arg[syn, v]) // 2 * scale
         elif event == grammar.EV_BAR:
-            ticks = 0
+            ticks = Fraction(0)
         syn = int(nxt)
     return syn, ticks
 
