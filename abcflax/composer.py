@@ -97,6 +97,10 @@ class TunePlan:
     prompt: str  # what the model continues (X:1, the title without its number)
     sealed: bool = False  # the prompt ends in the note an open tie reaches: its pitch must not change
     where: str = ""  # the seed's place in its file (``seeds.txt:3``), for a problem found while sampling
+    # the seed as the output shows it (annotations, comments, every character of its titles and tempo text),
+    # and where the model's view of it ends in ``prompt``; "" when the output shows the prompt itself
+    shown: str = ""
+    view_length: int = 0
 
 
 @dataclass(frozen=True)
@@ -138,8 +142,8 @@ def _chunks(lines: list[str]) -> list[list[tuple[int, str]]]:
         current, names, tunebook, music = [], set(), False, False
 
     for number, line in enumerate(lines, 1):
-        if line.startswith("%"):
-            continue
+        if line.startswith("%") and not (tunebook and ("K" in names or music)):
+            continue  # a note in the seeds file; inside a tune's music it is the tune's own, kept
         if not line.strip():
             close()
             continue
@@ -279,9 +283,16 @@ def seed_prompt(seed: Seed, title: str) -> str:
 
 
 def _without_titles(line: str) -> str:
-    """A header line with its T: values blanked (titles reach the model only as far as its vocabulary goes)."""
-    return re.sub(rf"(^|\s)T:(.*?)(?=\s+[{SPLIT_FIELDS}]:|$)", lambda m: m.group(1) + "T:" + " " * len(m.group(2)),
-                  line)
+    """A header line with its T: and Q: values blanked (title and tempo text reach the model only as far as its
+    vocabulary goes, as ``complete`` reads them)."""
+    return re.sub(rf"(^|\s)([TQ]):(.*?)(?=\s+[{SPLIT_FIELDS}]:|$)",
+                  lambda m: m.group(1) + m.group(2) + ":" + " " * len(m.group(3)), line)
+
+
+def _vocab_safe_tempo(prompt: str, chars: set[str]) -> str:
+    """``prompt`` with the characters the model does not know left out of its Q: lines."""
+    return "\n".join("".join(ch for ch in line if ch in chars) if line.startswith("Q:") else line
+                     for line in prompt.split("\n"))
 
 
 def _check_characters(seed: Seed, prompt: str, chars: set[str]) -> None:
@@ -299,15 +310,14 @@ def _check_characters(seed: Seed, prompt: str, chars: set[str]) -> None:
                              f"which is not in the model's vocabulary")
 
 
-def _tune_seed_prompt(seed: Seed, prompt: str, vocab_chars: tuple[str, ...]) -> tuple[str, bool]:
-    """(what the model continues, whether its last pitch is sealed) for a seed that is a tune with music: its
-    prompt as ``complete`` reads one (comments, lyrics and text annotations left out; an open tie continued
-    with its note). Unknown characters are named by their line:column in the seeds file."""
+def _tune_seed_prompt(seed: Seed, prompt: str, vocab_chars: tuple[str, ...]):
+    """The model's view (a ``PromptView``) of a seed that is a tune with music: its prompt as ``complete``
+    reads one (comments, lyrics and text annotations left out; an open tie continued with its note).
+    Unknown characters are named by their line:column in the seeds file."""
     from .continuation import prompt_view
 
     prompt_view(seed.text, vocab_chars, seed.source, seed.line)
-    view = prompt_view(with_explicit_defaults(prompt), vocab_chars, seed.source)
-    return view.text + view.forced, bool(view.forced)
+    return prompt_view(with_explicit_defaults(prompt), vocab_chars, seed.source)
 
 
 def _vocab_safe(title: str, chars: set[str]) -> str:
@@ -339,10 +349,15 @@ def plan_tunes(seeds: str | list[Seed], n: int = 1, *, model=None, constrain: bo
     plans: list[TunePlan] = []
     for seed in seeds:
         generated = seed.field("T") is None
-        prompt, sealed = seed_prompt(seed, _vocab_safe(base_title(seed), chars)), False
+        shown = seed_prompt(seed, base_title(seed))
+        prompt = _vocab_safe_tempo(seed_prompt(seed, _vocab_safe(base_title(seed), chars)), chars)
+        sealed, view_length = False, len(prompt)
         try:
             if seed.tunebook and seed.body:
-                prompt, sealed = _tune_seed_prompt(seed, prompt, loaded.vocab.chars)
+                view = _tune_seed_prompt(seed, prompt, loaded.vocab.chars)
+                prompt, sealed, view_length = view.text + view.forced, bool(view.forced), len(view.text)
+                shown = with_explicit_defaults(shown)
+                shown += "" if shown.endswith("\n") else view.joint
             else:
                 _check_characters(seed, prompt, chars)
             if constrain:
@@ -354,7 +369,8 @@ def plan_tunes(seeds: str | list[Seed], n: int = 1, *, model=None, constrain: bo
         for copy in range(n):
             number = len(plans) + 1
             title = f"{base_title(seed)} no. {number}" if generated else base_title(seed)
-            plans.append(TunePlan(number, title, seed.index, seed.index * n + copy, prompt, sealed, seed.where()))
+            plans.append(TunePlan(number, title, seed.index, seed.index * n + copy, prompt, sealed, seed.where(),
+                                  shown if shown != prompt else "", view_length))
     return plans
 
 
@@ -498,7 +514,8 @@ def _finish(batch: list[TunePlan], work, loaded, size: int, seed: int, options: 
     from .abc_check import check_tune, close_open_slurs
 
     for plan, result in zip(*_results(batch, work, loaded, size, seed, options, report)):
-        text = close_open_slurs(_set_header(result.text, plan.number, plan.title))
+        written = plan.shown + result.text[plan.view_length:] if plan.shown else result.text
+        text = close_open_slurs(_set_header(written, plan.number, plan.title))
         yield ComposedTune(plan.number, plan.title, plan.seed_index, text, not check_tune(text), result.generated)
 
 

@@ -281,8 +281,18 @@ def test_compose_reads_a_tune_seed_as_continue_does(tiny_model):
     for tune in tunes:
         assert "L:1/8\nK:G\n" in tune.text  # the default unit written out
         body = tune.text.split("K:G\n", 1)[1]
-        assert body.startswith(' GABc dedB|(dedB ded^B-|\n^B')  # music on a new line, the tie reaching ^B
+        # the seed kept as written; the music goes on on a new line, the tie reaching ^B
+        assert body.startswith('"^Fine \u00e9" GABc dedB|(dedB ded^B-| % the end\nw: la la la\n^B'), body
         assert tune.valid, tune.text
+
+
+def test_compose_keeps_comment_lines_in_a_seeds_music_and_tempo_text_it_cannot_read(tiny_model):
+    seeds = "% a note on the file\nX:1\nT:Seed\nM:4/4\nK:G\nGABc dedB|\n% second part\ndedB GABc|\n"
+    tune = list(abcflax.compose(seeds, model=tiny_model, max_chars=300))[0]
+    assert "% second part\ndedB GABc|" in tune.text and "a note on the file" not in tune.text
+    one_line = list(abcflax.compose('R:reel Q:"Allegro \u00a1vivo!" 1/4=120 K:D\n', model=tiny_model,
+                                    max_chars=300))[0]
+    assert 'Q:"Allegro \u00a1vivo!" 1/4=120' in one_line.text.split("\n") and one_line.valid
 
 
 def test_a_top_k_beyond_the_vocabulary_keeps_every_character(tiny_model):
@@ -305,6 +315,17 @@ def test_an_ending_the_decoder_cannot_place_is_named_by_the_prompts_last_line(ti
     out, problems = abcflax.complete_tunebook(book, "book.abc", model=tiny_model, max_chars=300)
     assert out == "" and [p.split(": ")[0] for p in problems] == ["book.abc:7", "book.abc:15"]
     assert all("finish the bar" in p for p in problems)
+
+
+@pytest.mark.parametrize("change", ["[L:1/16]", " [L:1/16] ", "\nL:1/16\n", "\n[L:1/16]"])
+def test_notes_before_a_unit_change_in_the_last_bar_count_in_the_old_unit(change):
+    from abcflax import constrain, sample
+
+    tables = sample.grammar_tables(CHARS)
+    changed = constrain.place_prompt(HEADER + "GABc dedB|GABc" + change + "dd", tables, CHARS)
+    in_sixteenths = constrain.place_prompt(HEADER.replace("L:1/8", "L:1/16") + "G2A2B2c2 d2e2d2B2|G2A2B2c2dd",
+                                           tables, CHARS)
+    assert (changed.ticks, changed.bar_len) == (in_sixteenths.ticks, in_sixteenths.bar_len)
 
 
 def test_an_invisible_rest_counts_as_a_rest():
