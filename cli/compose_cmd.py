@@ -130,7 +130,7 @@ def compose_command(seeds_file, per_seed, output, out_dir, formats, model_path, 
             done.append(tune)
             chars += tune.generated
             if out_dir:
-                failed = _write_tune(tune, paths[len(done) - 1], force)
+                failed = _write_tune(tune, paths[tune.number - 1], force)
                 if failed:
                     report(failed)
             bar.update(1)

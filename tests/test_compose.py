@@ -231,6 +231,32 @@ def test_cli_bad_seed_exit_1_and_the_others_are_written(tiny_model_dir, tmp_path
     assert result.stdout.count("X:") == 2 and "T:Jig in G no. 2" in result.stdout
 
 
+def test_cli_a_tune_the_decoder_cannot_finish_is_one_line_and_the_others_keep_their_files(
+        tiny_model_dir, tmp_path, monkeypatch):
+    from abcflax import sample
+
+    real_results = sample.Pending.results
+
+    def stuck_on_the_jig(pending):
+        stuck = [i for i, prompt in enumerate(pending.prompts) if "R:jig" in prompt]
+        if stuck:
+            raise sample.DeadEnd("constrained decoding found no valid character", stuck)
+        return real_results(pending)
+
+    monkeypatch.setattr(sample.Pending, "results", stuck_on_the_jig)
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_text("T:First K:G\nT:Second R:jig K:D\nT:Third K:A\n")
+    out = tmp_path / "tunes"
+    result = run(["compose", str(seeds), "--model", str(tiny_model_dir), "--max-chars", str(MAX), "--quiet",
+                  "--out-dir", str(out)])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [f"abcflax: error: {seeds}:2: seed 'T:Second R:jig K:D': tune 2 (Second): "
+                                          "the constrained decoder cannot finish it (try --no-constrain, or end "
+                                          "the seed at a bar line)"]
+    assert sorted(p.name for p in out.iterdir()) == ["First.abc", "Third.abc"]
+    assert "T:Third" in (out / "Third.abc").read_text()
+
+
 def test_cli_out_dir_one_safe_file_per_tune_and_format(tiny_model_dir, tmp_path):
     seeds = tmp_path / "seeds.txt"
     seeds.write_text("T:../../etc/passwd K:G\nT:../../etc/passwd K:D\nK:G\n")
