@@ -250,6 +250,25 @@ def test_a_refused_prompt_is_one_line_on_stderr(tiny_model_dir, tmp_path):
                                                   f"in the model's vocabulary"]
 
 
+@pytest.mark.parametrize("ending, problem", [
+    ("^", "accidental ^ is not followed by a note"),
+    ('"^Alle', 'unclosed " (chord symbol or annotation)'),
+    ("[K:", "inline field [K: is not closed with ]"),
+])
+def test_a_malformed_ending_is_named_by_its_own_line_and_column(tiny_model_dir, tmp_path, ending, problem):
+    bad = tmp_path / "bad.abc"
+    bad.write_text(HEADER + "GABc dedB|\nGABc " + ending + "\n")
+    result = CliRunner().invoke(main, ["continue", str(bad), "--model", str(tiny_model_dir)])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"abcflax: error: {bad}:7:6: {problem}"), lines
+
+
+@pytest.mark.parametrize("ending", ["(5", "(3:2:3", "x2", "|Z", "|Z2", "(3AB", "d>"])
+def test_valid_abc_endings_pass_the_checker_for_continue(ending):
+    assert blocking_problem(HEADER + "GABc dedB|\nGABc " + ending, partial=True) is None
+
+
 def test_progress_names_how_many_tunes_are_continued(tiny_model_dir, tmp_path):
     book = tmp_path / "book.abc"
     book.write_text(HEADER + "GABc dedB|\n\n" + HEADER.replace("X:1", "X:2") + "dedB dedB|\n")
