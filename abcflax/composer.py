@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from .errors import InputError, UsageError
-from .tunebook import with_explicit_defaults
+from .tunebook import FIELD_LINE, HEADER_KEEP, with_explicit_defaults
 
 RHYTHM_METERS = (  # R: keyword -> default M:, longest keywords first so "slip jig" is not a "jig"
     ("slip jig", "9/8"), ("slide", "12/8"), ("jig", "6/8"), ("reel", "4/4"), ("hornpipe", "4/4"),
@@ -283,16 +283,23 @@ def seed_prompt(seed: Seed, title: str) -> str:
 
 
 def _without_titles(line: str) -> str:
-    """A header line with its T: and Q: values blanked (title and tempo text reach the model only as far as its
-    vocabulary goes, as ``complete`` reads them)."""
-    return re.sub(rf"(^|\s)([TQ]):(.*?)(?=\s+[{SPLIT_FIELDS}]:|$)",
-                  lambda m: m.group(1) + m.group(2) + ":" + " " * len(m.group(3)), line)
+    """A header line with the values of its free-text fields blanked: title and tempo text reach the model only
+    as far as its vocabulary goes, and composer and origin (C:, O:) not at all, as ``complete`` reads them."""
+    def blank(match: re.Match) -> str:
+        kept = "" if match.group(2) in "CO" else match.group(2) + ":"
+        return match.group(1) + kept + " " * (len(match.group(0)) - len(match.group(1)) - len(kept))
+
+    return re.sub(rf"(^|\s)([TQCO]):(.*?)(?=\s+[{SPLIT_FIELDS}]:|$)", blank, line)
 
 
-def _vocab_safe_tempo(prompt: str, chars: set[str]) -> str:
-    """``prompt`` with the characters the model does not know left out of its Q: lines."""
-    return "\n".join("".join(ch for ch in line if ch in chars) if line.startswith("Q:") else line
-                     for line in prompt.split("\n"))
+def _model_header(prompt: str, chars: set[str]) -> str:
+    """``prompt`` as the model reads its header: fields training tunes do not have left out, and the characters
+    it does not know left out of its Q: lines."""
+    lines = prompt.split("\n")
+    end = next((i for i, line in enumerate(lines) if line.startswith("K:")), len(lines))
+    header = [line for line in lines[:end] if not (FIELD_LINE.match(line) and line[0] not in HEADER_KEEP)]
+    header = ["".join(ch for ch in line if ch in chars) if line.startswith("Q:") else line for line in header]
+    return "\n".join(header + lines[end:])
 
 
 def _check_characters(seed: Seed, prompt: str, chars: set[str]) -> None:
@@ -350,7 +357,7 @@ def plan_tunes(seeds: str | list[Seed], n: int = 1, *, model=None, constrain: bo
     for seed in seeds:
         generated = seed.field("T") is None
         shown = seed_prompt(seed, base_title(seed))
-        prompt = _vocab_safe_tempo(seed_prompt(seed, _vocab_safe(base_title(seed), chars)), chars)
+        prompt = _model_header(seed_prompt(seed, _vocab_safe(base_title(seed), chars)), chars)
         sealed, view_length = False, len(prompt)
         try:
             if seed.tunebook and seed.body:

@@ -312,6 +312,8 @@ def test_compose_keeps_comment_lines_in_a_seeds_music_and_tempo_text_it_cannot_r
     one_line = list(abcflax.compose('R:reel Q:"Allegro \u00a1vivo!" 1/4=120 K:D\n', model=tiny_model,
                                     max_chars=300))[0]
     assert 'Q:"Allegro \u00a1vivo!" 1/4=120' in one_line.text.split("\n") and one_line.valid
+    credited = list(abcflax.compose("R:jig O:\u00c9ire C:Se\u00e1n K:G\n", model=tiny_model, max_chars=300))[0]
+    assert {"O:\u00c9ire", "C:Se\u00e1n"} <= set(credited.text.split("\n")) and credited.valid
 
 
 def test_a_top_k_beyond_the_vocabulary_keeps_every_character(tiny_model):
