@@ -234,8 +234,19 @@ def place_prompt(prompt: str, tables: grammar.Tables, chars: tuple[str, ...], se
             raise
         # inside a tuplet no blank is allowed: the note before the slur mark is left open, as written
         syn, ticks = _consume_in_units(tables, chars, tables.index_of(start), tail.rstrip(" "), unit_before, unit)
+    if bar_len != FREE_BAR and ticks >= bar_len and not _bar_line_may_follow(tables, chars, syn):
+        raise InputError("cannot continue from the prompt's last bar: it is full, and what it ends with (a chord "
+                         "symbol, '>' or a tuplet) needs one more note (end the prompt at the bar line)")
     # an overfull prompt bar cannot be mended by what follows: close it at once
     return PromptPlace(syn, min(ticks, bar_len), bar_len, suffix)
+
+
+def _bar_line_may_follow(tables: grammar.Tables, chars: tuple[str, ...], syn: int) -> bool:
+    """Whether the automaton lets a bar line come next, at once or after one blank."""
+    states = [syn]
+    if " " in chars and tables.next_state[syn, chars.index(" ")] >= 0:
+        states.append(int(tables.next_state[syn, chars.index(" ")]))
+    return any(tables.next_state[state, chars.index(ch)] >= 0 for state in states for ch in "|:" if ch in chars)
 
 
 def _octave_seal(prompt: str, chars: tuple[str, ...]) -> str:

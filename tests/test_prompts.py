@@ -349,6 +349,17 @@ def test_notes_before_a_unit_change_in_the_last_bar_count_in_the_old_unit(change
     assert (changed.ticks, changed.bar_len) == (in_sixteenths.ticks, in_sixteenths.bar_len)
 
 
+@pytest.mark.parametrize("ending", ['GFE2"D"', "GFE2>"])
+def test_a_full_bar_that_still_owes_a_note_is_refused_before_sampling(ending):
+    from abcflax import constrain, sample
+
+    tables = sample.grammar_tables(CHARS)
+    prompt = HEADER.replace("L:1/8", "L:1/4") + "GABc|\n" + ending
+    with pytest.raises(InputError, match="it is full, and what it ends with"):
+        constrain.place_prompt(prompt, tables, CHARS)
+    assert constrain.place_prompt(prompt.replace(ending, "GFE2"), tables, CHARS).bar_len == 4 * 48  # E2 may end it
+
+
 def test_an_invisible_rest_counts_as_a_rest():
     from abcflax import constrain, sample
 
