@@ -131,9 +131,7 @@ def effective_meter(prompt: str) -> tuple[Fraction | None, Fraction]:
         if name == "M":
             meter, saw_meter = meter_length(value), True
         elif name == "L":
-            unit = _fraction(value.split("%", 1)[0])
-            if unit is None:
-                raise InputError(f"L:{value.strip()}: not a unit note length")
+            unit = _unit(value)
     if not saw_meter:
         meter = None  # no M: field means free meter (ABC 2.1)
     if unit is None:
