@@ -473,33 +473,31 @@ def _run(loaded, plans: list[TunePlan], size: int, seed: int, options: dict,
          report: Callable[[str], None]) -> Iterator[ComposedTune]:
     """Sample pools of ``POOL_PER_ROW * size`` tunes, ``size`` rows at a time; while the device writes one
     pool, the previous one is checked and yielded."""
+    from .sample import Request, dispatch
+
+    def sample_pool(batch: list[TunePlan]):
+        return dispatch(loaded, [Request(p.prompt, seed, p.row, p.sealed) for p in batch], slots=size, **options)
+
     pool = POOL_PER_ROW * size
     pending = None
     for start in range(0, len(plans), pool):
         batch = plans[start:start + pool]
         try:
-            queued = (batch, _dispatch(loaded, batch, size, seed, options))
+            queued = (batch, sample_pool(batch))
         except Exception:
             if pending:
-                yield from _finish(*pending, loaded, size, seed, options, report)
+                yield from _finish(*pending, sample_pool, report)
             raise
         if pending:
-            yield from _finish(*pending, loaded, size, seed, options, report)
+            yield from _finish(*pending, sample_pool, report)
         pending = queued
     if pending:
-        yield from _finish(*pending, loaded, size, seed, options, report)
+        yield from _finish(*pending, sample_pool, report)
 
 
-def _dispatch(loaded, batch: list[TunePlan], size: int, seed: int, options: dict):
-    from .sample import Request, dispatch
-
-    return dispatch(loaded, [Request(p.prompt, seed, p.row, p.sealed) for p in batch], slots=size, **options)
-
-
-def _results(batch: list[TunePlan], work, loaded, size: int, seed: int, options: dict,
-             report: Callable[[str], None]) -> tuple[list[TunePlan], list]:
-    """The pool's results; a tune the constrained decoder cannot finish is reported and left out, and the
-    others are sampled again without it (each on its own random row, so they come out the same)."""
+def _results(batch: list[TunePlan], work, sample_pool: Callable, report: Callable[[str], None]):
+    """(plans, results) of the pool; a tune the constrained decoder cannot finish is reported and left out,
+    and the others are sampled again without it (each on its own random row, so they come out the same)."""
     from .sample import DeadEnd
 
     while True:
@@ -513,14 +511,14 @@ def _results(batch: list[TunePlan], work, loaded, size: int, seed: int, options:
             batch = [plan for index, plan in enumerate(batch) if index not in exc.indices]
             if not batch:
                 return [], []
-            work = _dispatch(loaded, batch, size, seed, options)
+            work = sample_pool(batch)
 
 
-def _finish(batch: list[TunePlan], work, loaded, size: int, seed: int, options: dict,
+def _finish(batch: list[TunePlan], work, sample_pool: Callable,
             report: Callable[[str], None]) -> Iterator[ComposedTune]:
     from .abc_check import check_tune, close_open_slurs
 
-    for plan, result in zip(*_results(batch, work, loaded, size, seed, options, report)):
+    for plan, result in zip(*_results(batch, work, sample_pool, report)):
         written = plan.shown + result.text[plan.view_length:] if plan.shown else result.text
         text = close_open_slurs(_set_header(written, plan.number, plan.title))
         yield ComposedTune(plan.number, plan.title, plan.seed_index, text, not check_tune(text), result.generated)
