@@ -30,7 +30,8 @@ def continue_command(file, model_path, output, fmt, force, quiet, **options):
     import abcflax
 
     text, source = abcflax.read_abc_input(file)
-    if not (output == "-" and fmt in (None, "abc")):
+    plain_stdout = output == "-" and fmt in (None, "abc")  # plain ABC to stdout needs no exporter (nor music21)
+    if not plain_stdout:
         abcflax.check_output(output, fmt=fmt, force=force)  # before, not after, sampling
     model = abcflax.load_model(model_path)  # a bad model is one error line, not one after "continuing..."
     announce = None if quiet else (lambda count: click.echo(
@@ -39,8 +40,8 @@ def continue_command(file, model_path, output, fmt, force, quiet, **options):
                                                  **sampling_kwargs(options))
     for problem in problems:
         click.echo(f"abcflax: error: {problem}", err=True)
-    if result and output == "-" and fmt in (None, "abc"):
-        click.echo(result, nl=False)  # plain ABC to stdout needs no exporter (and no music21 import)
+    if result and plain_stdout:
+        click.echo(result, nl=False)
     elif result:
         abcflax.write_output(result, output, fmt=fmt, force=force)
     sys.exit(1 if problems else 0)
