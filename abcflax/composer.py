@@ -486,13 +486,13 @@ def _run(loaded, plans: list[TunePlan], size: int, seed: int, options: dict,
             queued = (batch, sample_pool(batch))
         except Exception:
             if pending:
-                yield from _finish(*pending, sample_pool, report)
+                yield from _finish(*pending, sample_pool, report, options)
             raise
         if pending:
-            yield from _finish(*pending, sample_pool, report)
+            yield from _finish(*pending, sample_pool, report, options)
         pending = queued
     if pending:
-        yield from _finish(*pending, sample_pool, report)
+        yield from _finish(*pending, sample_pool, report, options)
 
 
 def _results(batch: list[TunePlan], work, sample_pool: Callable, report: Callable[[str], None]):
@@ -514,11 +514,15 @@ def _results(batch: list[TunePlan], work, sample_pool: Callable, report: Callabl
             work = sample_pool(batch)
 
 
-def _finish(batch: list[TunePlan], work, sample_pool: Callable,
-            report: Callable[[str], None]) -> Iterator[ComposedTune]:
+def _finish(batch: list[TunePlan], work, sample_pool: Callable, report: Callable[[str], None],
+            options: dict) -> Iterator[ComposedTune]:
     from .abc_check import check_tune, close_open_slurs
+    from .sample import warn_if_short
+
+    limits = {key: options[key] for key in ("bars", "until", "max_chars", "constrained")}
 
     for plan, result in zip(*_results(batch, work, sample_pool, report)):
+        warn_if_short(result, f"{plan.where or 'seed'}: tune {plan.number} ({plan.title})", **limits)
         written = plan.shown + result.text[plan.view_length:] if plan.shown else result.text
         text = close_open_slurs(_set_header(written, plan.number, plan.title))
         yield ComposedTune(plan.number, plan.title, plan.seed_index, text, not check_tune(text), result.generated)

@@ -9,12 +9,11 @@ from typing import Callable
 from .abc_check import close_open_slurs
 from .errors import InputError, UsageError
 from .loading import resolve_model
-from .sample import DeadEnd, Request, check_sampling_options, generate
+from .sample import MAX_CHARS_LIMIT, DeadEnd, Request, check_sampling_options, generate, warn_if_short
 from .tunebook import (BODY_FIELDS_KEEP, FIELD_LINE, HEADER_KEEP, is_chord_symbol, normalize_key, read_tunebook,
                        several_voices, strip_comment, with_explicit_defaults)
 
 DEFAULT_MAX_CHARS = 1200  # about 24 bars of a reel with chords; the hard cap on generated characters
-MAX_CHARS_LIMIT = 20_000  # the largest max_chars accepted (as the CLI's --max-chars): bounds time and memory
 
 
 def _check_prompt(prefix: str, source: str, vocab) -> tuple[str, PromptView]:
@@ -109,7 +108,19 @@ def _continue_checked(loaded, checked: list[tuple[str, "PromptView"]], *, max_ch
     results = generate(loaded, requests, max_chars=max_chars, temperature=temperature, top_k=top_k or 0,
                        top_p=1.0 if top_p is None else top_p, bars=bars, until=until, min_bars=min_bars,
                        constrained=constrain)
+    for index, ((text, _), result) in enumerate(zip(checked, results)):
+        warn_if_short(result, _tune_label(text, index, len(checked)), bars=bars, until=until, max_chars=max_chars,
+                      constrained=constrain)
     return [_rejoin(text, view, r.text) for (text, view), r in zip(checked, results)]
+
+
+def _tune_label(text: str, index: int, count: int) -> str:
+    """How a message names a prompt: its X: number and title in a batch of several; "" for a lone prompt."""
+    if count == 1:
+        return ""
+    number, title = (re.search(rf"^{field}:[ \t]*(.*)$", text, re.M) for field in "XT")
+    label = f"X:{number.group(1).strip()}" if number else f"tune {index + 1}"
+    return f"{label} ({title.group(1).strip()})" if title and title.group(1).strip() else label
 
 
 # ---------------------------------------------------------------- the prompt as the model reads it

@@ -9,6 +9,7 @@ tune takes the row inside the loop (continuous batching), so no row idles until 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from typing import Callable
@@ -18,9 +19,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import constrain, grammar, lstm, scoring
-from .errors import InputError, UsageError
+from .errors import AbcflaxWarning, InputError, UsageError
 
 PAD = -1  # in the token buffer: nothing written (row finished or never started)
+MAX_CHARS_LIMIT = 20_000  # the largest max_chars accepted (as the CLI's --max-chars): bounds time and memory
 
 
 def filter_logits(logits_BxV, temperature, top_k, top_p):
@@ -80,7 +82,8 @@ def sample_loop(step_fn, carry, logits_NxV, keys_N, cstate, limits, tables, temp
     drawn with ``fold_in(key, i)`` whichever row it runs in.
 
     Returns (tokens_NxM with PAD after each tune's end, finished_N: the tune wrote its end-of-tune marker,
-    stuck_N: the constraints left no character, which the grammar's guarantee says cannot happen).
+    stuck_N: the constraints left no character, which the grammar's guarantee says cannot happen, bars_N: the
+    bar lines it wrote, as the constraints count them for ``bars``; 0 without constraints).
     """
     tunes = logits_NxV.shape[0]
     width = tunes if slots is None else max(1, min(slots, tunes))
@@ -98,7 +101,7 @@ def sample_loop(step_fn, carry, logits_NxV, keys_N, cstate, limits, tables, temp
         return jnp.any(loop[0] < count)
 
     def body(loop):
-        tune_B, pos_B, next_tune, carry, logits, cstate, limits, tokens, finished, stuck = loop
+        tune_B, pos_B, next_tune, carry, logits, cstate, limits, tokens, finished, stuck, bars = loop
         active_B = tune_B < count
         if constrained:
             allowed_BxV = constrain.allowed(tables, cstate, limits)
@@ -118,6 +121,8 @@ def sample_loop(step_fn, carry, logits_NxV, keys_N, cstate, limits, tables, temp
         ended_at = jnp.where(ended_B, tune_B, tunes)
         finished = finished.at[ended_at].set(token_B == eos_id)
         stuck = stuck.at[ended_at].set(stuck_B)
+        if constrained:
+            bars = bars.at[ended_at].set(cstate.bars)
         # each ended row takes the next waiting tune, in row order
         waiting = next_tune + jnp.cumsum(ended_B) - 1
         refill_B = ended_B & (waiting < count)
@@ -128,15 +133,16 @@ def sample_loop(step_fn, carry, logits_NxV, keys_N, cstate, limits, tables, temp
             jnp.any(refill_B), lambda r: where_rows(refill_B, take(jnp.minimum(waiting, tunes - 1)), r),
             lambda r: r, rows)
         pos_B = jnp.where(refill_B, 0, pos_B)
-        return tune_B, pos_B, next_tune, carry, logits, cstate, limits, tokens, finished, stuck
+        return tune_B, pos_B, next_tune, carry, logits, cstate, limits, tokens, finished, stuck, bars
 
     first_B = jnp.arange(width, dtype=jnp.int32)
     row_carry, row_logits, row_cstate, row_limits = pool if width == tunes else take(first_B)
     start = (jnp.where(first_B < count, first_B, tunes), jnp.zeros(width, jnp.int32), jnp.int32(width),
              row_carry, row_logits, row_cstate, row_limits,
-             jnp.full((tunes + 1, max_new), PAD, jnp.int32), jnp.zeros(tunes + 1, bool), jnp.zeros(tunes + 1, bool))
-    *_, tokens, finished, stuck = jax.lax.while_loop(cond, body, start)
-    return tokens[:tunes], finished[:tunes] & ~stuck[:tunes], stuck[:tunes]
+             jnp.full((tunes + 1, max_new), PAD, jnp.int32), jnp.zeros(tunes + 1, bool), jnp.zeros(tunes + 1, bool),
+             jnp.zeros(tunes + 1, jnp.int32))
+    *_, tokens, finished, stuck, bars = jax.lax.while_loop(cond, body, start)
+    return tokens[:tunes], finished[:tunes] & ~stuck[:tunes], stuck[:tunes], bars[:tunes]
 
 
 @partial(jax.jit, static_argnames=("max_new", "eos_id", "constrained", "slots"))
@@ -158,6 +164,16 @@ def check_sampling_options(temperature, top_k, top_p, bars, error=InputError) ->
         raise error("top_k must be an integer, 0 or more")
     if bars is not None and bars < 1:
         raise error("bars must be at least 1")
+
+
+def warn_if_short(result: Result, which: str, *, bars: int | None, until: str, max_chars: int,
+                  constrained: bool) -> None:
+    """An ``AbcflaxWarning`` naming the tune (``which``; "" for a lone one) when ``max_chars`` ran out before
+    it had the ``bars`` asked for: the constraints still end it properly, only shorter than asked."""
+    if constrained and bars and until == "end" and result.bars < bars:
+        named = f"{which}: " if which else ""
+        warnings.warn(f"{named}{result.bars} of the {bars} bars asked for fit in {max_chars} characters "
+                      f"(--max-chars, at most {MAX_CHARS_LIMIT})", AbcflaxWarning, stacklevel=3)
 
 
 class DeadEnd(InputError):
@@ -185,6 +201,7 @@ class Result:
     text: str  # the whole tune: prompt + continuation
     generated: int  # characters written
     finished: bool  # ended with the end-of-tune marker (else it hit max_chars)
+    bars: int = 0  # bar lines written, as ``bars`` counts them (0 without constraints)
 
 
 def _limits(places, max_chars, bars, until, min_bars) -> constrain.Limits:
@@ -238,11 +255,11 @@ class Pending:
     """A dispatched generation: the device works on it while the caller does other things."""
 
     prompts: list[str]  # each tune's prompt, as continued
-    arrays: tuple  # (tokens_NxM, finished_N, stuck_N), still being computed
+    arrays: tuple  # (tokens_NxM, finished_N, stuck_N, bars_N), still being computed
     decode: Callable[[list[int]], str]
 
     def results(self) -> list[Result]:
-        tokens, finished, stuck = (np.asarray(a) for a in self.arrays)  # waits for the device
+        tokens, finished, stuck, bars = (np.asarray(a) for a in self.arrays)  # waits for the device
         stuck_at = [index for index in range(len(self.prompts)) if stuck[index]]
         if stuck_at:
             row = tokens[stuck_at[0]]
@@ -256,7 +273,7 @@ class Pending:
             text = prompt + self.decode(ids)
             if not text.endswith("\n"):
                 text += "\n"
-            results.append(Result(text, len(ids), bool(finished[index])))
+            results.append(Result(text, len(ids), bool(finished[index]), int(bars[index])))
         return results
 
 

@@ -39,6 +39,30 @@ def test_continue_prints_the_prompt_and_new_bars(tiny_model_dir, tmp_path):
     assert not abcflax.check_tune(result.stdout)
 
 
+def test_continue_warns_when_max_chars_cuts_the_bars_asked_for(tiny_model_dir, tmp_path):
+    source = tmp_path / "tune.abc"
+    source.write_text(PROMPT)
+    args = ["continue", str(source), "--model", str(tiny_model_dir), "--max-chars", "200"]
+    cut = run(args + ["--bars", "500"])
+    assert cut.exit_code == 0, cut.output
+    (warning,) = [line for line in cut.stderr.splitlines() if "warning" in line]
+    written = int(warning.split("abcflax: warning: ")[1].split(" of the 500 bars asked for fit in 200 characters")[0])
+    assert 1 <= written < 500
+    assert not abcflax.check_tune(cut.stdout)  # still a whole tune, only shorter
+    assert "warning" not in run(args + ["--bars", "2"]).stderr  # two bars fit: no warning
+    assert run(args + ["--bars", "500", "--quiet"]).stderr == ""
+
+
+def test_compose_names_the_tune_that_max_chars_cut_short(tiny_model_dir, tmp_path):
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_text("R:reel K:D\n")
+    result = run(["compose", str(seeds), "-n", "2", "--model", str(tiny_model_dir), "--max-chars", "200",
+                  "--bars", "500"])
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.stderr.splitlines() if line.startswith("abcflax: warning: ")]
+    assert len(warned) == 2 and all(f"{seeds}:1" in line and "of the 500 bars asked for" in line for line in warned)
+
+
 def test_continue_reads_stdin_and_writes_a_file(tiny_model_dir, tmp_path):
     out = tmp_path / "out.abc"
     result = run(["continue", "-", "--model", str(tiny_model_dir), "--max-chars", "300", "-o", str(out),

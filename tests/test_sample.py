@@ -1,5 +1,7 @@
 """The sampler: fake models, constraints that hold against a model that wants to break them, seeds."""
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -27,7 +29,7 @@ def run_fake(preferred, batch=2, max_new=20, temperature=1.0):
     step_fn, logits = fake_step(preferred)
     keys = jnp.stack([jax.random.key(i) for i in range(batch)])
     start = jnp.broadcast_to(logits, (batch, VOCAB.size))
-    tokens, finished, stuck = jax.jit(
+    tokens, finished, stuck, _ = jax.jit(
         lambda: sample.sample_loop(step_fn, (), start, keys, None, None, None, jnp.float32(temperature),
                                    jnp.int32(0), jnp.float32(1.0), max_new=max_new, eos_id=VOCAB.eos_id,
                                    constrained=False))()
@@ -70,12 +72,12 @@ def constrained_run(prompt, preferred, *, bars=None, until="end", max_chars=300,
     cstate = constrain.State(*(np.full(batch, v, np.int32) for v in (place.syn, place.ticks, 0, 0)),
                              np.zeros(batch, bool))
     limits = sample._limits([place] * batch, max_chars, bars, until, 4)
-    tokens, finished, stuck = jax.jit(
+    tokens, finished, stuck, bars_written = jax.jit(
         lambda: sample.sample_loop(step_fn, (), jnp.broadcast_to(logits, (batch, VOCAB.size)), keys, cstate,
                                    limits, tables, jnp.float32(1.0), jnp.int32(0), jnp.float32(1.0),
                                    max_new=max_chars, eos_id=VOCAB.eos_id, constrained=True))()
     texts = [prompt + place.text_suffix + VOCAB.decode([t for t in row if t >= 0]) for row in np.asarray(tokens)]
-    return texts, np.asarray(finished), np.asarray(stuck)
+    return texts, np.asarray(finished), np.asarray(stuck), np.asarray(bars_written)
 
 
 BAD_TASTE = ["|||", "z/", "[[[", '""', "((", "#m7", ":", "\n\n", "2222", ">>"]
@@ -84,7 +86,7 @@ BAD_TASTE = ["|||", "z/", "[[[", '""', "((", "#m7", ":", "\n\n", "2222", ">>"]
 @pytest.mark.parametrize("preferred", BAD_TASTE)
 def test_constrained_sampler_writes_valid_abc_for_a_model_that_wants_invalid_abc(preferred):
     prompt = 'X:1\nT:t\nM:6/8\nL:1/8\nK:G\n|:"G"GAB d2B|"D"A2F D2'
-    texts, finished, stuck = constrained_run(prompt, preferred)
+    texts, finished, stuck, _ = constrained_run(prompt, preferred)
     assert finished.all() and not stuck.any()
     check_tune = getattr(abcflax, "check_tune", None)
     for text in texts:
@@ -97,8 +99,8 @@ def test_constrained_sampler_writes_valid_abc_for_a_model_that_wants_invalid_abc
 @pytest.mark.parametrize("bars", [1, 3])
 def test_bars_option_adds_exactly_that_many_bars(bars):
     prompt = "X:1\nT:t\nM:3/4\nL:1/4\nK:D\nA|d2f|"
-    texts, finished, _ = constrained_run(prompt, "abc|", bars=bars)
-    assert finished.all()
+    texts, finished, _, written = constrained_run(prompt, "abc|", bars=bars)
+    assert finished.all() and (written == bars).all()
     for text in texts:
         added = text[len(prompt):]
         assert added.count("|") - added.count("||") - added.count("|]") + added.count("|]") >= bars
@@ -107,7 +109,8 @@ def test_bars_option_adds_exactly_that_many_bars(bars):
 @pytest.mark.parametrize("bars", [2, 6])
 def test_bars_are_all_written_even_by_a_model_that_wants_to_end(bars):
     prompt = "X:1\nT:t\nM:4/4\nL:1/8\nK:D\n|:ABcd efga|"
-    texts, finished, _ = constrained_run(prompt, "|]:\x03", bars=bars, max_chars=1000)  # room for every bar
+    texts, finished, _, written = constrained_run(prompt, "|]:\x03", bars=bars, max_chars=1000)  # room for every bar
+    assert (written == bars).all()
     assert finished.all()
     for text in texts:
         assert len(abcflax.analyze_tune(text).bars) == 1 + bars, text
@@ -115,14 +118,14 @@ def test_bars_are_all_written_even_by_a_model_that_wants_to_end(bars):
 
 def test_until_section_stops_at_a_closing_bar_line():
     prompt = "X:1\nT:t\nM:4/4\nL:1/8\nK:D\n|:ABcd efga|"
-    texts, finished, _ = constrained_run(prompt, "abcdefg|:", until="section")
+    texts, finished, _, _ = constrained_run(prompt, "abcdefg|:", until="section")
     assert finished.all()
     assert all(text.rstrip().endswith(":|") for text in texts)
 
 
 def test_prompt_ending_mid_note_and_mid_chord_symbol_is_continued():
     for prompt in ['X:1\nT:t\nM:6/8\nL:1/8\nK:G\nGAB d2', 'X:1\nT:t\nM:6/8\nL:1/8\nK:G\nGAB "D', "X:1\nM:6/8\nK:G\n(3"]:
-        texts, finished, stuck = constrained_run(prompt, "abc", batch=4)
+        texts, finished, stuck, _ = constrained_run(prompt, "abc", batch=4)
         assert finished.all() and not stuck.any()
         assert all(t.startswith(prompt) for t in texts)
 
@@ -179,7 +182,7 @@ def pooled_run(slots, count=None, tunes=7, max_new=12):
     start_carry = jnp.arange(tunes, dtype=jnp.int32) * 3  # every tune starts from its own state
     logits = jnp.zeros((tunes, VOCAB.size))
     keys = jnp.stack([jax.random.key(i) for i in range(tunes)])
-    tokens, finished, stuck = jax.jit(
+    tokens, finished, stuck, _ = jax.jit(
         lambda: sample.sample_loop(counting_step, start_carry, logits, keys, None, None, None, jnp.float32(0.7),
                                    jnp.int32(0), jnp.float32(1.0), max_new=max_new, eos_id=VOCAB.eos_id,
                                    constrained=False, slots=slots, count=count))()
@@ -207,7 +210,7 @@ def test_padding_tunes_beyond_count_are_never_written():
 def test_pooled_tunes_that_end_early_free_their_row_for_the_next():
     step_fn, logits = fake_step("\x03")  # every tune ends at once
     keys = jnp.stack([jax.random.key(i) for i in range(6)])
-    tokens, finished, _ = jax.jit(
+    tokens, finished, _, _ = jax.jit(
         lambda: sample.sample_loop(step_fn, (), jnp.broadcast_to(logits, (6, VOCAB.size)), keys, None, None, None,
                                    jnp.float32(0.0), jnp.int32(0), jnp.float32(1.0), max_new=5,
                                    eos_id=VOCAB.eos_id, constrained=False, slots=2))()
@@ -241,3 +244,13 @@ def test_host_built_seed_data_is_jax_random_key(seed):
     # the sampler builds key data on the host (no eager JAX program at startup); it must be key(seed)'s
     expected = np.asarray(jax.random.key_data(jax.random.key(seed)))
     np.testing.assert_array_equal(sample._seed_data([seed])[0], expected)
+
+
+def test_complete_warns_when_max_chars_cuts_the_bars_asked_for(tiny_model):
+    prompt = "X:1\nT:t\nM:4/4\nL:1/8\nK:G\nGABc dedB|"
+    with pytest.warns(abcflax.AbcflaxWarning, match=r"^\d+ of the 500 bars asked for fit in 200 characters"):
+        abcflax.complete(prompt, model=tiny_model, bars=500, max_chars=200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", abcflax.AbcflaxWarning)
+        abcflax.complete(prompt, model=tiny_model, bars=500, max_chars=200, until="section")  # a part, not bars
+        abcflax.complete(prompt, model=tiny_model, bars=500, max_chars=200, constrain=False)  # no bars counted
