@@ -174,28 +174,33 @@ def _lstm_scan_fwd(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH):
     return outputs, (w_hh, c0_BxH, h0_BxH, outputs[0], c_TxBxH, acts_TxBx4H)
 
 
+def cell_backward(dh_BxH, dc_BxH, c_BxH, c_before_BxH, acts_Bx4H, offset_4H):
+    """One step of the cell's backward pass, from the gradients reaching its h and c: (the gradient of its
+    gate pre-activations, the gradient of the c it started from). ``offset_4H`` is ``gate_scale - 1``: the
+    activations' slopes in one expression over all four gates, a(1 - a) for a sigmoid gate and
+    1 - a^2 = (1 - a)(1 + a) for the cell gate's tanh, i.e. (1 - a)(a + scale - 1)."""
+    i, f, g, o = jnp.split(acts_Bx4H, 4, axis=-1)
+    tanh_c = jnp.tanh(c_BxH)
+    dc_BxH = dc_BxH + dh_BxH * o * (1 - tanh_c * tanh_c)
+    # d(gate pre-activation) = upstream x the factor the gate multiplies x the slope
+    upstream = jnp.concatenate([dc_BxH, dc_BxH, dc_BxH, dh_BxH], axis=-1)
+    partner = jnp.concatenate([g, c_before_BxH, i, tanh_c], axis=-1)
+    return upstream * partner * (1 - acts_Bx4H) * (acts_Bx4H + offset_4H), dc_BxH * f
+
+
 def _lstm_scan_bwd(residuals, cotangents):
     w_hh, c0, h0, h_TxBxH, c_TxBxH, acts_TxBx4H = residuals
     dh_TxBxH, dc_last, dh_last = cotangents
     c_prev = jnp.concatenate([c0[None], c_TxBxH[:-1]], axis=0)
     h_prev = jnp.concatenate([h0[None], h_TxBxH[:-1]], axis=0)
     w_hh_t = w_hh.T
-    # the activations' slopes in one expression over all four gates: a(1 - a) for a sigmoid gate and
-    # 1 - a^2 = (1 - a)(1 + a) for the cell gate's tanh, i.e. (1 - a)(a + scale - 1)
     offset = gate_scale(w_hh.shape[0], acts_TxBx4H.dtype) - 1
 
     def scan_step(carry, inputs):
         dh_next, dc_next = carry
         dh_out, c, c_before, acts = inputs
-        i, f, g, o = jnp.split(acts, 4, axis=-1)
-        dh = dh_out + dh_next
-        tanh_c = jnp.tanh(c)
-        dc = dc_next + dh * o * (1 - tanh_c * tanh_c)
-        # d(gate pre-activation) = upstream x the factor the gate multiplies x the slope
-        upstream = jnp.concatenate([dc, dc, dc, dh], axis=-1)
-        partner = jnp.concatenate([g, c_before, i, tanh_c], axis=-1)
-        dgates = upstream * partner * (1 - acts) * (acts + offset)
-        return (dgates @ w_hh_t, dc * f), dgates
+        dgates, dc_before = cell_backward(dh_out + dh_next, dc_next, c, c_before, acts, offset)
+        return (dgates @ w_hh_t, dc_before), dgates
 
     (dh0, dc0), dgates_TxBx4H = jax.lax.scan(scan_step, (dh_last, dc_last),
                                             (dh_TxBxH, c_TxBxH, c_prev, acts_TxBx4H), reverse=True)

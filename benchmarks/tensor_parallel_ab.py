@@ -57,15 +57,9 @@ def make_tensor_parallel_scan():
         def step(carry, inputs):  # lstm._lstm_scan_bwd's step, dh summed over the devices' partial products
             dh_next, dc_next = carry
             dh_out, c, c_before, acts = inputs
-            i, f, g, o = jnp.split(acts, 4, axis=-1)
-            dh = dh_out + dh_next
-            tanh_c = jnp.tanh(c)
-            dc = dc_next + dh * o * (1 - tanh_c * tanh_c)
-            upstream = jnp.concatenate([dc, dc, dc, dh], axis=-1)
-            partner = jnp.concatenate([g, c_before, i, tanh_c], axis=-1)
-            dgates = upstream * partner * (1 - acts) * (acts + offset)
+            dgates, dc_before = lstm.cell_backward(dh_out + dh_next, dc_next, c, c_before, acts, offset)
             dh_prev = jax.lax.psum_scatter(dgates @ w_t, "m", scatter_dimension=1, tiled=True)
-            return (dh_prev, dc * f), dgates
+            return (dh_prev, dc_before), dgates
 
         start = (jnp.zeros((B, units)), jnp.zeros((B, units)))
         _, dgates = jax.lax.scan(step, start, (dh_out_TxBxh, c_TxBxh, c_prev, acts_TxBx4h), reverse=True)
