@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 KINDS = ("syntax", "duration", "structure", "header")
+_CHORD_START = set("ABCDEFGabcdefg(")  # what abc2midi lets a chord symbol start with ("(G)": an optional chord)
 MAX_PROBLEMS = 200  # per tune; a megabyte of garbage must not produce a megabyte of messages
 MAX_DIGITS = 5  # longer digit strings are absurd values (and int() of huge strings is slow)
 MAX_LENGTH = 256  # largest note length multiplier or divisor accepted
@@ -791,6 +792,11 @@ class _Scanner:
             return end
         body = self.text[i + 1:close]
         kind = "annotation" if body[:1] in ("^", "_", "<", ">", "@") else "chord_symbol"
+        if kind == "chord_symbol" and body and body[0] not in _CHORD_START:
+            # abc2midi reports an error for it ("Guitar chord does not start with A-G"); not blocking: it is
+            # text, and the notes around it are read the same
+            self.problem(i, f'"{body}" is neither a chord symbol (it would start with A-G) nor an annotation '
+                            "(^ _ < > @ first)", "structure")
         self.add(i, close + 1, kind, text=self.text[i:close + 1])
         return close + 1
 

@@ -434,3 +434,26 @@ def test_cli_bad_files_give_one_error_line(tmp_path, make, words):
     result = run_cli(str(make(tmp_path)))
     assert result.exit_code == 1 and result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1 and words in result.stderr
+
+
+QUOTED_TEXTS = {"Xyz": True, "N.C.": True, " G": True, "*": True,  # True: abc2midi reports an error
+                "G": False, "g": False, "(G)": False, "": False, "^up": False, "<(": False, "Am7b5": False}
+
+
+@pytest.mark.parametrize("body, flagged", QUOTED_TEXTS.items())
+def test_quoted_text_that_is_neither_chord_nor_annotation_is_a_problem_but_does_not_block(body, flagged):
+    tune = f'X:1\nT:t\nM:4/4\nL:1/4\nK:G\n"{body}"GABc|]\n'
+    problems = [p for p in check_tune(tune) if "neither a chord symbol" in p.message]
+    assert [(p.line, p.column, p.kind) for p in problems] == ([(6, 1, "structure")] if flagged else [])
+    assert abcflax.abc_check.blocking_problem(tune) is None  # text, not music: continue and export still run
+
+
+@pytest.mark.parametrize("body, flagged", QUOTED_TEXTS.items())
+def test_quoted_text_verdicts_agree_with_abc2midi(body, flagged, tmp_path):
+    if shutil.which("abc2midi") is None:
+        pytest.skip("abc2midi is not on PATH (Debian package abcmidi)")
+    path = tmp_path / "q.abc"
+    path.write_text(f'X:1\nT:t\nM:4/4\nL:1/4\nK:G\n"{body}"GABc|]\n')
+    output = subprocess.run(["abc2midi", str(path), "-o", str(tmp_path / "q.mid")], capture_output=True, text=True,
+                            timeout=60).stdout
+    assert ("Guitar chord does not start with" in output) == flagged, output
