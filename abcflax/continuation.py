@@ -10,8 +10,8 @@ from .abc_check import close_open_slurs
 from .errors import InputError, UsageError
 from .loading import resolve_model
 from .sample import MAX_CHARS_LIMIT, DeadEnd, Request, check_sampling_options, generate, warn_if_short
-from .tunebook import (BODY_FIELDS_KEEP, FIELD_LINE, HEADER_KEEP, is_chord_symbol, normalize_key, read_tunebook,
-                       several_voices, strip_comment, with_explicit_defaults)
+from .tunebook import (BODY_FIELDS_KEEP, FIELD_LINE, HEADER_KEEP, header_fields, is_chord_symbol, normalize_key,
+                       read_tunebook, several_voices, strip_comment, with_explicit_defaults)
 
 DEFAULT_MAX_CHARS = 1200  # about 24 bars of a reel with chords; the hard cap on generated characters
 
@@ -118,9 +118,9 @@ def _tune_label(text: str, index: int, count: int) -> str:
     """How a message names a prompt: its X: number and title in a batch of several; "" for a lone prompt."""
     if count == 1:
         return ""
-    number, title = (re.search(rf"^{field}:[ \t]*(.*)$", text, re.M) for field in "XT")
-    label = f"X:{number.group(1).strip()}" if number else f"tune {index + 1}"
-    return f"{label} ({title.group(1).strip()})" if title and title.group(1).strip() else label
+    fields = header_fields(text.split("\n"))
+    label = f"X:{fields['X']}" if fields.get("X") else f"tune {index + 1}"
+    return f"{label} ({fields['T']})" if fields.get("T") else label
 
 
 # ---------------------------------------------------------------- the prompt as the model reads it

@@ -87,7 +87,7 @@ class Tune:
         if not self.inherited:
             return self
         header = self.header[:-1] + self.inherited + self.header[-1:]
-        return replace(self, text=self.full_text, header=header, fields=_header_fields(list(header)), inherited=())
+        return replace(self, text=self.full_text, header=header, fields=header_fields(list(header)), inherited=())
 
     def file_line(self, line: int) -> int:
         """The file's line number of line ``line`` (1-based) of ``full_text``."""
@@ -165,7 +165,8 @@ def read_file_text(path: str | os.PathLike, *, max_bytes: int = MAX_INPUT_BYTES)
     return decode_bytes(data, source)
 
 
-def _header_fields(lines: list[str]) -> dict:
+def header_fields(lines: list[str]) -> dict:
+    """Each field letter's first value among ``lines`` (``{"X": "1", "T": "The Kesh", ...}``)."""
     fields: dict[str, str] = {}
     for line in lines:
         match = FIELD_LINE.match(line)
@@ -222,7 +223,7 @@ def _parse_block(start: int, lines: list[str], source: str, allow_empty_body: bo
     if len(text) > MAX_TUNE_CHARS:
         raise ValueError(f"tune is too long ({len(text)} characters; limit {MAX_TUNE_CHARS})")
     return Tune(text=text, header=tuple(header), body=body, line=start, source=source,
-                fields=_header_fields(header))
+                fields=header_fields(header))
 
 
 def read_tunebook(text: str, source: str = "<text>", *,
