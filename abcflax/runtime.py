@@ -120,3 +120,16 @@ def reuse_freed_memory() -> bool:
     # arena) still faulted 55,438 pages a step; with one arena as well, none
     settings = ((_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, _NEVER_TRIM))
     return all(mallopt(parameter, value) == 1 for parameter, value in settings)
+
+
+def cpu_has_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool | None:
+    """Whether the CPU multiplies bfloat16 in hardware (the ``avx512_bf16`` or ``amx_bf16`` flag of Linux's
+    ``/proc/cpuinfo``); None where that file cannot be read (another OS), as it cannot tell."""
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return None
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), None)
+    if flags is None:  # an ARM or other CPU lists "Features", without these x86 names
+        return None
+    return "avx512_bf16" in flags or "amx_bf16" in flags

@@ -60,13 +60,14 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
                        optax.adamw(schedule, weight_decay=config.weight_decay))
 
 
-def make_train_step(graphdef, tx: optax.GradientTransformation, dropout: bool = True):
+def make_train_step(graphdef, tx: optax.GradientTransformation, dropout: bool = True, bf16: bool = False):
     """A pure ``(params, opt_state, x_BxT, y_BxT, key) -> (params, opt_state, loss)``; jit it where called.
-    ``dropout=False``: the model's dropout is off (``key`` is then unused), as before ``dropout_from``."""
+    ``dropout=False``: the model's dropout is off (``key`` is then unused), as before ``dropout_from``.
+    ``bf16``: ``TrainConfig.bf16_matmuls``."""
 
     def loss_fn(params, x_BxT, y_BxT, key):
         model = nnx.merge(graphdef, params)
-        logits_BxTxV, _ = model(x_BxT, dropout_key=key if dropout else None)
+        logits_BxTxV, _ = model(x_BxT, dropout_key=key if dropout else None, bf16=bf16)
         return optax.softmax_cross_entropy_with_integer_labels(logits_BxTxV, y_BxT).mean()
 
     def train_step(params, opt_state, x_BxT, y_BxT, key):
@@ -186,17 +187,20 @@ def init_distributed(coordinator: str | None = None, num_processes: int | None =
     return True
 
 
-def sharded_train_step(graphdef, tx: optax.GradientTransformation, params, opt_state, mesh: Mesh):
+def sharded_train_step(graphdef, tx: optax.GradientTransformation, params, opt_state, mesh: Mesh,
+                       bf16: bool = False):
     """Data parallel over ``mesh``: the jitted train step (parameters and optimizer state replicated and
     donated, the batch split over the ``data`` axis), the state placed for it, and the batch's sharding."""
     params, opt_state = replicate((params, opt_state), NamedSharding(mesh, PartitionSpec()))
-    return jitted_train_step(graphdef, tx, mesh), params, opt_state, NamedSharding(mesh, PartitionSpec("data"))
+    return (jitted_train_step(graphdef, tx, mesh, bf16=bf16), params, opt_state,
+            NamedSharding(mesh, PartitionSpec("data")))
 
 
-def jitted_train_step(graphdef, tx: optax.GradientTransformation, mesh: Mesh, dropout: bool = True):
+def jitted_train_step(graphdef, tx: optax.GradientTransformation, mesh: Mesh, dropout: bool = True,
+                      bf16: bool = False):
     """The train step jitted for ``mesh``: state replicated and donated, outputs replicated."""
     replicated = NamedSharding(mesh, PartitionSpec())
-    return jax.jit(make_train_step(graphdef, tx, dropout), donate_argnums=(0, 1),
+    return jax.jit(make_train_step(graphdef, tx, dropout, bf16), donate_argnums=(0, 1),
                    out_shardings=(replicated, replicated, replicated))
 
 
@@ -355,10 +359,12 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
         start = previous.step
     elif init_from is not None:
         nnx.replace_by_pure_dict(params, initial.params)
-    step_fn, params, opt_state, batch_sharding = sharded_train_step(graphdef, tx, params, opt_state, mesh)
+    bf16 = train_config.bf16_matmuls
+    step_fn, params, opt_state, batch_sharding = sharded_train_step(graphdef, tx, params, opt_state, mesh, bf16)
     # the steps before dropout_from train without dropout: a step function of their own (compiled only if
     # used; a model without dropout has only the one)
-    plain_step_fn = jitted_train_step(graphdef, tx, mesh, dropout=False) if model_config.dropout > 0 else step_fn
+    plain_step_fn = (jitted_train_step(graphdef, tx, mesh, dropout=False, bf16=bf16)
+                     if model_config.dropout > 0 else step_fn)
     base_key = jax.random.key(train_config.seed)
     log_path = out / LOG_NAME
     rows = _read_log(log_path, start)

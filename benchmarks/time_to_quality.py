@@ -42,7 +42,8 @@ def parse_recipe(spec: str) -> tuple[str, dict]:
     overrides = {}
     for item in filter(None, rest.split(",")):
         key, _, value = item.partition("=")
-        overrides[key.strip()] = json.loads(value) if value.strip()[0] in "-0123456789" else value.strip()
+        value = value.strip()  # numbers and true/false as JSON reads them, anything else as text
+        overrides[key.strip()] = json.loads(value) if value[0] in "-0123456789" or value in ("true", "false") else value
     return preset, overrides
 
 

@@ -46,7 +46,8 @@ SHAPES = {
     "keras-seed": (512, 256, 3, 0.0, 16, 64),
     "default": (64, 384, 2, 0.25, 32, 128),
     "keras-seed-b32": (512, 256, 3, 0.0, 32, 128),  # the seed shape at the default's batch, for step-time ratios
-    "default-b16": (64, 384, 2, 0.0, 16, 128),  # the default's short time-to-quality recipe (no dropout, batch 16)
+    "default-b16": (64, 384, 2, 0.0, 16, 128),
+    "default-b24": (64, 384, 2, 0.0, 24, 96),  # the default's short time-to-quality recipe (no dropout, batch 16)
 }
 
 
@@ -67,10 +68,11 @@ def matmul_flops_per_step(embed: int, hidden: int, layers: int, dropout: float, 
     return flops + 3 * 2 * rows * hidden * VOCAB
 
 
-def sharded_step_for(shape: tuple, one_device: bool = False):
+def sharded_step_for(shape: tuple, one_device: bool = False, bf16: bool = False):
     """The training step exactly as ``abcflax train`` runs it, for a model of ``shape``: the host CPU split
     into devices (``split_host_cpu``, unless ``one_device``), the batch sharded over a mesh, params
-    replicated. Starts JAX, so call it first: (step, params, opt_state, batch sharding)."""
+    replicated; ``bf16``: with ``--bf16-matmuls``. Starts JAX, so call it first: (step, params, opt_state, batch
+    sharding)."""
     embed, hidden, layers, dropout, batch, seq_len = shape
     from abcflax.runtime import HOST_DEVICES_ENV, reuse_freed_memory, split_host_cpu
 
@@ -87,13 +89,13 @@ def sharded_step_for(shape: tuple, one_device: bool = False):
     model = create_model(ModelConfig(vocab_size=VOCAB, embed_dim=embed, hidden=hidden, layers=layers, dropout=dropout))
     graphdef, params = nnx.split(model, nnx.Param)
     tx = make_optimizer(TrainConfig(steps=10_000))
-    return sharded_train_step(graphdef, tx, params, tx.init(params), make_mesh(None, batch))
+    return sharded_train_step(graphdef, tx, params, tx.init(params), make_mesh(None, batch), bf16)
 
 
-def jax_worker(shape: tuple, steps: int, one_device: bool = False) -> dict:
+def jax_worker(shape: tuple, steps: int, one_device: bool = False, bf16: bool = False) -> dict:
     """Times ``steps`` training steps of ``sharded_step_for(shape)`` on random windows, after a warm-up."""
     batch, seq_len = shape[4], shape[5]
-    step, params, opt_state, rows = sharded_step_for(shape, one_device)
+    step, params, opt_state, rows = sharded_step_for(shape, one_device, bf16)
     import jax
     import numpy as np
 
@@ -200,8 +202,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="A B rounds per shape")
     parser.add_argument("--steps", type=int, default=20, help="timed training steps per measurement")
     parser.add_argument("--frameworks", default="jax,torch",
-                        help="jax (as abcflax train runs), jax1 (abcflax on one CPU device), torch")
-    parser.add_argument("--worker", choices=("jax", "jax1", "torch"), help=argparse.SUPPRESS)
+                        help="jax (as abcflax train runs), jax1 (abcflax on one CPU device), jax-bf16 (abcflax "
+                             "train --bf16-matmuls), torch")
+    parser.add_argument("--worker", choices=("jax", "jax1", "jax-bf16", "torch"), help=argparse.SUPPRESS)
     parser.add_argument("--append", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = parser.parse_args()
     if args.worker:
@@ -209,7 +212,7 @@ def main() -> None:
         if args.worker == "torch":
             result = torch_worker(shape, args.steps)
         else:
-            result = jax_worker(shape, args.steps, one_device=args.worker == "jax1")
+            result = jax_worker(shape, args.steps, one_device=args.worker == "jax1", bf16=args.worker == "jax-bf16")
         print(json.dumps(result))
         return
     frameworks = args.frameworks.split(",")
@@ -247,8 +250,9 @@ def main() -> None:
              f"--steps {args.steps} --frameworks {args.frameworks}",
              "",
              "| shape (embed, hidden x layers, batch x seq) | abcflax chars/s (CPU devices) | abcflax on one device "
-             "| PyTorch chars/s | ratio of medians (each round's) | abcflax matmul FLOP/s / peak (each run's) |",
-             "|---|---|---|---|---|---|"]
+             "| abcflax --bf16-matmuls | PyTorch chars/s | ratio of medians (each round's) "
+             "| abcflax matmul FLOP/s / peak (each run's) |",
+             "|---|---|---|---|---|---|---|"]
     for row in rows:
         embed, hidden, layers, dropout, batch, seq_len = SHAPES[row["shape"]]
         jax_rate = row.get("jax")
@@ -262,7 +266,7 @@ def main() -> None:
             eff += " (runs: " + ", ".join(f"{e:.0%}" for e in row["run_efficiencies"]) + ")"
         used = f" ({row['devices']})" if row.get("devices") else ""
         lines.append(f"| {row['shape']} ({embed}, {hidden}x{layers}, {batch}x{seq_len}) | {fmt('jax')}{used} "
-                     f"| {fmt('jax1')} | {fmt('torch')} | {ratio} | {eff} |")
+                     f"| {fmt('jax1')} | {fmt('jax-bf16')} | {fmt('torch')} | {ratio} | {eff} |")
     lines.append("")
     lines.append(f"load average: {load_before} (before) {os.getloadavg()} (after); {os.cpu_count()} cores")
     publish("Training throughput vs PyTorch (benchmarks/train_throughput.py)", lines, args.append)

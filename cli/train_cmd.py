@@ -39,6 +39,9 @@ from .options import FiniteFloatRange
                    "with each chord after the notes it accompanies (an auxiliary task for harmonize).  [default: 0]")
 @click.option("--reverse", is_flag=True, default=None,
               help="Train a right-to-left model (every tune read backwards): harmonize can rescore with it.")
+@click.option("--bf16-matmuls", is_flag=True, default=None,
+              help="Products over all time steps in bfloat16, accumulated in float32: about 1.25x faster steps on "
+                   "CPUs with AVX512-BF16 (AMD Zen 4, recent Intel Xeons), slower on others.")
 @click.option("--devices", type=click.IntRange(1),
               help="Devices to shard the batch over (default: all; on a CPU, one per core when each gets 8+ rows).")
 @click.option("--coordinator", envvar="ABCFLAX_COORDINATOR", metavar="HOST:PORT",
@@ -55,7 +58,7 @@ from .options import FiniteFloatRange
 @cli_errors
 def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_rate, warmup_steps, min_lr_ratio, clip_norm,
                   weight_decay, dropout, dropout_from, eval_every,
-                  holdout, seed, transpose, chords_after, reverse, devices, coordinator, num_processes, process_id,
+                  holdout, seed, transpose, chords_after, reverse, bf16_matmuls, devices, coordinator, num_processes, process_id,
                   resume, init_from, quiet):
     """Train a model on ABC files, folders and music21 corpora.
 
@@ -70,7 +73,7 @@ def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_
     import dataclasses
 
     import abcflax
-    from abcflax.runtime import reuse_freed_memory, split_host_cpu
+    from abcflax.runtime import cpu_has_bf16, reuse_freed_memory, split_host_cpu
 
     reuse_freed_memory()  # before JAX starts: XLA's per-step buffers come back without page faults
     if coordinator is None:  # before JAX starts: one CPU device per core (a multi-host run keeps one per host)
@@ -89,6 +92,9 @@ def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_
         if value and max(weights, default=1) == 1:
             click.echo(f"abcflax: warning: {flag} changes only repeated sources (SOURCE@N with N >= 2); "
                        "none is repeated, so it changes nothing", err=True)
+    if bf16_matmuls and not quiet and cpu_has_bf16() is False:
+        click.echo("abcflax: warning: --bf16-matmuls: this CPU has no AVX512-BF16 or AMX-BF16 instructions, so "
+                   "bfloat16 products are emulated and usually slower than float32", err=True)
     model_config = abcflax.preset(preset)
     if dropout is not None:
         model_config = dataclasses.replace(model_config, dropout=dropout)
@@ -97,7 +103,7 @@ def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_
                                          min_lr_ratio=min_lr_ratio, clip_norm=clip_norm, weight_decay=weight_decay,
                                          eval_every=eval_every, seed=seed,
                                          transpose=transpose, chords_after=chords_after,
-                                         reverse=reverse).items()
+                                         reverse=reverse, bf16_matmuls=bf16_matmuls).items()
                  if v is not None}
     train_config = dataclasses.replace(abcflax.TrainConfig(), **overrides)
 

@@ -172,6 +172,24 @@ def test_train_optimizer_options_are_stored_and_checked(tmp_path):
         assert refused.exit_code == 2 and bad[0] in refused.stderr
 
 
+def test_train_bf16_matmuls_is_stored_and_warned_about_without_hardware(tmp_path, monkeypatch):
+    import abcflax.runtime
+
+    corpus = tmp_path / "corpus.abc"
+    corpus.write_text("\n".join(tiny_texts(2)))
+    args = ["--preset", "tiny", "--steps", "2", "--batch-size", "4", "--seq-len", "16"]
+    plain = run(["train", str(corpus), "--out", str(tmp_path / "a"), "--quiet"] + args)
+    assert plain.exit_code == 0 and not abcflax.checkpoint.load(tmp_path / "a").train_config.bf16_matmuls
+    monkeypatch.setattr(abcflax.runtime, "cpu_has_bf16", lambda: False)
+    low = run(["train", str(corpus), "--out", str(tmp_path / "b"), "--bf16-matmuls"] + args)
+    assert low.exit_code == 0, low.output
+    assert "warning: --bf16-matmuls: this CPU has no AVX512-BF16" in low.stderr
+    assert abcflax.checkpoint.load(tmp_path / "b").train_config.bf16_matmuls
+    monkeypatch.setattr(abcflax.runtime, "cpu_has_bf16", lambda: True)
+    quiet = run(["train", str(corpus), "--out", str(tmp_path / "c"), "--bf16-matmuls"] + args)
+    assert quiet.exit_code == 0 and "warning" not in quiet.stderr
+
+
 def test_train_with_transposed_repeats(tmp_path):
     corpus = tmp_path / "corpus.abc"
     corpus.write_text("\n".join(tiny_texts(2)))

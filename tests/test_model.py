@@ -296,3 +296,56 @@ def test_the_bundled_grammar_tables_match_the_grammar_and_vocabulary():
     bundled = default_model_path().parent / f"grammar-{grammar.table_key(chars)}.npz"
     assert bundled.is_file(), f"rebuild {bundled.name} (see data/model/MODEL_CARD.md)"
     assert len(list(bundled.parent.glob("grammar-*.npz"))) == 1  # no stale tables shipped beside it
+
+
+def test_bf16_products_give_gradients_close_to_float32():
+    """``lstm_layer(..., bf16=True)``: bfloat16 operands (8 bits of mantissa) with float32 accumulation, so each
+    gradient is within a few tenths of a percent of the float32 one, not equal to it; the forward pass's
+    values are as close."""
+    from abcflax.lstm import lstm_layer
+
+    keys = jax.random.split(jax.random.key(7), 6)
+    steps, batch, in_dim, hidden = 6, 3, 16, 8
+    arguments = (jax.random.normal(keys[0], (steps, batch, in_dim)),
+                 jax.random.normal(keys[1], (in_dim, 4 * hidden)) / in_dim**0.5,
+                 jax.random.normal(keys[2], (4 * hidden,)),
+                 jax.random.normal(keys[3], (hidden, 4 * hidden)) / hidden**0.5,
+                 jnp.zeros((batch, hidden)), jnp.zeros((batch, hidden)))
+    weights = jax.random.normal(keys[4], (steps, batch, hidden))
+
+    def gradients(bf16):
+        loss = output_loss(lambda *args: lstm_layer(*args, bf16), weights)
+        return jax.grad(loss, argnums=(0, 1, 2, 3))(*arguments)
+
+    for low, full in zip(gradients(True), gradients(False)):
+        assert low.dtype == jnp.float32
+        scale = float(jnp.abs(full).max())
+        assert 0 < float(jnp.abs(low - full).max()) <= 0.02 * scale  # rounded, yet close
+    np.testing.assert_allclose(lstm_layer(*arguments, True)[0], lstm_layer(*arguments)[0], atol=0.02)
+
+
+def test_bf16_train_step_runs_its_wide_products_in_bf16_only():
+    """With ``bf16`` the compiled step has bfloat16 matmuls (and they accumulate in float32); without it has
+    none. Its loss is the float32 step's to within bfloat16 rounding, and it still moves every parameter."""
+    model = abcflax.create_model(ModelConfig(vocab_size=23, embed_dim=8, hidden=12, layers=2, dropout=0.2))
+    graphdef, params = nnx.split(model)
+    tx = make_optimizer(TrainConfig(warmup_steps=1, learning_rate=1e-2))
+    x = tokens(batch=4, length=10)
+    arguments = (params, tx.init(params), x, jnp.roll(x, -1, axis=1), jax.random.key(0))
+    texts = {bf16: jax.jit(make_train_step(graphdef, tx, bf16=bf16)).lower(*arguments).as_text()
+             for bf16 in (False, True)}
+    assert "bf16" not in texts[False]
+    assert "dot_general" in texts[True] and "bf16" in texts[True]
+    new_params, _, loss = jax.jit(make_train_step(graphdef, tx, bf16=True))(*arguments)
+    _, _, reference = jax.jit(make_train_step(graphdef, tx))(*arguments)
+    assert abs(float(loss) - float(reference)) < 0.01 * float(reference)
+    unchanged = [jax.tree_util.keystr(path) for (path, old), new in
+                 zip(jax.tree_util.tree_leaves_with_path(params), jax.tree_util.tree_leaves(new_params))
+                 if np.array_equal(np.asarray(old), np.asarray(new))]
+    assert not unchanged, f"parameters not updated: {unchanged}"
+
+
+def test_bf16_is_for_training_only():
+    """The model called without ``bf16`` (evaluation, scoring) has no bfloat16 in it, whatever it was trained with."""
+    model = abcflax.create_model(CONFIG)
+    assert "bf16" not in jax.jit(lambda x: model(x)[0]).lower(tokens()).as_text()

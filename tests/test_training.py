@@ -191,3 +191,18 @@ def test_checkpoints_from_before_dropout_from_keep_dropout_from_the_start():
     del stored["dropout_from"]
     assert abcflax.TrainConfig.from_dict(stored).dropout_from == 0
     assert abcflax.TrainConfig.from_dict({**stored, "dropout_from": 7}).dropout_from == 7
+
+
+def test_cpu_has_bf16_reads_the_flags_line(tmp_path):
+    from abcflax.runtime import cpu_has_bf16
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 avx512_vnni\n\nprocessor\t: 1\n")
+    assert cpu_has_bf16(info) is True
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f amx_bf16 amx_tile\n")
+    assert cpu_has_bf16(info) is True
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n")  # no bf16 instructions
+    assert cpu_has_bf16(info) is False
+    info.write_text("processor\t: 0\nFeatures\t: fp asimd bf16\n")  # an ARM CPU: not these flags
+    assert cpu_has_bf16(info) is None
+    assert cpu_has_bf16(tmp_path / "absent") is None
