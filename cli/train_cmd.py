@@ -92,7 +92,7 @@ def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_
         if value and max(weights, default=1) == 1:
             click.echo(f"abcflax: warning: {flag} changes only repeated sources (SOURCE@N with N >= 2); "
                        "none is repeated, so it changes nothing", err=True)
-    if bf16_matmuls and not quiet and cpu_has_bf16() is False:
+    if bf16_matmuls and cpu_has_bf16() is False:
         click.echo("abcflax: warning: --bf16-matmuls: this CPU has no AVX512-BF16 or AMX-BF16 instructions, so "
                    "bfloat16 products are emulated and usually slower than float32", err=True)
     model_config = abcflax.preset(preset)
