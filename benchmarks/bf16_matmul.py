@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
+
+from train_throughput import best_rate
 
 # m x k x n: a large square product, the default shape's input projection over a 24 x 96 batch (a product
 # --bf16-matmuls changes) and one recurrent step of that batch (one it leaves in float32)
@@ -27,13 +28,7 @@ def rate(dtype, m: int, k: int, n: int, repeats: int) -> float:
     a = jax.random.normal(jax.random.key(0), (m, k)).astype(dtype)
     b = jax.random.normal(jax.random.key(1), (k, n)).astype(dtype)
     product = jax.jit(lambda a, b: jnp.dot(a, b, preferred_element_type=jnp.float32))
-    product(a, b).block_until_ready()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        product(a, b).block_until_ready()
-        best = min(best, time.perf_counter() - start)
-    return 2 * m * k * n / best
+    return best_rate(product, a, b, 2 * m * k * n, repeats)
 
 
 def main() -> None:

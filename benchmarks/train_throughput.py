@@ -119,6 +119,17 @@ def jax_worker(shape: tuple, steps: int, one_device: bool = False, bf16: bool = 
     return {"seconds": seconds, "peak_flops": peak, "devices": rows.mesh.size}
 
 
+def best_rate(matmul, a, b, flops: float, repeats: int = 10) -> float:
+    """FLOP/s of the fastest of ``repeats`` calls of the jitted ``matmul(a, b)``, after one to compile."""
+    matmul(a, b).block_until_ready()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        matmul(a, b).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+    return flops / best
+
+
 def jax_matmul_peak(size: int = 2048, repeats: int = 10) -> float:
     """The best fp32 matmul FLOP/s of the devices this process has: one large matmul on one device (XLA
     splits it over the cores), or one such matmul per device at once, whichever is faster."""
@@ -126,23 +137,14 @@ def jax_matmul_peak(size: int = 2048, repeats: int = 10) -> float:
     import jax.numpy as jnp
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-    def best_rate(matmul, a, b, flops):
-        matmul(a, b).block_until_ready()
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            matmul(a, b).block_until_ready()
-            best = min(best, time.perf_counter() - start)
-        return flops / best
-
     a = jax.random.normal(jax.random.key(1), (size, size), jnp.float32)
     b = jax.random.normal(jax.random.key(2), (size, size), jnp.float32)
-    rate = best_rate(jax.jit(lambda x, y: x @ y), a, b, 2 * size**3)
+    rate = best_rate(jax.jit(lambda x, y: x @ y), a, b, 2 * size**3, repeats)
     count = len(jax.devices())
     if count > 1:
         spread = NamedSharding(Mesh(jax.devices(), ("d",)), PartitionSpec("d"))
         stack = lambda m: jax.device_put(jnp.broadcast_to(m, (count, size, size)), spread)
-        rate = max(rate, best_rate(jax.jit(jnp.matmul), stack(a), stack(b), count * 2 * size**3))
+        rate = max(rate, best_rate(jax.jit(jnp.matmul), stack(a), stack(b), count * 2 * size**3, repeats))
     return rate
 
 
