@@ -12,6 +12,7 @@ import csv
 import hashlib
 import io
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,9 +25,9 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from . import atomic, checkpoint
+from . import atomic, checkpoint, runtime
 from .config import ModelConfig, TrainConfig
-from .errors import InputError, UsageError
+from .errors import AbcflaxWarning, InputError, UsageError
 from .evaluate import bits_per_char
 from .harmonizer import AFTER_MARKER, chord_degrees, chords_after_text
 from .model import CharLSTM, create_model
@@ -360,6 +361,9 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
     elif init_from is not None:
         nnx.replace_by_pure_dict(params, initial.params)
     bf16 = train_config.bf16_matmuls
+    if bf16 and runtime.cpu_has_bf16() is False:
+        warnings.warn("--bf16-matmuls: this CPU has no AVX512-BF16 or AMX-BF16 instructions, so bfloat16 "
+                      "products are emulated and usually slower than float32", AbcflaxWarning, stacklevel=2)
     step_fn, params, opt_state, batch_sharding = sharded_train_step(graphdef, tx, params, opt_state, mesh, bf16)
     # the steps before dropout_from train without dropout: a step function of their own (compiled only if
     # used; a model without dropout has only the one)

@@ -73,7 +73,7 @@ def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_
     import dataclasses
 
     import abcflax
-    from abcflax.runtime import cpu_has_bf16, reuse_freed_memory, split_host_cpu
+    from abcflax.runtime import reuse_freed_memory, split_host_cpu
 
     reuse_freed_memory()  # before JAX starts: XLA's per-step buffers come back without page faults
     if coordinator is None:  # before JAX starts: one CPU device per core (a multi-host run keeps one per host)
@@ -92,9 +92,6 @@ def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_
         if value and max(weights, default=1) == 1:
             click.echo(f"abcflax: warning: {flag} changes only repeated sources (SOURCE@N with N >= 2); "
                        "none is repeated, so it changes nothing", err=True)
-    if bf16_matmuls and cpu_has_bf16() is False:
-        click.echo("abcflax: warning: --bf16-matmuls: this CPU has no AVX512-BF16 or AMX-BF16 instructions, so "
-                   "bfloat16 products are emulated and usually slower than float32", err=True)
     model_config = abcflax.preset(preset)
     if dropout is not None:
         model_config = dataclasses.replace(model_config, dropout=dropout)
