@@ -46,8 +46,8 @@ SHAPES = {
     "keras-seed": (512, 256, 3, 0.0, 16, 64),
     "default": (64, 384, 2, 0.25, 32, 128),
     "keras-seed-b32": (512, 256, 3, 0.0, 32, 128),  # the seed shape at the default's batch, for step-time ratios
-    "default-b16": (64, 384, 2, 0.0, 16, 128),
-    "default-b24": (64, 384, 2, 0.0, 24, 96),  # the default's short time-to-quality recipe (no dropout, batch 16)
+    "default-b16": (64, 384, 2, 0.0, 16, 128),  # the default's short time-to-quality recipe until session 14
+    "default-b24": (64, 384, 2, 0.0, 24, 96),  # the default's short time-to-quality recipe (no dropout, 24 x 96)
 }
 
 
