@@ -142,8 +142,9 @@ def wide_product(a, b, dimension_numbers, bf16: bool = False):
     """``lax.dot_general`` for the products over all time steps at once (input projections, their input
     gradients, weight gradients); with ``bf16`` on bfloat16 operands, accumulating and returning float32.
     On a CPU with AVX512-BF16 (AMD Zen 4, Intel Cooper Lake and later) XLA runs those at up to twice the
-    float32 rate. The recurrence's per-step products stay float32: at a few rows they are bound by latency,
-    not arithmetic, and rounding there would compound over the time steps."""
+    float32 rate. The recurrence's per-step products round their operands too (``recurrent_product``); the
+    carried state, the cell, the loss and the optimizer stay float32, as under PyTorch's CPU autocast. Held-out
+    bits/char per training step measured the same as float32's (benchmarks/RESULTS.md, sessions 15 and 16)."""
     if bf16:
         a, b = a.astype(jnp.bfloat16), b.astype(jnp.bfloat16)
         return jax.lax.dot_general(a, b, dimension_numbers, preferred_element_type=jnp.float32)
@@ -163,11 +164,29 @@ def time_and_batch_product(x_TxBxI, d_TxBxG, bf16: bool = False):
     return wide_product(x_TxBxI, d_TxBxG, (((0, 1), (0, 1)), ((), ())), bf16)
 
 
-def _scan_forward(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH):
+def recurrent_weights(w_hh, bf16: bool = False):
+    """``w_hh`` as the recurrence reads it at every time step: with ``bf16``, rounded to bfloat16 once, before
+    the scan. The per-step product of a few rows by this matrix is bound by reading it (16 MB of float32 for
+    H = 1024, each step, forward and backward), so half the bytes make the MIT lab shape's step ~1.4x faster
+    on a CPU with AVX512-BF16, and every shape measured steps faster too (benchmarks/RESULTS.md, session 16)."""
+    return w_hh.astype(jnp.bfloat16) if bf16 else w_hh
+
+
+def recurrent_product(x_BxK, w_KxN):
+    """``x @ w`` inside the recurrence; for bfloat16 weights (``recurrent_weights``) ``x`` is rounded too and
+    the product accumulates and returns float32, so the carried state, the cell and its gradients stay float32."""
+    if w_KxN.dtype == jnp.bfloat16:
+        return jnp.dot(x_BxK.astype(jnp.bfloat16), w_KxN, preferred_element_type=jnp.float32)
+    return x_BxK @ w_KxN
+
+
+def _scan_forward(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, bf16: bool = False):
     """The recurrence, also keeping every step's c and gate activations for the backward pass."""
+    w_rec = recurrent_weights(w_hh, bf16)
+
     def scan_step(carry, xproj_Bx4H):
         c, h = carry
-        c, h, acts = cell(xproj_Bx4H + h @ w_hh, c)
+        c, h, acts = cell(xproj_Bx4H + recurrent_product(h, w_rec), c)
         return (c, h), (h, c, acts)
 
     (c, h), (h_TxBxH, c_TxBxH, acts_TxBx4H) = jax.lax.scan(scan_step, (c0_BxH, h0_BxH), xproj_TxBx4H)
@@ -177,11 +196,14 @@ def _scan_forward(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH):
 @partial(jax.custom_vjp, nondiff_argnums=(4,))
 def lstm_scan(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, bf16: bool = False):
     """The recurrence over projected inputs: (h at every step, last c, last h). Without a gradient (evaluation,
-    priming) it keeps only h. ``bf16``: the backward pass takes ``w_hh``'s gradient as a bfloat16 product
-    (``wide_product``); the forward pass is the same either way."""
+    priming) it keeps only h. ``bf16``: every step's product reads ``w_hh`` rounded to bfloat16
+    (``recurrent_weights``), in both directions, and the backward pass takes ``w_hh``'s gradient as a bfloat16
+    product (``wide_product``)."""
+    w_rec = recurrent_weights(w_hh, bf16)
+
     def scan_step(carry, xproj_Bx4H):
         c, h = carry
-        c, h, _ = cell(xproj_Bx4H + h @ w_hh, c)
+        c, h, _ = cell(xproj_Bx4H + recurrent_product(h, w_rec), c)
         return (c, h), h
 
     (c, h), h_TxBxH = jax.lax.scan(scan_step, (c0_BxH, h0_BxH), xproj_TxBx4H)
@@ -189,7 +211,7 @@ def lstm_scan(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, bf16: bool = False):
 
 
 def _lstm_scan_fwd(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, bf16: bool = False):
-    outputs, (c_TxBxH, acts_TxBx4H) = _scan_forward(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH)
+    outputs, (c_TxBxH, acts_TxBx4H) = _scan_forward(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, bf16)
     return outputs, (w_hh, c0_BxH, h0_BxH, outputs[0], c_TxBxH, acts_TxBx4H)
 
 
@@ -212,14 +234,14 @@ def _lstm_scan_bwd(bf16: bool, residuals, cotangents):
     dh_TxBxH, dc_last, dh_last = cotangents
     c_prev = jnp.concatenate([c0[None], c_TxBxH[:-1]], axis=0)
     h_prev = jnp.concatenate([h0[None], h_TxBxH[:-1]], axis=0)
-    w_hh_t = w_hh.T
+    w_hh_t = recurrent_weights(w_hh.T, bf16)  # transposed once, not read across its rows every step
     offset = gate_scale(w_hh.shape[0], acts_TxBx4H.dtype) - 1
 
     def scan_step(carry, inputs):
         dh_next, dc_next = carry
         dh_out, c, c_before, acts = inputs
         dgates, dc_before = cell_backward(dh_out + dh_next, dc_next, c, c_before, acts, offset)
-        return (dgates @ w_hh_t, dc_before), dgates
+        return (recurrent_product(dgates, w_hh_t), dc_before), dgates
 
     (dh0, dc0), dgates_TxBx4H = jax.lax.scan(scan_step, (dh_last, dc_last),
                                             (dh_TxBxH, c_TxBxH, c_prev, acts_TxBx4H), reverse=True)
@@ -242,7 +264,7 @@ def lstm_layer(x_TxBxI, w_ih, bias, w_hh, c0_BxH, h0_BxH, bf16: bool = False):
 
 
 def _lstm_layer_fwd(x_TxBxI, w_ih, bias, w_hh, c0_BxH, h0_BxH, bf16: bool = False):
-    outputs, scan_residuals = _lstm_scan_fwd(project(x_TxBxI, w_ih, bf16) + bias, w_hh, c0_BxH, h0_BxH)
+    outputs, scan_residuals = _lstm_scan_fwd(project(x_TxBxI, w_ih, bf16) + bias, w_hh, c0_BxH, h0_BxH, bf16)
     return outputs, (x_TxBxI, w_ih, scan_residuals)
 
 

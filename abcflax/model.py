@@ -78,8 +78,8 @@ class CharLSTM(nnx.Module):
         return tuple((zeros, zeros) for _ in range(self.config.layers))
 
     def __call__(self, tokens_BxT, carry: Carry | None = None, *, dropout_key=None, bf16: bool = False):
-        """Logits for every position, and the carry after the last one. ``bf16``: the products over all time
-        steps take bfloat16 operands (``lstm.wide_product``; ``TrainConfig.bf16_matmuls``)."""
+        """Logits for every position, and the carry after the last one. ``bf16``: the layers' matmuls take
+        bfloat16 operands (``lstm.wide_product``, ``lstm.recurrent_product``; ``TrainConfig.bf16_matmuls``)."""
         if carry is None:
             carry = self.init_carry(tokens_BxT.shape[0])
         keys = [None] * (self.config.layers + 1)

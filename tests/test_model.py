@@ -324,6 +324,40 @@ def test_bf16_products_give_gradients_close_to_float32():
     np.testing.assert_allclose(lstm_layer(*arguments, True)[0], lstm_layer(*arguments)[0], atol=0.02)
 
 
+def scan_dot_operand_dtypes(jaxpr) -> list:
+    """The operand dtypes of each ``dot_general`` inside a ``scan`` of ``jaxpr``, at any depth."""
+    from jax.extend.core import jaxprs_in_params
+
+    found = []
+
+    def visit(inner, in_scan):
+        for eqn in inner.eqns:
+            if eqn.primitive.name == "dot_general" and in_scan:
+                found.append(tuple(str(var.aval.dtype) for var in eqn.invars))
+            for sub in jaxprs_in_params(eqn.params):
+                visit(sub, in_scan or eqn.primitive.name == "scan")
+
+    visit(jaxpr.jaxpr, False)
+    return found
+
+
+def test_bf16_recurrence_reads_bf16_weights_in_both_directions():
+    """With ``bf16`` the per-step product of the recurrence, in the forward scan and in the reverse one,
+    multiplies bfloat16 operands (half the bytes of the matrix it reads every step); without it, float32 ones."""
+    from abcflax.lstm import lstm_layer
+
+    steps, batch, in_dim, hidden = 5, 2, 6, 4
+    arguments = (jnp.ones((steps, batch, in_dim)), jnp.ones((in_dim, 4 * hidden)), jnp.zeros((4 * hidden,)),
+                 jnp.ones((hidden, 4 * hidden)) / 8, jnp.zeros((batch, hidden)), jnp.zeros((batch, hidden)))
+
+    def dtypes(bf16):
+        loss = lambda *args: lstm_layer(*args, bf16)[0].sum()
+        return scan_dot_operand_dtypes(jax.make_jaxpr(jax.grad(loss, argnums=(0, 1, 3)))(*arguments))
+
+    assert dtypes(True) == [("bfloat16", "bfloat16")] * 2  # forward, then backward
+    assert dtypes(False) == [("float32", "float32")] * 2
+
+
 def test_bf16_train_step_runs_its_wide_products_in_bf16_only():
     """With ``bf16`` the compiled step has bfloat16 matmuls (and they accumulate in float32); without it has
     none. Its loss is the float32 step's to within bfloat16 rounding, and it still moves every parameter."""
