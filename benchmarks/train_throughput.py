@@ -10,6 +10,11 @@ the host CPU split into one device per core when the batch allows (``abcflax.run
 batch sharded over them; ``jax1`` is abcflax on one device. PyTorch runs as a user would run it: glibc's malloc
 as it comes, torch's own threads.
 
+Mixed precision, like for like: ``jax-bf16`` is ``abcflax train --bf16-matmuls`` and ``torch-bf16`` the same
+PyTorch model under ``torch.autocast("cpu", torch.bfloat16)``; both multiply bfloat16 operands and keep the
+parameters, the loss and the optimizer in float32. The table's last ratio sets abcflax's faster precision
+against PyTorch's faster one, each round's runs against each other.
+
 Also: matmul FLOP/s of the abcflax step as a share of the machine's measured fp32 matmul peak
 (2048x2048 matmuls under jax.jit, in the same run: one on one device, or one per device at once, the faster),
 from the medians and also for each abcflax run on its own (its steps against the peak its process measured
@@ -18,7 +23,7 @@ right after them). Matmul FLOPs per step are counted as
 2*B*(I+H)*4H, and the head 2*B*H*V; for a model without embedding dropout, the first layer's input
 projection as abcflax computes it (``matmul_flops_per_step``).
 
-    python benchmarks/train_throughput.py [--shapes mit-lab,keras-seed,default] [--rounds 3] [--steps 20] [--frameworks jax,jax1,torch] [--append]
+    python benchmarks/train_throughput.py [--shapes mit-lab,keras-seed,default] [--rounds 3] [--steps 20] [--frameworks jax,jax-bf16,torch,torch-bf16] [--append]
 
 Needs the ``bench`` extra (``pip install torch==2.13.0``). The load average is printed: a figure taken on
 a busy machine is void.
@@ -148,7 +153,12 @@ def jax_matmul_peak(size: int = 2048, repeats: int = 10) -> float:
     return rate
 
 
-def torch_worker(shape: tuple, steps: int) -> dict:
+def torch_worker(shape: tuple, steps: int, bf16: bool = False) -> dict:
+    """Times ``steps`` training steps of the same model in PyTorch, after a warm-up; ``bf16``: under
+    ``torch.autocast("cpu", torch.bfloat16)``, PyTorch's mixed precision (its LSTM and linear layers take
+    bfloat16 operands, the loss, parameters and AdamW stay float32)."""
+    import contextlib
+
     import torch
     from torch import nn
 
@@ -176,8 +186,9 @@ def torch_worker(shape: tuple, steps: int) -> dict:
 
     def train_step(i):
         optimizer.zero_grad(set_to_none=True)
-        logits = model(tokens[i, :, :-1])
-        loss = loss_fn(logits.reshape(-1, VOCAB), tokens[i, :, 1:].reshape(-1))
+        with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+            logits = model(tokens[i, :, :-1])
+        loss = loss_fn(logits.float().reshape(-1, VOCAB), tokens[i, :, 1:].reshape(-1))
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -205,14 +216,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="timed training steps per measurement")
     parser.add_argument("--frameworks", default="jax,torch",
                         help="jax (as abcflax train runs), jax1 (abcflax on one CPU device), jax-bf16 (abcflax "
-                             "train --bf16-matmuls), torch")
-    parser.add_argument("--worker", choices=("jax", "jax1", "jax-bf16", "torch"), help=argparse.SUPPRESS)
+                             "train --bf16-matmuls), torch, torch-bf16 (under torch.autocast with bfloat16)")
+    parser.add_argument("--worker", choices=("jax", "jax1", "jax-bf16", "torch", "torch-bf16"), help=argparse.SUPPRESS)
     parser.add_argument("--append", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = parser.parse_args()
     if args.worker:
         shape = SHAPES[args.shapes]
-        if args.worker == "torch":
-            result = torch_worker(shape, args.steps)
+        if args.worker.startswith("torch"):
+            result = torch_worker(shape, args.steps, bf16=args.worker == "torch-bf16")
         else:
             result = jax_worker(shape, args.steps, one_device=args.worker == "jax1", bf16=args.worker == "jax-bf16")
         print(json.dumps(result))
@@ -241,6 +252,11 @@ def main() -> None:
         if "jax" in rates and "torch" in rates:
             # each round runs abcflax and PyTorch back to back, so a round's ratio is free of slower drift
             row["round_ratios"] = [j / t for j, t in zip(rates["jax"], rates["torch"])]
+        if "jax-bf16" in rates and "torch-bf16" in rates:
+            # the fastest each framework offers, round by round: its float32 or its mixed-precision run
+            ours = [max(pair) for pair in zip(rates["jax-bf16"], rates.get("jax", rates["jax-bf16"]))]
+            theirs = [max(pair) for pair in zip(rates["torch-bf16"], rates.get("torch", rates["torch-bf16"]))]
+            row["fastest_ratios"] = [a / b for a, b in zip(ours, theirs)]
         if peaks:
             step_s = chars / row["jax"] / args.steps
             row["efficiency"] = flops / step_s / statistics.median(peaks)
@@ -252,9 +268,9 @@ def main() -> None:
              f"--steps {args.steps} --frameworks {args.frameworks}",
              "",
              "| shape (embed, hidden x layers, batch x seq) | abcflax chars/s (CPU devices) | abcflax on one device "
-             "| abcflax --bf16-matmuls | PyTorch chars/s | ratio of medians (each round's) "
-             "| abcflax matmul FLOP/s / peak (each run's) |",
-             "|---|---|---|---|---|---|---|"]
+             "| abcflax --bf16-matmuls | PyTorch chars/s | PyTorch autocast bf16 | float32 ratio of medians "
+             "(each round's) | fastest vs fastest (each round's) | abcflax matmul FLOP/s / peak (each run's) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         embed, hidden, layers, dropout, batch, seq_len = SHAPES[row["shape"]]
         jax_rate = row.get("jax")
@@ -263,12 +279,17 @@ def main() -> None:
         ratio = f"{jax_rate / torch_rate:.2f}x" if jax_rate and torch_rate else "—"
         if row.get("round_ratios"):
             ratio += " (rounds: " + ", ".join(f"{r:.2f}x" for r in row["round_ratios"]) + ")"
+        fastest = "—"
+        if row.get("fastest_ratios"):
+            fastest = (f"{statistics.median(row['fastest_ratios']):.2f}x (rounds: "
+                       + ", ".join(f"{r:.2f}x" for r in row["fastest_ratios"]) + ")")
         eff = f"{row['efficiency']:.0%} of {row['peak'] / 1e9:.0f} GFLOP/s" if "efficiency" in row else "—"
         if row.get("run_efficiencies"):
             eff += " (runs: " + ", ".join(f"{e:.0%}" for e in row["run_efficiencies"]) + ")"
         used = f" ({row['devices']})" if row.get("devices") else ""
         lines.append(f"| {row['shape']} ({embed}, {hidden}x{layers}, {batch}x{seq_len}) | {fmt('jax')}{used} "
-                     f"| {fmt('jax1')} | {fmt('jax-bf16')} | {fmt('torch')} | {ratio} | {eff} |")
+                     f"| {fmt('jax1')} | {fmt('jax-bf16')} | {fmt('torch')} | {fmt('torch-bf16')} | {ratio} "
+                     f"| {fastest} | {eff} |")
     lines.append("")
     lines.append(f"load average: {load_before} (before) {os.getloadavg()} (after); {os.cpu_count()} cores")
     publish("Training throughput vs PyTorch (benchmarks/train_throughput.py)", lines, args.append)
