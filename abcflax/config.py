@@ -70,12 +70,17 @@ class TrainConfig:
     # read every tune from its last character to its first: a right-to-left model, which harmonize uses to
     # rescore its chord choices with the melody that follows them (never for continuing a tune)
     reverse: bool = False
-    # the LSTM layers' matmuls (the products over all time steps and the recurrence's per-step ones) take
-    # bfloat16 operands, accumulating in float32; the carried state, the cell, the loss and the
-    # optimizer stay float32 (mixed precision, as PyTorch's CPU autocast). 1.3-1.4x faster steps on a CPU
-    # with AVX512-BF16 (AMD Zen 4, Intel Cooper Lake or later), slower on one without (XLA converts there);
-    # evaluation, scoring and sampling are float32 either way
+    # the products over all time steps at once (input projections, weight and input gradients) take
+    # bfloat16 operands, accumulating in float32; the cell, the loss and the optimizer stay float32. About
+    # 1.25x faster steps on a CPU with AVX512-BF16 (AMD Zen 4, Intel Cooper Lake or later) with the same
+    # bits/char per step, slower on one without (XLA converts there); evaluation, scoring and sampling are
+    # float32 either way
     bf16_matmuls: bool = False
+    # the recurrence's per-step products read w_hh (and h, or the gate gradient) rounded to bfloat16,
+    # accumulating in float32; the carried state stays float32. Those products are bound by reading w_hh,
+    # so this pays for wide layers (the MIT lab shape, H = 1024: 1.31x faster steps with bf16_matmuls),
+    # but it cost the default's short recipe about 0.01 bits/char at 1,600 steps
+    bf16_recurrence: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)

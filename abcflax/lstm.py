@@ -37,6 +37,18 @@ class Weights(NamedTuple):
     head_bias: jax.Array  # V
 
 
+class Precision(NamedTuple):
+    """Which of a training step's matmuls take bfloat16 operands (accumulating and returning float32); the
+    carried state, the cell, the loss and the optimizer are float32 whatever it says. Hashable: a static
+    argument of the layers' custom VJPs."""
+
+    wide: bool = False  # the products over all time steps at once (``wide_product``; ``--bf16-matmuls``)
+    recurrence: bool = False  # the recurrence's per-step products (``recurrent_product``; ``--bf16-recurrence``)
+
+
+FLOAT32 = Precision()
+
+
 def expected_shapes(config: ModelConfig) -> dict:
     """Parameter shapes of ``config`` in the checkpoint's (``nnx.to_pure_dict``) layout."""
     sizes = [config.embed_dim] + [config.hidden] * config.layers
@@ -142,9 +154,8 @@ def wide_product(a, b, dimension_numbers, bf16: bool = False):
     """``lax.dot_general`` for the products over all time steps at once (input projections, their input
     gradients, weight gradients); with ``bf16`` on bfloat16 operands, accumulating and returning float32.
     On a CPU with AVX512-BF16 (AMD Zen 4, Intel Cooper Lake and later) XLA runs those at up to twice the
-    float32 rate. The recurrence's per-step products round their operands too (``recurrent_product``); the
-    carried state, the cell, the loss and the optimizer stay float32, as under PyTorch's CPU autocast. Held-out
-    bits/char per training step measured the same as float32's (benchmarks/RESULTS.md, sessions 15 and 16)."""
+    float32 rate; held-out bits/char per training step measured the same as float32's (benchmarks/RESULTS.md,
+    session 15). The recurrence's per-step products are a separate choice (``Precision.recurrence``)."""
     if bf16:
         a, b = a.astype(jnp.bfloat16), b.astype(jnp.bfloat16)
         return jax.lax.dot_general(a, b, dimension_numbers, preferred_element_type=jnp.float32)
@@ -167,8 +178,9 @@ def time_and_batch_product(x_TxBxI, d_TxBxG, bf16: bool = False):
 def recurrent_weights(w_hh, bf16: bool = False):
     """``w_hh`` as the recurrence reads it at every time step: with ``bf16``, rounded to bfloat16 once, before
     the scan. The per-step product of a few rows by this matrix is bound by reading it (16 MB of float32 for
-    H = 1024, each step, forward and backward), so half the bytes make the MIT lab shape's step ~1.4x faster
-    on a CPU with AVX512-BF16, and every shape measured steps faster too (benchmarks/RESULTS.md, session 16)."""
+    H = 1024, each step, forward and backward), so half the bytes made the MIT lab shape's step 1.31x faster
+    on a CPU with AVX512-BF16. The cost is bits/char: the default's short recipe ended 0.009-0.014 higher at
+    1,600 steps with three data seeds (benchmarks/RESULTS.md, session 16), so it is a choice of its own."""
     return w_hh.astype(jnp.bfloat16) if bf16 else w_hh
 
 
@@ -180,9 +192,9 @@ def recurrent_product(x_BxK, w_KxN):
     return x_BxK @ w_KxN
 
 
-def _scan_forward(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, bf16: bool = False):
+def _scan_forward(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, bf16_recurrence: bool = False):
     """The recurrence, also keeping every step's c and gate activations for the backward pass."""
-    w_rec = recurrent_weights(w_hh, bf16)
+    w_rec = recurrent_weights(w_hh, bf16_recurrence)
 
     def scan_step(carry, xproj_Bx4H):
         c, h = carry
@@ -194,12 +206,12 @@ def _scan_forward(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, bf16: bool = False):
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(4,))
-def lstm_scan(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, bf16: bool = False):
+def lstm_scan(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision: Precision = FLOAT32):
     """The recurrence over projected inputs: (h at every step, last c, last h). Without a gradient (evaluation,
-    priming) it keeps only h. ``bf16``: every step's product reads ``w_hh`` rounded to bfloat16
-    (``recurrent_weights``), in both directions, and the backward pass takes ``w_hh``'s gradient as a bfloat16
-    product (``wide_product``)."""
-    w_rec = recurrent_weights(w_hh, bf16)
+    priming) it keeps only h. ``precision.recurrence``: every step's product, in both directions, reads
+    ``w_hh`` rounded to bfloat16 (``recurrent_weights``); ``precision.wide``: the backward pass takes
+    ``w_hh``'s gradient as a bfloat16 product (``wide_product``)."""
+    w_rec = recurrent_weights(w_hh, precision.recurrence)
 
     def scan_step(carry, xproj_Bx4H):
         c, h = carry
@@ -210,8 +222,8 @@ def lstm_scan(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, bf16: bool = False):
     return h_TxBxH, c, h
 
 
-def _lstm_scan_fwd(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, bf16: bool = False):
-    outputs, (c_TxBxH, acts_TxBx4H) = _scan_forward(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, bf16)
+def _lstm_scan_fwd(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision: Precision = FLOAT32):
+    outputs, (c_TxBxH, acts_TxBx4H) = _scan_forward(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision.recurrence)
     return outputs, (w_hh, c0_BxH, h0_BxH, outputs[0], c_TxBxH, acts_TxBx4H)
 
 
@@ -229,12 +241,12 @@ def cell_backward(dh_BxH, dc_BxH, c_BxH, c_before_BxH, acts_Bx4H, offset_4H):
     return upstream * partner * (1 - acts_Bx4H) * (acts_Bx4H + offset_4H), dc_BxH * f
 
 
-def _lstm_scan_bwd(bf16: bool, residuals, cotangents):
+def _lstm_scan_bwd(precision: Precision, residuals, cotangents):
     w_hh, c0, h0, h_TxBxH, c_TxBxH, acts_TxBx4H = residuals
     dh_TxBxH, dc_last, dh_last = cotangents
     c_prev = jnp.concatenate([c0[None], c_TxBxH[:-1]], axis=0)
     h_prev = jnp.concatenate([h0[None], h_TxBxH[:-1]], axis=0)
-    w_hh_t = recurrent_weights(w_hh.T, bf16)  # transposed once, not read across its rows every step
+    w_hh_t = recurrent_weights(w_hh.T, precision.recurrence)  # transposed once, not read across its rows every step
     offset = gate_scale(w_hh.shape[0], acts_TxBx4H.dtype) - 1
 
     def scan_step(carry, inputs):
@@ -245,7 +257,7 @@ def _lstm_scan_bwd(bf16: bool, residuals, cotangents):
 
     (dh0, dc0), dgates_TxBx4H = jax.lax.scan(scan_step, (dh_last, dc_last),
                                             (dh_TxBxH, c_TxBxH, c_prev, acts_TxBx4H), reverse=True)
-    dw_hh = time_and_batch_product(h_prev, dgates_TxBx4H, bf16)  # one large matmul instead of T small ones
+    dw_hh = time_and_batch_product(h_prev, dgates_TxBx4H, precision.wide)  # one large matmul instead of T small ones
     return dgates_TxBx4H, dw_hh, dc0, dh0
 
 
@@ -253,26 +265,27 @@ lstm_scan.defvjp(_lstm_scan_fwd, _lstm_scan_bwd)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(6,))
-def lstm_layer(x_TxBxI, w_ih, bias, w_hh, c0_BxH, h0_BxH, bf16: bool = False):
+def lstm_layer(x_TxBxI, w_ih, bias, w_hh, c0_BxH, h0_BxH, precision: Precision = FLOAT32):
     """A whole layer on its time-major inputs: their projection (one matmul over all steps) and the
     recurrence, as ``lstm_scan(x @ w_ih + bias, ...)``. Its backward pass takes the input weights' gradient
     as ``x^T dgates``, the same orientation as ``w_hh``'s: autodiff of the projection takes it transposed,
     which made XLA copy the 4H-wide gate gradient into the other layout (12.6 MB per layer for the default
-    shape) where now it transposes the narrow inputs. ``bf16``: the projection and the input weights' and
-    inputs' gradients are bfloat16 products too (``wide_product``)."""
-    return lstm_scan(project(x_TxBxI, w_ih, bf16) + bias, w_hh, c0_BxH, h0_BxH, bf16)
+    shape) where now it transposes the narrow inputs. ``precision.wide``: the projection and the input
+    weights' and inputs' gradients are bfloat16 products too (``wide_product``)."""
+    return lstm_scan(project(x_TxBxI, w_ih, precision.wide) + bias, w_hh, c0_BxH, h0_BxH, precision)
 
 
-def _lstm_layer_fwd(x_TxBxI, w_ih, bias, w_hh, c0_BxH, h0_BxH, bf16: bool = False):
-    outputs, scan_residuals = _lstm_scan_fwd(project(x_TxBxI, w_ih, bf16) + bias, w_hh, c0_BxH, h0_BxH, bf16)
+def _lstm_layer_fwd(x_TxBxI, w_ih, bias, w_hh, c0_BxH, h0_BxH, precision: Precision = FLOAT32):
+    xproj_TxBx4H = project(x_TxBxI, w_ih, precision.wide) + bias
+    outputs, scan_residuals = _lstm_scan_fwd(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision)
     return outputs, (x_TxBxI, w_ih, scan_residuals)
 
 
-def _lstm_layer_bwd(bf16: bool, residuals, cotangents):
+def _lstm_layer_bwd(precision: Precision, residuals, cotangents):
     x_TxBxI, w_ih, scan_residuals = residuals
-    dxproj_TxBx4H, dw_hh, dc0, dh0 = _lstm_scan_bwd(bf16, scan_residuals, cotangents)
-    dw_ih = time_and_batch_product(x_TxBxI, dxproj_TxBx4H, bf16)
-    dx_TxBxI = wide_product(dxproj_TxBx4H, w_ih, (((2,), (1,)), ((), ())), bf16)
+    dxproj_TxBx4H, dw_hh, dc0, dh0 = _lstm_scan_bwd(precision, scan_residuals, cotangents)
+    dw_ih = time_and_batch_product(x_TxBxI, dxproj_TxBx4H, precision.wide)
+    dx_TxBxI = wide_product(dxproj_TxBx4H, w_ih, (((2,), (1,)), ((), ())), precision.wide)
     return dx_TxBxI, dw_ih, dxproj_TxBx4H.sum(axis=(0, 1)), dw_hh, dc0, dh0
 
 

@@ -46,17 +46,17 @@ class LSTMLayer(nnx.Module):
         self.bias = nnx.Param(jnp.zeros((4 * hidden,)).at[hidden:2 * hidden].set(1.0))
         self.hidden = hidden
 
-    def __call__(self, xproj_TxBx4H, carry, bf16: bool = False):
+    def __call__(self, xproj_TxBx4H, carry, precision: lstm.Precision = lstm.FLOAT32):
         """The recurrence over projected inputs (time-major in and out: no transposes of the big arrays)."""
         c_BxH, h_BxH = carry
-        h_TxBxH, c_BxH, h_BxH = lstm_scan(xproj_TxBx4H, self.w_hh[...], c_BxH, h_BxH, bf16)
+        h_TxBxH, c_BxH, h_BxH = lstm_scan(xproj_TxBx4H, self.w_hh[...], c_BxH, h_BxH, precision)
         return h_TxBxH, (c_BxH, h_BxH)
 
-    def on_inputs(self, x_TxBxI, carry, bf16: bool = False):
+    def on_inputs(self, x_TxBxI, carry, precision: lstm.Precision = lstm.FLOAT32):
         """Projection and recurrence together (``lstm.lstm_layer``, whose backward pass suits XLA's layouts)."""
         c_BxH, h_BxH = carry
         h_TxBxH, c_BxH, h_BxH = lstm_layer(x_TxBxI, self.w_ih[...], self.bias[...], self.w_hh[...], c_BxH, h_BxH,
-                                           bf16)
+                                           precision)
         return h_TxBxH, (c_BxH, h_BxH)
 
 
@@ -77,9 +77,10 @@ class CharLSTM(nnx.Module):
         zeros = jnp.zeros((batch, self.config.hidden), jnp.float32)
         return tuple((zeros, zeros) for _ in range(self.config.layers))
 
-    def __call__(self, tokens_BxT, carry: Carry | None = None, *, dropout_key=None, bf16: bool = False):
-        """Logits for every position, and the carry after the last one. ``bf16``: the layers' matmuls take
-        bfloat16 operands (``lstm.wide_product``, ``lstm.recurrent_product``; ``TrainConfig.bf16_matmuls``)."""
+    def __call__(self, tokens_BxT, carry: Carry | None = None, *, dropout_key=None,
+                 precision: lstm.Precision = lstm.FLOAT32):
+        """Logits for every position, and the carry after the last one. ``precision``: which of the layers'
+        matmuls take bfloat16 operands (``TrainConfig.bf16_matmuls``, ``TrainConfig.bf16_recurrence``)."""
         if carry is None:
             carry = self.init_carry(tokens_BxT.shape[0])
         keys = [None] * (self.config.layers + 1)
@@ -88,27 +89,27 @@ class CharLSTM(nnx.Module):
         tokens_TxB = tokens_BxT.T
         if keys[0] is not None and self.config.dropout > 0.0:
             embedded_TxBxE = _dropout(self.embed(tokens_TxB), self.config.dropout, keys[0])
-            return self._layers_and_head(embedded_TxBxE, carry, keys[1:], first_projected=False, bf16=bf16)
+            return self._layers_and_head(embedded_TxBxE, carry, keys[1:], first_projected=False, precision=precision)
         # no dropout on the embeddings: project each vocabulary entry once instead of each position
         first = self.layers[0]
         xproj_TxBx4H = lstm.token_projection(self.embed.embedding[...], first.w_ih[...], first.bias[...], tokens_TxB)
-        return self._layers_and_head(xproj_TxBx4H, carry, keys[1:], bf16=bf16)
+        return self._layers_and_head(xproj_TxBx4H, carry, keys[1:], precision=precision)
 
     def forward_embedded(self, x_BxTxE, carry: Carry, dropout_keys=None):
         """The layers and head on already-embedded inputs (lets tests differentiate by input position)."""
         return self._layers_and_head(jnp.swapaxes(x_BxTxE, 0, 1), carry, dropout_keys, first_projected=False)
 
     def _layers_and_head(self, x_TxBxD, carry: Carry, dropout_keys=None, first_projected: bool = True,
-                         bf16: bool = False):
+                         precision: lstm.Precision = lstm.FLOAT32):
         """Batch-major logits and the carry after the last step, from the first layer's projected inputs
         (``first_projected``) or its inputs."""
         keys = dropout_keys if dropout_keys is not None else [None] * self.config.layers
         new_carry = []
         for index, (layer, layer_carry, key) in enumerate(zip(self.layers, carry, keys)):
             if index == 0 and first_projected:
-                x_TxBxD, layer_carry = layer(x_TxBxD, layer_carry, bf16)
+                x_TxBxD, layer_carry = layer(x_TxBxD, layer_carry, precision)
             else:
-                x_TxBxD, layer_carry = layer.on_inputs(x_TxBxD, layer_carry, bf16)
+                x_TxBxD, layer_carry = layer.on_inputs(x_TxBxD, layer_carry, precision)
             x_TxBxD = _dropout(x_TxBxD, self.config.dropout, key)
             new_carry.append(layer_carry)
         return jnp.swapaxes(self.head(x_TxBxD), 0, 1), tuple(new_carry)

@@ -25,7 +25,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from . import atomic, checkpoint, runtime
+from . import atomic, checkpoint, lstm, runtime
 from .config import ModelConfig, TrainConfig
 from .errors import AbcflaxWarning, InputError, UsageError
 from .evaluate import bits_per_char
@@ -61,14 +61,20 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
                        optax.adamw(schedule, weight_decay=config.weight_decay))
 
 
-def make_train_step(graphdef, tx: optax.GradientTransformation, dropout: bool = True, bf16: bool = False):
+def precision_of(config: TrainConfig) -> lstm.Precision:
+    """Which matmuls of a training step take bfloat16 operands, from ``config``'s two switches."""
+    return lstm.Precision(wide=config.bf16_matmuls, recurrence=config.bf16_recurrence)
+
+
+def make_train_step(graphdef, tx: optax.GradientTransformation, dropout: bool = True,
+                    precision: lstm.Precision = lstm.FLOAT32):
     """A pure ``(params, opt_state, x_BxT, y_BxT, key) -> (params, opt_state, loss)``; jit it where called.
     ``dropout=False``: the model's dropout is off (``key`` is then unused), as before ``dropout_from``.
-    ``bf16``: ``TrainConfig.bf16_matmuls``."""
+    ``precision``: the matmuls in bfloat16 (``precision_of``)."""
 
     def loss_fn(params, x_BxT, y_BxT, key):
         model = nnx.merge(graphdef, params)
-        logits_BxTxV, _ = model(x_BxT, dropout_key=key if dropout else None, bf16=bf16)
+        logits_BxTxV, _ = model(x_BxT, dropout_key=key if dropout else None, precision=precision)
         return optax.softmax_cross_entropy_with_integer_labels(logits_BxTxV, y_BxT).mean()
 
     def train_step(params, opt_state, x_BxT, y_BxT, key):
@@ -189,19 +195,19 @@ def init_distributed(coordinator: str | None = None, num_processes: int | None =
 
 
 def sharded_train_step(graphdef, tx: optax.GradientTransformation, params, opt_state, mesh: Mesh,
-                       bf16: bool = False):
+                       precision: lstm.Precision = lstm.FLOAT32):
     """Data parallel over ``mesh``: the jitted train step (parameters and optimizer state replicated and
     donated, the batch split over the ``data`` axis), the state placed for it, and the batch's sharding."""
     params, opt_state = replicate((params, opt_state), NamedSharding(mesh, PartitionSpec()))
-    return (jitted_train_step(graphdef, tx, mesh, bf16=bf16), params, opt_state,
+    return (jitted_train_step(graphdef, tx, mesh, precision=precision), params, opt_state,
             NamedSharding(mesh, PartitionSpec("data")))
 
 
 def jitted_train_step(graphdef, tx: optax.GradientTransformation, mesh: Mesh, dropout: bool = True,
-                      bf16: bool = False):
+                      precision: lstm.Precision = lstm.FLOAT32):
     """The train step jitted for ``mesh``: state replicated and donated, outputs replicated."""
     replicated = NamedSharding(mesh, PartitionSpec())
-    return jax.jit(make_train_step(graphdef, tx, dropout, bf16), donate_argnums=(0, 1),
+    return jax.jit(make_train_step(graphdef, tx, dropout, precision), donate_argnums=(0, 1),
                    out_shardings=(replicated, replicated, replicated))
 
 
@@ -360,14 +366,17 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
         start = previous.step
     elif init_from is not None:
         nnx.replace_by_pure_dict(params, initial.params)
-    bf16 = train_config.bf16_matmuls
-    if bf16 and runtime.cpu_has_bf16() is False:
-        warnings.warn("--bf16-matmuls: this CPU has no AVX512-BF16 or AMX-BF16 instructions, so bfloat16 "
+    precision = precision_of(train_config)
+    if precision != lstm.FLOAT32 and runtime.cpu_has_bf16() is False:
+        flags = " ".join(flag for flag, on in (("--bf16-matmuls", precision.wide),
+                                               ("--bf16-recurrence", precision.recurrence)) if on)
+        warnings.warn(f"{flags}: this CPU has no AVX512-BF16 or AMX-BF16 instructions, so bfloat16 "
                       "products are emulated and usually slower than float32", AbcflaxWarning, stacklevel=2)
-    step_fn, params, opt_state, batch_sharding = sharded_train_step(graphdef, tx, params, opt_state, mesh, bf16)
+    step_fn, params, opt_state, batch_sharding = sharded_train_step(graphdef, tx, params, opt_state, mesh,
+                                                                    precision)
     # the steps before dropout_from train without dropout: a step function of their own (compiled only if
     # used; a model without dropout has only the one)
-    plain_step_fn = (jitted_train_step(graphdef, tx, mesh, dropout=False, bf16=bf16)
+    plain_step_fn = (jitted_train_step(graphdef, tx, mesh, dropout=False, precision=precision)
                      if model_config.dropout > 0 else step_fn)
     base_key = jax.random.key(train_config.seed)
     log_path = out / LOG_NAME

@@ -172,7 +172,7 @@ def test_train_optimizer_options_are_stored_and_checked(tmp_path):
         assert refused.exit_code == 2 and bad[0] in refused.stderr
 
 
-def test_train_bf16_matmuls_is_stored_and_warned_about_without_hardware(tmp_path, monkeypatch):
+def test_train_bf16_switches_are_stored_and_warned_about_without_hardware(tmp_path, monkeypatch):
     import abcflax.runtime
 
     corpus = tmp_path / "corpus.abc"
@@ -185,8 +185,14 @@ def test_train_bf16_matmuls_is_stored_and_warned_about_without_hardware(tmp_path
     assert low.exit_code == 0, low.output
     assert "warning: --bf16-matmuls: this CPU has no AVX512-BF16" in low.stderr
     assert abcflax.checkpoint.load(tmp_path / "b").train_config.bf16_matmuls
+    assert not abcflax.checkpoint.load(tmp_path / "b").train_config.bf16_recurrence
+    recurrence = run(["train", str(corpus), "--out", str(tmp_path / "d"), "--bf16-recurrence"] + args)
+    assert recurrence.exit_code == 0, recurrence.output
+    assert "warning: --bf16-recurrence: this CPU has no AVX512-BF16" in recurrence.stderr
+    stored = abcflax.checkpoint.load(tmp_path / "d").train_config
+    assert stored.bf16_recurrence and not stored.bf16_matmuls
     monkeypatch.setattr(abcflax.runtime, "cpu_has_bf16", lambda: True)
-    quiet = run(["train", str(corpus), "--out", str(tmp_path / "c"), "--bf16-matmuls"] + args)
+    quiet = run(["train", str(corpus), "--out", str(tmp_path / "c"), "--bf16-matmuls", "--bf16-recurrence"] + args)
     assert quiet.exit_code == 0 and "warning" not in quiet.stderr
 
 

@@ -9,6 +9,7 @@ from flax import nnx
 
 import abcflax
 from abcflax.config import ModelConfig, TrainConfig
+from abcflax.lstm import FLOAT32, Precision
 from abcflax.training import make_optimizer, make_train_step
 
 CONFIG = ModelConfig(vocab_size=23, embed_dim=8, hidden=12, layers=2, dropout=0.0)
@@ -299,7 +300,8 @@ def test_the_bundled_grammar_tables_match_the_grammar_and_vocabulary():
 
 
 def test_bf16_products_give_gradients_close_to_float32():
-    """``lstm_layer(..., bf16=True)``: bfloat16 operands (8 bits of mantissa) with float32 accumulation, so each
+    """``lstm_layer`` with bfloat16 products, over all steps or in the recurrence too: bfloat16 operands (8 bits
+    of mantissa) with float32 accumulation, so each
     gradient is within a few tenths of a percent of the float32 one, not equal to it; the forward pass's
     values are as close."""
     from abcflax.lstm import lstm_layer
@@ -313,15 +315,16 @@ def test_bf16_products_give_gradients_close_to_float32():
                  jnp.zeros((batch, hidden)), jnp.zeros((batch, hidden)))
     weights = jax.random.normal(keys[4], (steps, batch, hidden))
 
-    def gradients(bf16):
-        loss = output_loss(lambda *args: lstm_layer(*args, bf16), weights)
+    def gradients(precision):
+        loss = output_loss(lambda *args: lstm_layer(*args, precision), weights)
         return jax.grad(loss, argnums=(0, 1, 2, 3))(*arguments)
 
-    for low, full in zip(gradients(True), gradients(False)):
-        assert low.dtype == jnp.float32
-        scale = float(jnp.abs(full).max())
-        assert 0 < float(jnp.abs(low - full).max()) <= 0.02 * scale  # rounded, yet close
-    np.testing.assert_allclose(lstm_layer(*arguments, True)[0], lstm_layer(*arguments)[0], atol=0.02)
+    for precision in (Precision(wide=True), Precision(recurrence=True), Precision(wide=True, recurrence=True)):
+        for low, full in zip(gradients(precision), gradients(FLOAT32)):
+            assert low.dtype == jnp.float32
+            scale = float(jnp.abs(full).max())
+            assert 0 < float(jnp.abs(low - full).max()) <= 0.02 * scale  # rounded, yet close
+        np.testing.assert_allclose(lstm_layer(*arguments, precision)[0], lstm_layer(*arguments)[0], atol=0.02)
 
 
 def scan_dot_operand_dtypes(jaxpr) -> list:
@@ -342,35 +345,40 @@ def scan_dot_operand_dtypes(jaxpr) -> list:
 
 
 def test_bf16_recurrence_reads_bf16_weights_in_both_directions():
-    """With ``bf16`` the per-step product of the recurrence, in the forward scan and in the reverse one,
-    multiplies bfloat16 operands (half the bytes of the matrix it reads every step); without it, float32 ones."""
+    """With ``precision.recurrence`` the per-step product of the recurrence, in the forward scan and in the
+    reverse one, multiplies bfloat16 operands (half the bytes of the matrix it reads every step); without it,
+    float32 ones, bfloat16 products over all time steps or not."""
     from abcflax.lstm import lstm_layer
 
     steps, batch, in_dim, hidden = 5, 2, 6, 4
     arguments = (jnp.ones((steps, batch, in_dim)), jnp.ones((in_dim, 4 * hidden)), jnp.zeros((4 * hidden,)),
                  jnp.ones((hidden, 4 * hidden)) / 8, jnp.zeros((batch, hidden)), jnp.zeros((batch, hidden)))
 
-    def dtypes(bf16):
-        loss = lambda *args: lstm_layer(*args, bf16)[0].sum()
+    def dtypes(precision):
+        loss = lambda *args: lstm_layer(*args, precision)[0].sum()
         return scan_dot_operand_dtypes(jax.make_jaxpr(jax.grad(loss, argnums=(0, 1, 3)))(*arguments))
 
-    assert dtypes(True) == [("bfloat16", "bfloat16")] * 2  # forward, then backward
-    assert dtypes(False) == [("float32", "float32")] * 2
+    assert dtypes(Precision(recurrence=True)) == [("bfloat16", "bfloat16")] * 2  # forward, then backward
+    assert dtypes(Precision(wide=True, recurrence=True)) == [("bfloat16", "bfloat16")] * 2
+    assert dtypes(Precision(wide=True)) == [("float32", "float32")] * 2
+    assert dtypes(FLOAT32) == [("float32", "float32")] * 2
 
 
-def test_bf16_train_step_runs_its_wide_products_in_bf16_only():
-    """With ``bf16`` the compiled step has bfloat16 matmuls (and they accumulate in float32); without it has
-    none. Its loss is the float32 step's to within bfloat16 rounding, and it still moves every parameter."""
+def test_bf16_train_step_has_bf16_products_only_when_asked():
+    """With bfloat16 products the compiled step has bfloat16 matmuls (and they accumulate in float32); without
+    them it has none. Its loss is the float32 step's to within bfloat16 rounding, and it still moves every
+    parameter."""
     model = abcflax.create_model(ModelConfig(vocab_size=23, embed_dim=8, hidden=12, layers=2, dropout=0.2))
     graphdef, params = nnx.split(model)
     tx = make_optimizer(TrainConfig(warmup_steps=1, learning_rate=1e-2))
     x = tokens(batch=4, length=10)
     arguments = (params, tx.init(params), x, jnp.roll(x, -1, axis=1), jax.random.key(0))
-    texts = {bf16: jax.jit(make_train_step(graphdef, tx, bf16=bf16)).lower(*arguments).as_text()
-             for bf16 in (False, True)}
-    assert "bf16" not in texts[False]
-    assert "dot_general" in texts[True] and "bf16" in texts[True]
-    new_params, _, loss = jax.jit(make_train_step(graphdef, tx, bf16=True))(*arguments)
+    mixed = Precision(wide=True, recurrence=True)
+    texts = {precision: jax.jit(make_train_step(graphdef, tx, precision=precision)).lower(*arguments).as_text()
+             for precision in (FLOAT32, mixed)}
+    assert "bf16" not in texts[FLOAT32]
+    assert "dot_general" in texts[mixed] and "bf16" in texts[mixed]
+    new_params, _, loss = jax.jit(make_train_step(graphdef, tx, precision=mixed))(*arguments)
     _, _, reference = jax.jit(make_train_step(graphdef, tx))(*arguments)
     assert abs(float(loss) - float(reference)) < 0.01 * float(reference)
     unchanged = [jax.tree_util.keystr(path) for (path, old), new in
@@ -380,6 +388,7 @@ def test_bf16_train_step_runs_its_wide_products_in_bf16_only():
 
 
 def test_bf16_is_for_training_only():
-    """The model called without ``bf16`` (evaluation, scoring) has no bfloat16 in it, whatever it was trained with."""
+    """The model called without a ``precision`` (evaluation, scoring) has no bfloat16 in it, whatever it was
+    trained with."""
     model = abcflax.create_model(CONFIG)
     assert "bf16" not in jax.jit(lambda x: model(x)[0]).lower(tokens()).as_text()

@@ -206,3 +206,15 @@ def test_cpu_has_bf16_reads_the_flags_line(tmp_path):
     info.write_text("processor\t: 0\nFeatures\t: fp asimd bf16\n")  # an ARM CPU: not these flags
     assert cpu_has_bf16(info) is None
     assert cpu_has_bf16(tmp_path / "absent") is None
+
+
+def test_precision_of_reads_both_bf16_switches():
+    from abcflax.lstm import FLOAT32, Precision
+    from abcflax.training import precision_of
+
+    from abcflax.config import TrainConfig
+
+    assert precision_of(TrainConfig()) == FLOAT32
+    assert precision_of(TrainConfig(bf16_matmuls=True)) == Precision(wide=True)
+    assert precision_of(TrainConfig(bf16_recurrence=True)) == Precision(recurrence=True)
+    assert TrainConfig.from_dict({"bf16_matmuls": True}).bf16_recurrence is False  # a session-15 checkpoint
