@@ -1,6 +1,8 @@
-"""bfloat16 against float32 matmul rate on this CPU, for the shapes ``--bf16-matmuls`` changes and the one it
-leaves alone: the best of ``--repeats`` jitted ``jnp.dot`` calls each, bfloat16 operands with a float32
-result (``preferred_element_type``, as ``lstm.wide_product`` does).
+"""bfloat16 against float32 matmul rate on this CPU, for shapes ``--bf16-matmuls`` and ``--bf16-recurrence``
+change: the best of ``--repeats`` jitted ``jnp.dot`` calls each, bfloat16 operands with a float32 result
+(``preferred_element_type``, as ``lstm.wide_product`` and ``lstm.recurrent_product`` do). A recurrent step's
+product timed alone here, its matrix warm in the cache, says little about the step inside a scan, where the
+matrix is read again every time step: train_throughput.py measures that (RESULTS.md, session 16).
 
     python benchmarks/bf16_matmul.py [--repeats 10]
 
@@ -16,9 +18,10 @@ import os
 
 from train_throughput import best_rate
 
-# m x k x n: a large square product, the default shape's input projection over a 24 x 96 batch (a product
-# --bf16-matmuls changes) and one recurrent step of that batch (one it leaves in float32)
-SHAPES = ((2048, 2048, 2048), (2304, 384, 1536), (24, 384, 1536))
+# m x k x n: a large square product and the default shape's input projection over a 24 x 96 batch
+# (--bf16-matmuls); one recurrent step of that batch and one of the MIT lab shape, 8 rows by a 16 MB matrix
+# (--bf16-recurrence)
+SHAPES = ((2048, 2048, 2048), (2304, 384, 1536), (24, 384, 1536), (8, 1024, 4096))
 
 
 def rate(dtype, m: int, k: int, n: int, repeats: int) -> float:

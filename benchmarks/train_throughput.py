@@ -10,9 +10,10 @@ the host CPU split into one device per core when the batch allows (``abcflax.run
 batch sharded over them; ``jax1`` is abcflax on one device. PyTorch runs as a user would run it: glibc's malloc
 as it comes, torch's own threads.
 
-Mixed precision, like for like: ``jax-bf16`` is ``abcflax train --bf16-matmuls`` and ``torch-bf16`` the same
-PyTorch model under ``torch.autocast("cpu", torch.bfloat16)``; both multiply bfloat16 operands and keep the
-parameters, the loss and the optimizer in float32. The table's last ratio sets abcflax's faster precision
+Mixed precision, like for like: ``jax-bf16`` is ``abcflax train --bf16-matmuls --bf16-recurrence`` and
+``torch-bf16`` the same PyTorch model under ``torch.autocast("cpu", torch.bfloat16)``; both multiply bfloat16
+operands in every LSTM matmul, the recurrence's included, and keep the parameters, the loss and the optimizer
+in float32. The table's last ratio sets abcflax's faster precision
 against PyTorch's faster one, each round's runs against each other.
 
 Also: matmul FLOP/s of the abcflax step as a share of the machine's measured fp32 matmul peak
@@ -76,7 +77,7 @@ def matmul_flops_per_step(embed: int, hidden: int, layers: int, dropout: float, 
 def sharded_step_for(shape: tuple, one_device: bool = False, bf16: bool = False):
     """The training step exactly as ``abcflax train`` runs it, for a model of ``shape``: the host CPU split
     into devices (``split_host_cpu``, unless ``one_device``), the batch sharded over a mesh, params
-    replicated; ``bf16``: with ``--bf16-matmuls``. Starts JAX, so call it first: (step, params, opt_state, batch
+    replicated; ``bf16``: with ``--bf16-matmuls --bf16-recurrence``. Starts JAX, so call it first: (step, params, opt_state, batch
     sharding)."""
     embed, hidden, layers, dropout, batch, seq_len = shape
     from abcflax.runtime import HOST_DEVICES_ENV, reuse_freed_memory, split_host_cpu
@@ -89,12 +90,14 @@ def sharded_step_for(shape: tuple, one_device: bool = False, bf16: bool = False)
 
     from abcflax.config import ModelConfig, TrainConfig
     from abcflax.model import create_model
+    from abcflax.lstm import Precision
     from abcflax.training import make_mesh, make_optimizer, sharded_train_step
 
     model = create_model(ModelConfig(vocab_size=VOCAB, embed_dim=embed, hidden=hidden, layers=layers, dropout=dropout))
     graphdef, params = nnx.split(model, nnx.Param)
     tx = make_optimizer(TrainConfig(steps=10_000))
-    return sharded_train_step(graphdef, tx, params, tx.init(params), make_mesh(None, batch), bf16)
+    precision = Precision(wide=bf16, recurrence=bf16)
+    return sharded_train_step(graphdef, tx, params, tx.init(params), make_mesh(None, batch), precision)
 
 
 def jax_worker(shape: tuple, steps: int, one_device: bool = False, bf16: bool = False) -> dict:
@@ -216,7 +219,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="timed training steps per measurement")
     parser.add_argument("--frameworks", default="jax,torch",
                         help="jax (as abcflax train runs), jax1 (abcflax on one CPU device), jax-bf16 (abcflax "
-                             "train --bf16-matmuls), torch, torch-bf16 (under torch.autocast with bfloat16)")
+                             "train --bf16-matmuls --bf16-recurrence), torch, torch-bf16 (under torch.autocast with bfloat16)")
     parser.add_argument("--worker", choices=("jax", "jax1", "jax-bf16", "torch", "torch-bf16"), help=argparse.SUPPRESS)
     parser.add_argument("--append", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = parser.parse_args()
@@ -268,7 +271,7 @@ def main() -> None:
              f"--steps {args.steps} --frameworks {args.frameworks}",
              "",
              "| shape (embed, hidden x layers, batch x seq) | abcflax chars/s (CPU devices) | abcflax on one device "
-             "| abcflax --bf16-matmuls | PyTorch chars/s | PyTorch autocast bf16 | float32 ratio of medians "
+             "| abcflax in bf16 | PyTorch chars/s | PyTorch autocast bf16 | float32 ratio of medians "
              "(each round's) | fastest vs fastest (each round's) | abcflax matmul FLOP/s / peak (each run's) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
