@@ -246,7 +246,8 @@ def _lstm_scan_bwd(precision: Precision, residuals, cotangents):
     dh_TxBxH, dc_last, dh_last = cotangents
     c_prev = jnp.concatenate([c0[None], c_TxBxH[:-1]], axis=0)
     h_prev = jnp.concatenate([h0[None], h_TxBxH[:-1]], axis=0)
-    w_hh_t = recurrent_weights(w_hh.T, precision.recurrence)  # transposed once, not read across its rows every step
+    # transposed once here: contracting w_hh's gate axis in place re-read it slowly every step
+    w_hh_t = recurrent_weights(w_hh.T, precision.recurrence)
     offset = gate_scale(w_hh.shape[0], acts_TxBx4H.dtype) - 1
 
     def scan_step(carry, inputs):
@@ -257,7 +258,8 @@ def _lstm_scan_bwd(precision: Precision, residuals, cotangents):
 
     (dh0, dc0), dgates_TxBx4H = jax.lax.scan(scan_step, (dh_last, dc_last),
                                             (dh_TxBxH, c_TxBxH, c_prev, acts_TxBx4H), reverse=True)
-    dw_hh = time_and_batch_product(h_prev, dgates_TxBx4H, precision.wide)  # one large matmul instead of T small ones
+    # one large matmul instead of T small ones
+    dw_hh = time_and_batch_product(h_prev, dgates_TxBx4H, precision.wide)
     return dgates_TxBx4H, dw_hh, dc0, dh0
 
 

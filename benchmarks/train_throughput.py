@@ -77,8 +77,8 @@ def matmul_flops_per_step(embed: int, hidden: int, layers: int, dropout: float, 
 def sharded_step_for(shape: tuple, one_device: bool = False, bf16: bool = False):
     """The training step exactly as ``abcflax train`` runs it, for a model of ``shape``: the host CPU split
     into devices (``split_host_cpu``, unless ``one_device``), the batch sharded over a mesh, params
-    replicated; ``bf16``: with ``--bf16-matmuls --bf16-recurrence``. Starts JAX, so call it first: (step, params, opt_state, batch
-    sharding)."""
+    replicated; ``bf16``: with ``--bf16-matmuls --bf16-recurrence``. Starts JAX, so call it first: (step,
+    params, opt_state, batch sharding)."""
     embed, hidden, layers, dropout, batch, seq_len = shape
     from abcflax.runtime import HOST_DEVICES_ENV, reuse_freed_memory, split_host_cpu
 
@@ -219,7 +219,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="timed training steps per measurement")
     parser.add_argument("--frameworks", default="jax,torch",
                         help="jax (as abcflax train runs), jax1 (abcflax on one CPU device), jax-bf16 (abcflax "
-                             "train --bf16-matmuls --bf16-recurrence), torch, torch-bf16 (under torch.autocast with bfloat16)")
+                             "train --bf16-matmuls --bf16-recurrence), torch, torch-bf16 (under torch.autocast "
+                             "with bfloat16)")
     parser.add_argument("--worker", choices=("jax", "jax1", "jax-bf16", "torch", "torch-bf16"), help=argparse.SUPPRESS)
     parser.add_argument("--append", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = parser.parse_args()
