@@ -186,10 +186,9 @@ def recurrent_weights(w_hh, bf16: bool = False):
 
 def recurrent_product(x_BxK, w_KxN):
     """``x @ w`` inside the recurrence; for bfloat16 weights (``recurrent_weights``) ``x`` is rounded too and
-    the product accumulates and returns float32, so the carried state, the cell and its gradients stay float32."""
-    if w_KxN.dtype == jnp.bfloat16:
-        return jnp.dot(x_BxK.astype(jnp.bfloat16), w_KxN, preferred_element_type=jnp.float32)
-    return x_BxK @ w_KxN
+    the product accumulates and returns float32 (``wide_product``'s rounding), so the carried state, the cell
+    and its gradients stay float32."""
+    return wide_product(x_BxK, w_KxN, (((1,), (0,)), ((), ())), w_KxN.dtype == jnp.bfloat16)
 
 
 def _scan_forward(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, bf16_recurrence: bool = False):
