@@ -300,10 +300,9 @@ def test_the_bundled_grammar_tables_match_the_grammar_and_vocabulary():
 
 
 def test_bf16_products_give_gradients_close_to_float32():
-    """``lstm_layer`` with bfloat16 products, over all steps or in the recurrence too: bfloat16 operands (8 bits
-    of mantissa) with float32 accumulation, so each
-    gradient is within a few tenths of a percent of the float32 one, not equal to it; the forward pass's
-    values are as close."""
+    """``lstm_layer`` with bfloat16 products, over all steps, in the recurrence, or both: bfloat16 operands
+    (8 bits of mantissa) with float32 accumulation, so each gradient is within a few tenths of a percent of
+    the float32 one, not equal to it; the forward pass's values are as close."""
     from abcflax.lstm import lstm_layer
 
     keys = jax.random.split(jax.random.key(7), 6)

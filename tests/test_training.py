@@ -212,9 +212,7 @@ def test_precision_of_reads_both_bf16_switches():
     from abcflax.lstm import FLOAT32, Precision
     from abcflax.training import precision_of
 
-    from abcflax.config import TrainConfig
-
-    assert precision_of(TrainConfig()) == FLOAT32
-    assert precision_of(TrainConfig(bf16_matmuls=True)) == Precision(wide=True)
-    assert precision_of(TrainConfig(bf16_recurrence=True)) == Precision(recurrence=True)
-    assert TrainConfig.from_dict({"bf16_matmuls": True}).bf16_recurrence is False  # a session-15 checkpoint
+    assert precision_of(abcflax.TrainConfig()) == FLOAT32
+    assert precision_of(abcflax.TrainConfig(bf16_matmuls=True)) == Precision(wide=True)
+    assert precision_of(abcflax.TrainConfig(bf16_recurrence=True)) == Precision(recurrence=True)
+    assert abcflax.TrainConfig.from_dict({"bf16_matmuls": True}).bf16_recurrence is False  # a session-15 checkpoint
