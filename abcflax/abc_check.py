@@ -60,7 +60,7 @@ _KEY_WORDS = ("clef", "middle", "transpose", "octave", "stafflines", "staffscale
 _ACCIDENTALS = {"^^": 2, "^": 1, "=": 0, "_": -1, "__": -2}
 _BROKEN = {1: (Fraction(3, 2), Fraction(1, 2)), 2: (Fraction(7, 4), Fraction(1, 4)),
            3: (Fraction(15, 8), Fraction(1, 8))}
-_TUPLET_Q = {2: 3, 3: 2, 4: 3, 6: 2, 8: 3}  # others: 3 in compound meters, else 2 (ABC 2.1, 4.13)
+TUPLET_Q = {2: 3, 3: 2, 4: 3, 6: 2, 8: 3}  # others: 3 in compound meters, else 2 (ABC 2.1, 4.13)
 _DECORATION_CHARS = set(".~HIJKLMNOPQRSTUVWhijklmnopqrstuvw")  # H-W, h-w: ABC 2.1 user symbols
 _BOUNDARY_FIELDS = ("P", "K", "M")  # a part, key or meter change starts a new section
 
@@ -155,6 +155,21 @@ class Meter:
         denominator = (self.length / self.numerator).denominator
         count = duration * denominator
         return f"{count.numerator}/{denominator}" if count.denominator == 1 else str(duration)
+
+
+_BEFORE_BROKEN = " \t-)"  # what may stand between a note and its > or <, on the same line
+_LINE_BREAK_TO_BROKEN = re.compile(r"\\?[ \t]*\r?\n[ \t]*(?=[<>])")  # then a line that starts with > or <
+
+
+def _after_broken_gap(text: str, i: int, line_end: int) -> int:
+    """Where a ``>``/``<`` belonging to the note that ends at ``i`` would stand: past ties, blanks and slur
+    ends on its line, and past the line break when the next line starts with the mark."""
+    while i < line_end and text[i] in _BEFORE_BROKEN:
+        i += 1
+    if i >= line_end:
+        match = _LINE_BREAK_TO_BROKEN.match(text, line_end)
+        return match.end() if match else len(text)
+    return i
 
 
 def parse_meter(value: str) -> tuple[Meter, str | None]:
@@ -596,22 +611,21 @@ class _Scanner:
         if voice.broken is not None:
             duration *= voice.broken[0]
             voice.broken = None
-        if end < self.line_end and self.text[end] in " \t-<>":
+        if end < len(self.text) and self.text[end] in _BEFORE_BROKEN + "<>\r\n\\":
             factor = self.broken_ahead(end)
             duration = duration if factor is _ONE else duration * factor
         self.add(start, end, kind, duration, pitches, self.text[start:end])
         voice.time += duration
 
     def broken_ahead(self, end: int) -> Fraction:
-        """``A>B``: a ``>`` right after this note (ties and blanks between allowed) makes it longer and
-        the next note shorter; looking ahead keeps the pass single and events immutable."""
-        text, j = self.text, end
-        while j < self.line_end and text[j] in " \t-":
-            j += 1
-        if j >= self.line_end or text[j] not in "<>":
+        """``A>B``: a ``>`` right after this note makes it longer and the next note shorter; looking ahead
+        keeps the pass single and events immutable. Ties, blanks and slur ends may come between (``(ABc)>d``,
+        as abc2midi reads it), and so may a line break: old tunebooks start a line with the ``>``."""
+        text, j = self.text, _after_broken_gap(self.text, end, self.line_end)
+        if j >= len(text) or text[j] not in "<>":
             return _ONE
         k = j
-        while k < self.line_end and text[k] == text[j]:
+        while k < len(text) and text[k] == text[j]:
             k += 1
         if k - j > 3:
             return _ONE  # reported when the token itself is read
@@ -831,7 +845,7 @@ class _Scanner:
         if p is None or not 1 < p <= MAX_TUPLET:
             self.problem(i, f"tuplet {token} is absurd")
             return
-        default_q = _TUPLET_Q.get(p, 3 if voice.meter.compound else 2)
+        default_q = TUPLET_Q.get(p, 3 if voice.meter.compound else 2)
         q = _small_int(match.group(2)) if match.group(2) else default_q
         r = _small_int(match.group(3)) if match.group(3) else p
         if not q or not r or q > MAX_TUPLET or r > MAX_TUPLET:

@@ -79,6 +79,17 @@ def test_broken_rhythm_keeps_the_pair_length():
     assert [b.duration for b in analysis.bars] == [1, 1]
 
 
+def test_broken_rhythm_after_a_slur_end_or_at_the_start_of_the_next_line():
+    # "(ABc)>d" as abc2midi reads it; old tunebooks (O'Neill's) break a line between a note and its >
+    for body, pair in [("(A/B/c)>d e2 z3|", [F(3, 16), F(1, 16)]), ("A2 B2 c2\n>d2|", [F(3, 8), F(1, 8)])]:
+        analysis = analyze_tune(tune(body))
+        notes = [e.duration for e in analysis.events if e.kind == "note"]
+        assert notes[2:4] == pair
+        assert check_tune(tune(body)) == [] and [b.duration for b in analysis.bars] == [1]
+    for body in ["ABcd efga|\n>ABcd efga|", "ABcd efga\n%\n>ABcd efga|"]:  # no note right before the >
+        assert any("has no note before it" in p.message for p in check_tune(tune(body)))
+
+
 def test_chords_grace_notes_ties_decorations_and_symbols():
     text = tune('"G"[GBd]2 {/a}B- B !trill!c .d ~e T f|"^Coda" [G2B]3/2 [CEG]4 {gag}a|', "M:4/4\nL:1/8\nK:G")
     analysis = analyze_tune(text)
