@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import grammar
+from .abc_check import TUPLET_Q, parse_meter
 from .errors import InputError
 from .tunebook import FIELD_LINE, is_chord_symbol
 
@@ -157,8 +158,55 @@ UNIT_MARK = "\x01"  # around an L: value in ``_clean_body``'s text (no ABC chara
 _UNIT_CHANGE = re.compile(f"{UNIT_MARK}([^{UNIT_MARK}]*){UNIT_MARK}")
 
 
-def _clean_body(body: str) -> str:
-    """The prompt's body reduced to the generation grammar's vocabulary (only used to place the state)."""
+_TUPLET_NOTE = r"""(?:"[^"\n]*")?~?(?:[_^=]*[A-Ga-gz][,']*|\[[^\]\n]*\])(\d*/*\d*)"""
+# a tuplet and all its notes ("(3d2c2B2", "(5:4:5abcde"), when no bar line, broken rhythm or field is inside
+_TUPLET_GROUP = re.compile(rf"\((\d+)(?::(\d*))?(?::(\d*))?((?: ?{_TUPLET_NOTE}){{1,9}})")
+_GRAMMAR_TUPLET = re.compile(rf"\(3(?:(?:\"[^\"\n]*\")?~?(?:[_^=]*[A-Ga-gz][,']*|\[[^\]\n]*\])){{3}}")
+_REST_VALUES = sorted(((ticks, text) for text, ticks in grammar.LENGTHS.items() if text != "/"), reverse=True)
+
+
+def _written_ticks(length: str) -> Fraction | None:
+    """Ticks of a note written with length suffix ``length`` ("", "2", "/", "3/4", "//"); None if absurd."""
+    match = re.fullmatch(r"(\d*)(/*)(\d*)", length)
+    if match is None or (match.group(3) and len(match.group(2)) != 1):
+        return None
+    numerator = int(match.group(1)) if match.group(1) else 1
+    denominator = int(match.group(3)) if match.group(3) else 2 ** len(match.group(2))
+    return Fraction(grammar.TICKS_PER_UNIT * numerator, denominator) if numerator and denominator else None
+
+
+def _tuplet_as_rests(match: re.Match, compound: bool) -> str:
+    """A whole tuplet group the grammar cannot write itself (it writes only ``(3`` and three unit notes)
+    as rests of the same total length, then a blank: what the automaton needs from it is where the bar
+    stands after it, and that its last note is finished. Left as written (for the automaton to refuse)
+    when its notes are fewer than it takes, or its length is not a whole number of the grammar's values."""
+    group = match.group(0)
+    p = int(match.group(1))
+    q = int(match.group(2)) if match.group(2) else TUPLET_Q.get(p, 3 if compound else 2)
+    r = int(match.group(3)) if match.group(3) else p
+    notes = re.findall(_TUPLET_NOTE, match.group(4))
+    if _GRAMMAR_TUPLET.fullmatch(group) or not 1 < p <= 9 or not q or len(notes) < r:
+        return group
+    written = [_written_ticks(length) for length in notes[:r]]
+    if None in written:
+        return group
+    ticks = sum(written) * q / p
+    if ticks.denominator != 1 or ticks % 12:
+        return group
+    rests, left = [], int(ticks)
+    for value, text in _REST_VALUES:
+        while left >= value:
+            rests.append("z" + text)
+            left -= value
+    tail = match.group(4)
+    for _ in range(r):  # notes after the r-th belong to the bar, not the tuplet
+        tail = tail[re.match(rf" ?{_TUPLET_NOTE}", tail).end():]
+    return "".join(rests) + " " + tail.lstrip(" ")
+
+
+def _clean_body(body: str, compound: bool = False) -> str:
+    """The prompt's body reduced to the generation grammar's vocabulary (only used to place the state).
+    ``compound``: the meter is compound (6/8, 9/8...), for tuplets such as ``(5`` whose ratio depends on it."""
     lines = [f"[L:{line[2:]}]" if line.startswith("L:") else line for line in body.split("\n")]
     lines = [line for line in lines if not FIELD_LINE.match(line) and not line.startswith("%")]
     text = "\n".join(line.split("%", 1)[0].rstrip().rstrip("\\") for line in lines)
@@ -172,14 +220,19 @@ def _clean_body(body: str) -> str:
     # a slur mark right after the prompt's last note ends that note: without it the note would still take
     # a length ("D(" continued "3/4E" writes D's length after the slur); a blank says the same in the grammar
     text = re.sub(r"(?<=[A-Ga-gz,'0-9/\]])[()](?=[ \t]*$)", " ", text)
-    text = re.sub(r"\((?!\d)|\)|-|[uvHLMOPSTy]", "", text)  # slurs, ties, letter decorations, spacers
+    text = re.sub(r"\((?!\d)|\)|-|[uvHLMOPSTy`]", "", text)  # slurs, ties, letter decorations, spacers, `
+    # the grammar gives a note one decoration, and a staccato note no > or < (abc2midi's rule): a pair the
+    # prompt already wrote loses its staccato here, so only the last note's '.' tells the automaton
+    text = re.sub(r"[~.]{2,}", lambda m: "." if "." in m.group(0) else "~", text)
+    text = re.sub(r"(?<=[<>])\.|\.(?=[_^=]*[A-Ga-g][,']*\d*/*\d*[<>])", "", text)
     text = text.replace("[|", "|").replace(":|:", "::").replace(":||:", "::")
     text = re.sub(r"\|([12])", r"|[\1", text)  # |1 endings are written [1 here
     text = re.sub(r"\[(\d)(?:,\d)+", r"[\1", text)
     text = re.sub(r"(?<![|\]:])\n", " ", text)  # line breaks only stay after bar lines
     text = re.sub(r"\n[ \t\n]*", "\n", text)
     text = re.sub(r"[ \t]+", " ", text)
-    return re.sub(f"[ \\t]*({_UNIT_CHANGE.pattern})[ \\t]*", r"\1", text)  # a blank either side would be two
+    text = re.sub(f"[ \\t]*({_UNIT_CHANGE.pattern})[ \\t]*", r"\1", text)  # a blank either side would be two
+    return re.sub("  +", " ", _TUPLET_GROUP.sub(lambda m: _tuplet_as_rests(m, compound), text))
 
 
 def _repeat_state(tokens: list[str]) -> tuple[bool, int, bool]:
@@ -202,6 +255,12 @@ def _repeat_state(tokens: list[str]) -> tuple[bool, int, bool]:
     return repeat_open, ending, closed_once
 
 
+def _compound_meter(prompt: str) -> bool:
+    """Whether the last M: field of the prompt (header or body, inline too) is compound."""
+    values = re.findall(r"(?:^|\n|\[)M:([^\]\n]*)", prompt)
+    return bool(values) and parse_meter(values[-1])[0].compound
+
+
 def place_prompt(prompt: str, tables: grammar.Tables, chars: tuple[str, ...], sealed: bool = False) -> PromptPlace:
     """Run the automaton over the prompt's last, partly written bar.
 
@@ -212,7 +271,7 @@ def place_prompt(prompt: str, tables: grammar.Tables, chars: tuple[str, ...], se
     bar_len = bar_ticks(meter, unit)
     suffix = "" if prompt.endswith("\n") or not prompt.split("\n")[-1].startswith("K:") else "\n"
     _, body = _header_and_body(prompt + suffix)
-    text = _clean_body(body) + (_octave_seal(prompt, chars) if sealed else "")
+    text = _clean_body(body, _compound_meter(prompt)) + (_octave_seal(prompt, chars) if sealed else "")
     tokens = list(_BAR_TOKEN.finditer(text))
     bar_lines = [t for t in tokens if not t.group(0).startswith("[") or t.group(0) == "[|"]
     if bar_lines:

@@ -110,6 +110,8 @@ class Syn:
     prev_blank: bool = False  # last character was a space or newline
     end_point: bool = False  # the tune could end here (after a closing bar line, nothing open)
     final: bool = False  # after |]: only the end-of-tune marker may follow
+    staccato: bool = False  # the note being written has a '.': abc2midi refuses '>'/'<' between a staccato
+    #                         note and a plain one ("Notes not equal durations"), so neither side gets one
 
 
 BAR_TEXTS = ("|", ":", "||", "|]", "|:", ":|", "::")
@@ -157,10 +159,10 @@ def _admissible(syn: Syn, node: int) -> int:
 def _after_note(syn: Syn, written: int) -> Syn:
     """State after a note or chord of ``written`` ticks is finished."""
     tuplet_left = max(0, syn.tuplet_left - 1)
-    last = written if (written in BROKEN_OK and not syn.tuplet_left and syn.charge == "n") else 0
+    brokenable = written in BROKEN_OK and not syn.tuplet_left and syn.charge == "n" and not syn.staccato
     return replace(syn, mode="TOK", node=0, octaves=0, chord_notes=0, tuplet_left=tuplet_left, need_note=False,
-                   exact=0, charge="n", last_value=last, bar_start=False, owe_bar=False,
-                   prev_blank=False, end_point=False)
+                   exact=0, charge="n", last_value=written if brokenable else 0, bar_start=False, owe_bar=False,
+                   prev_blank=False, end_point=False, staccato=False)
 
 
 def _note_start(syn: Syn, ch: str) -> Edge | None:
@@ -170,8 +172,8 @@ def _note_start(syn: Syn, ch: str) -> Edge | None:
     fill = not syn.tuplet_left and not syn.exact and syn.charge == "n"
     probe = dict(event=EV_PROBE, arg=_admissible(syn, 0), charge_num=num, charge_den=den, probe_fill=fill,
                  starts_note=True)
-    if ch in "~." and not syn.tuplet_left:
-        return Edge(replace(base, mode="DECO"), **probe)
+    if ch in "~." and not syn.tuplet_left and not (ch == "." and syn.exact):
+        return Edge(replace(base, mode="DECO", staccato=ch == "."), **probe)
     if ch in ACCIDENTALS:
         return Edge(replace(base, mode="ACC"), **probe)
     if ch in PITCHES_UPPER + PITCHES_LOWER:

@@ -99,6 +99,52 @@ def test_a_slur_mark_at_the_end_finishes_the_note_before_it():
     assert tables.next_state[inside_a_tuplet.syn, CHARS.index("F")] >= 0
 
 
+@pytest.mark.parametrize("meter_unit, body, units", [  # units before the last note (still open: 2, 3/...)
+    ("M:6/8\nL:1/16", "E4G2 B4e2|(3d2c2B2 A", 4),  # a triplet of lengthened notes
+    ("M:4/4\nL:1/8", "GABc (5:4:5defga B", 4 + 4),
+    ("M:4/4\nL:1/8", "GA (3 d e f g", 2 + 2),  # blanks inside the triplet
+    ("M:4/4\nL:1/8", "G (3d/e/f/ (3:2:3g2a2b2 c", 1 + 1 + 4),
+    ("M:6/8\nL:1/8", "(2AB c", 3),  # (2 in a compound meter: two in the time of three
+    ("M:4/4\nL:1/8", "d2 zD F<A``B", 6),  # beaming backquotes
+    ("M:4/4\nL:1/8", "(f/g/a)>f e", 3),
+    ("M:4/4\nL:1/8", "B2 .e>d .c<.d e", 6),  # staccato on one note of a written pair
+])
+def test_a_last_bar_beyond_the_grammar_still_places_the_decoder(meter_unit, body, units):
+    from abcflax import constrain, grammar, sample
+
+    tables = sample.grammar_tables(CHARS)
+    place = constrain.place_prompt(f"X:1\n{meter_unit}\nK:G\n{body}", tables, CHARS)
+    assert place.ticks == units * grammar.TICKS_PER_UNIT
+
+
+def test_the_last_note_of_a_rewritten_tuplet_takes_no_more_length():
+    from abcflax import constrain, sample
+
+    tables = sample.grammar_tables(CHARS)
+    place = constrain.place_prompt(HEADER + "GA (3d2c2B2", tables, CHARS)
+    assert [tables.next_state[place.syn, CHARS.index(ch)] >= 0 for ch in "2/>A"] == [False, False, False, True]
+
+
+def test_a_tuplet_that_is_still_open_with_lengths_is_refused_with_its_place():
+    from abcflax import constrain, sample
+
+    with pytest.raises(InputError, match=r"unsupported ABC at .*\(3d2"):
+        constrain.place_prompt(HEADER + "GA (3d2c2", sample.grammar_tables(CHARS), CHARS)
+
+
+def test_no_broken_rhythm_joins_a_staccato_note_and_a_plain_one():
+    # abc2midi: "Cannot apply broken rhythm. Notes not equal durations" for ".e>d" and "e>.d"
+    from abcflax import constrain, sample
+
+    tables = sample.grammar_tables(CHARS)
+
+    def allows(body, ch):
+        return tables.next_state[constrain.place_prompt(HEADER + body, tables, CHARS).syn, CHARS.index(ch)] >= 0
+
+    assert not allows("GA .e", ">") and not allows("GA .e", "<") and allows("GA e", ">")
+    assert not allows("GA e>", ".") and allows("GA e>", "d") and allows("GA .e ", ".")
+
+
 def test_unknown_character_in_music_names_the_file_line_and_column():
     with pytest.raises(InputError, match=r"tune.abc:15:8: character '\u2603'"):  # the annotation is not read
         prompt_view(HEADER + '"^\u2603" GA\u2603c', CHARS, "tune.abc", first_line=10)
