@@ -63,6 +63,7 @@ class Limits(NamedTuple):
     target_bars: np.ndarray  # end after this many new bars (0: no target)
     min_bars: np.ndarray  # new bars before the tune may end on its own
     until_section: np.ndarray  # 1: end at the first closing bar line
+    values: np.ndarray  # bit k set: a note may be written with grammar.VALUES[k] ticks (PromptPlace.values)
 
 
 class State(NamedTuple):
@@ -83,6 +84,7 @@ class PromptPlace:
     ticks: int
     bar_len: int
     text_suffix: str  # characters appended to the prompt so it can be continued (e.g. a newline after K:)
+    values: int = (1 << len(grammar.VALUES)) - 1  # written note values the continuation may use (a bit mask)
 
 
 # ---------------------------------------------------------------- prompt analysis (Python, once per prompt)
@@ -295,7 +297,24 @@ def place_prompt(prompt: str, tables: grammar.Tables, chars: tuple[str, ...], se
         raise InputError("cannot continue from the prompt's last bar: it is full, and what it ends with (a chord "
                          "symbol, '>' or a tuplet) needs one more note (end the prompt at the bar line)")
     # an overfull prompt bar cannot be mended by what follows: close it at once
-    return PromptPlace(syn, min(ticks, bar_len), bar_len, suffix)
+    return PromptPlace(syn, min(ticks, bar_len), bar_len, suffix, _continuation_values(text, bar_len, ticks))
+
+
+# written values (ticks) a continuation uses whatever its prompt: 1/2, 1, 3/2, 2, 3, 4, 6 and 8 units. The
+# others, 3/4, 1/4, 5 and 7 units, a char-RNN writes mostly as the forced end of a '3' or '/' it began while
+# its bar had little room left (D3/4A/4 to fill a unit), so a continuation writes them only where its prompt does
+COMMON_VALUES = frozenset({24, 48, 72, 96, 144, 192, 288, 384})
+_WRITTEN_LENGTH = re.compile(r"(?:[A-Ga-gz][,']*|(?<!\|)\])(\d*/*\d*)")
+
+
+def _continuation_values(text: str, bar_len: int, ticks: int) -> int:
+    """The value mask for a continuation of the cleaned prompt ``text``: the common values and those its
+    notes are written with; every value when the bar (or the prompt's place in it) needs finer steps than
+    the common values' 24 ticks to fill."""
+    if bar_len != FREE_BAR and (bar_len % 24 or ticks % 24):
+        return grammar.value_mask(grammar.VALUES)
+    written = {_written_ticks(length) for length in _WRITTEN_LENGTH.findall(re.sub(r'"[^"\n]*"', "", text))}
+    return grammar.value_mask(COMMON_VALUES | written)
 
 
 def _bar_line_may_follow(tables: grammar.Tables, chars: tuple[str, ...], syn: int) -> bool:
@@ -376,14 +395,14 @@ def reserve_for(bar_len: int) -> int:
 
 # ---------------------------------------------------------------- the jitted part
 
-def _min_fill(values, remaining):
-    """Shortest note started while finishing: one unit, or the longest value that fits what is left.
+def _min_fill(values, usable, remaining):
+    """Shortest note started while finishing: one unit, or the longest ``usable`` value that fits what is left.
 
     Only notes *started* while finishing obey it (a note begun earlier may end as written), so the bar
     fills in at most about bar/unit notes.
     """
     limit = jnp.minimum(remaining, grammar.TICKS_PER_UNIT)[..., None]
-    return jnp.max(jnp.where(values <= limit, values, 0), axis=-1)
+    return jnp.max(jnp.where(usable & (values <= limit), values, 0), axis=-1)
 
 
 def allowed(tables: Tables, state: State, limits: Limits):
@@ -403,11 +422,13 @@ def allowed(tables: Tables, state: State, limits: Limits):
 
     charged = tables.values[None, None, :] * row(tables.charge_num).astype(jnp.int32)[..., None] \
         // row(tables.charge_den).astype(jnp.int32)[..., None]
-    admissible = ((arg[..., None] >> jnp.arange(tables.values.shape[0])) & 1) == 1
+    bits = jnp.arange(tables.values.shape[0])
+    usable = ((limits.values[:, None, None] >> bits) & 1) == 1  # [B, 1, K]: the values this row writes
+    admissible = (((arg[..., None] >> bits) & 1) == 1) & usable
     fits = free[..., None] | (charged <= r1[..., None])
     starts = row(tables.starts_note)
     filling = jnp.where(starts, finishing, state.fill_note[:, None]) & row(tables.probe_fill)
-    fills = ~filling[..., None] | (charged >= _min_fill(tables.values, r1)[..., None])
+    fills = ~filling[..., None] | (charged >= _min_fill(tables.values, usable, r1)[..., None])
     probe_ok = jnp.any(admissible & fits & fills, axis=-1)
 
     ok_by_event = jnp.select(

@@ -1,5 +1,6 @@
 """The sampler: fake models, constraints that hold against a model that wants to break them, seeds."""
 
+import re
 import warnings
 
 import jax
@@ -94,6 +95,36 @@ def test_constrained_sampler_writes_valid_abc_for_a_model_that_wants_invalid_abc
         if check_tune is not None:
             problems = check_tune(text)
             assert not problems, (text, [str(p) for p in problems])
+
+
+def written_lengths(text):
+    return re.findall(r"[A-Ga-gz\]][,']*(\d*/*\d*)", re.sub(r'"[^"]*"', "", text))
+
+
+def test_a_continuation_writes_odd_note_values_only_where_its_prompt_does():
+    # a model fond of '3' and '/4' wrote "D3/4A/4" to fill the bar; 3/4 and 1/4 units come only from the prompt
+    plain = "X:1\nT:t\nM:4/4\nL:1/8\nK:G\n|:GAB2 d2B2|A3B c2d2|"
+    texts, finished, stuck, _ = constrained_run(plain, "A3/4", max_chars=200)
+    assert finished.all() and not stuck.any()
+    lengths = {length for text in texts for length in written_lengths(text[len(plain):])}
+    assert lengths and not lengths & {"3/4", "/4", "//", "5", "7"}, lengths
+    odd = "X:1\nT:t\nM:4/4\nL:1/8\nK:G\n|:GAB2 d3/4c/4B2|A3B c2d2|"
+    texts, finished, stuck, _ = constrained_run(odd, "A3/4", max_chars=200)
+    assert finished.all() and not stuck.any()
+    assert any("3/4" in written_lengths(text[len(odd):]) for text in texts)
+
+
+def test_value_mask_follows_the_prompt_and_the_bar():
+    from abcflax import grammar
+
+    def values(prompt):
+        place = constrain.place_prompt(prompt, sample.grammar_tables(VOCAB.chars), VOCAB.chars)
+        return {v for k, v in enumerate(grammar.VALUES) if place.values >> k & 1}
+
+    assert values("X:1\nM:4/4\nL:1/8\nK:G\nGABc d2") == constrain.COMMON_VALUES
+    assert values("X:1\nM:4/4\nL:1/8\nK:G\nGABc d7|e/4") == constrain.COMMON_VALUES | {336, 12}
+    assert values('X:1\nM:4/4\nL:1/8\nK:G\n"G7"GABc d2') == constrain.COMMON_VALUES  # not a note "G7"
+    assert values("X:1\nM:3/16\nL:1/4\nK:G\nG") == set(grammar.VALUES)  # a bar of 3/4 unit needs them all
 
 
 @pytest.mark.parametrize("bars", [1, 3])
