@@ -293,9 +293,10 @@ def place_prompt(prompt: str, tables: grammar.Tables, chars: tuple[str, ...], se
             raise
         # inside a tuplet no blank is allowed: the note before the slur mark is left open, as written
         syn, ticks = _consume_in_units(tables, chars, tables.index_of(start), tail.rstrip(" "), unit_before, unit)
-    if bar_len != FREE_BAR and ticks >= bar_len and not _bar_line_may_follow(tables, chars, syn):
-        raise InputError("cannot continue from the prompt's last bar: it is full, and what it ends with (a chord "
-                         "symbol, '>' or a tuplet) needs one more note (end the prompt at the bar line)")
+    if bar_len != FREE_BAR and ticks >= bar_len and not _bar_line_may_follow(tables, chars, syn, 0):
+        raise InputError("cannot continue from the prompt's last bar: it is full, and what it ends with (a note "
+                         "begun after that, a chord symbol, '>' or a tuplet) needs more time (end the prompt at "
+                         "the bar line)")
     # an overfull prompt bar cannot be mended by what follows: close it at once
     return PromptPlace(syn, min(ticks, bar_len), bar_len, suffix, _continuation_values(text, bar_len, ticks))
 
@@ -317,12 +318,15 @@ def _continuation_values(text: str, bar_len: int, ticks: int) -> int:
     return grammar.value_mask(COMMON_VALUES | written)
 
 
-def _bar_line_may_follow(tables: grammar.Tables, chars: tuple[str, ...], syn: int) -> bool:
-    """Whether the automaton lets a bar line come next, at once or after one blank."""
+def _bar_line_may_follow(tables: grammar.Tables, chars: tuple[str, ...], syn: int, room: int) -> bool:
+    """Whether the automaton lets a bar line come next, at once or after one blank, finishing no note longer
+    than ``room`` ticks on the way (a note begun in a full bar cannot end there)."""
     states = [syn]
-    if " " in chars and tables.next_state[syn, chars.index(" ")] >= 0:
-        states.append(int(tables.next_state[syn, chars.index(" ")]))
-    return any(tables.next_state[state, chars.index(ch)] >= 0 for state in states for ch in "|:" if ch in chars)
+    blank = chars.index(" ") if " " in chars else None
+    if blank is not None and tables.next_state[syn, blank] >= 0 and tables.commit[syn, blank] <= room:
+        states.append(int(tables.next_state[syn, blank]))
+    return any(tables.next_state[state, v] >= 0 and tables.commit[state, v] <= room
+               for state in states for v in (chars.index(ch) for ch in "|:" if ch in chars))
 
 
 def _octave_seal(prompt: str, chars: tuple[str, ...]) -> str:

@@ -101,7 +101,7 @@ def test_a_slur_mark_at_the_end_finishes_the_note_before_it():
 
 @pytest.mark.parametrize("meter_unit, body, units", [  # units before the last note (still open: 2, 3/...)
     ("M:6/8\nL:1/16", "E4G2 B4e2|(3d2c2B2 A", 4),  # a triplet of lengthened notes
-    ("M:4/4\nL:1/8", "GABc (5:4:5defga B", 4 + 4),
+    ("M:4/4\nL:1/8", "GA (5:4:5defga B", 2 + 4),
     ("M:4/4\nL:1/8", "GA (3 d e f g", 2 + 2),  # blanks inside the triplet
     ("M:4/4\nL:1/8", "G (3d/e/f/ (3:2:3g2a2b2 c", 1 + 1 + 4),
     ("M:6/8\nL:1/8", "(2AB c", 3),  # (2 in a compound meter: two in the time of three
@@ -130,6 +130,15 @@ def test_a_tuplet_that_is_still_open_with_lengths_is_refused_with_its_place():
 
     with pytest.raises(InputError, match=r"unsupported ABC at .*\(3d2"):
         constrain.place_prompt(HEADER + "GA (3d2c2", sample.grammar_tables(CHARS), CHARS)
+
+
+@pytest.mark.parametrize("body", ["dedBA4 | A3BA4\nG", "A3BA4 G2", "A3BA4 [GB]"])
+def test_a_note_begun_in_a_full_bar_is_refused_before_sampling(body):
+    # Essen's tunebooks leave out the bar line at a line end; a cut after it once dead-ended the sampler
+    from abcflax import constrain, sample
+
+    with pytest.raises(InputError, match="it is full, and what it ends with .* needs more time"):
+        constrain.place_prompt(f"X:1\nM:2/4\nL:1/16\nK:G\n{body}", sample.grammar_tables(CHARS), CHARS)
 
 
 def test_no_broken_rhythm_joins_a_staccato_note_and_a_plain_one():
