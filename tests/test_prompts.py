@@ -166,6 +166,14 @@ def test_tuplet_and_broken_rhythm_may_be_open_at_a_prompts_end_only():
     assert blocking_problem(HEADER + "GABc (3AB|", partial=True) is not None
 
 
+def test_an_accidental_may_end_a_prompt_but_not_stand_alone_inside_it():
+    for body in ["GABc d=", "GABc d^^", "GABc\nd_"]:
+        assert blocking_problem(HEADER + body, partial=True) is None
+        assert blocking_problem(HEADER + body) is not None
+    for body in ["GABc d=|", "GABc = d", "GABc d=\n"]:
+        assert blocking_problem(HEADER + body, partial=True) is not None
+
+
 @pytest.mark.parametrize("meter, unit", [("4/4", "1/8"), ("3/4", "1/8"), ("2/4", "1/16"), ("C", "1/8"),
                                          ("C|", "1/8"), ("none", "1/8"), (None, "1/8"), ("6/8", "1/8"),
                                          ("5/8", "1/16"), ("2+3/8", "1/16")])
