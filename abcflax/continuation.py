@@ -176,7 +176,9 @@ def prompt_view(text: str, vocab_chars: tuple[str, ...], source: str = "prompt",
     if view.rstrip(" \t").endswith("\\"):
         view = view.rstrip(" \t")[:-1]  # a line continued with \ goes on after it: the model reads one line
         joint = "\n"
-    return PromptView(view, joint, _open_tie_pitch(view, body_start))
+    view_lines = view.split("\n")  # fewer than the text's: text fields and comments are left out of it
+    view_body = next((i + 1 for i, line in enumerate(view_lines) if line.startswith("K:")), len(view_lines))
+    return PromptView(view, joint, _open_tie_pitch(view, view_body))
 
 
 def _field_view(name: str, value: str, known: set[str]) -> str | None:

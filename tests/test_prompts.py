@@ -74,6 +74,13 @@ def test_a_tie_open_at_the_end_names_the_pitch_to_continue_with(body, forced):
     assert prompt_view(HEADER + body, CHARS).forced == forced
 
 
+def test_a_tie_open_at_the_end_is_found_below_header_lines_the_view_leaves_out():
+    # the view drops N:, O:, R: and comment lines, so the body starts on an earlier line of it than of the text
+    header = "X:16\nT:t\nN:a note\nO:Mitteleuropa\nR:Ballade\n% a comment\nM:4/4\nL:1/8\nK:G\n"
+    assert prompt_view(header + "G4 | =FGA2_B2c2- |", CHARS).forced == "c"
+    assert prompt_view(header + "G4 | =FGA2_B2c2- |\nN:more\n", CHARS).forced == "c"
+
+
 def test_a_sealed_pitch_takes_a_length_but_no_octave_mark():
     from abcflax import constrain, sample
 
