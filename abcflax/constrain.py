@@ -243,6 +243,10 @@ def _repeat_state(tokens: list[str]) -> tuple[bool, int, bool]:
         if token.startswith("["):
             if token[1:2] == "1":
                 ending = 1
+                # a first ending after a :| with no |: of its own: abc2midi assumes the repeat starts there
+                # (its "Assuming repeat"); so must the automaton, or the ending's :| could never be written
+                # (place_prompt does the same for a [1 that opens the prompt's last bar)
+                repeat_open = repeat_open or closed_once
             elif token[1:2] == "2":
                 ending = 3
             continue
@@ -279,8 +283,9 @@ def place_prompt(prompt: str, tables: grammar.Tables, chars: tuple[str, ...], se
     if bar_lines:
         last = bar_lines[-1]
         before = [t.group(0) for t in tokens if t.start() < last.end()]
-        repeat_open, ending, closed_once = _repeat_state(before)
         tail, bar_start = text[last.end():], True
+        repeat_open, ending, closed_once = _repeat_state(before)
+        repeat_open = repeat_open or (closed_once and re.match(r"\s*\[1", tail) is not None)  # as below
     else:
         repeat_open, ending, closed_once, tail, bar_start = False, 0, False, text.lstrip("\n "), False
     start = grammar.Syn(bar_start=bar_start, repeat_open=repeat_open, ending=ending, closed_once=closed_once)

@@ -148,6 +148,16 @@ def test_a_note_begun_in_a_full_bar_is_refused_before_sampling(body):
         constrain.place_prompt(f"X:1\nM:2/4\nL:1/16\nK:G\n{body}", sample.grammar_tables(CHARS), CHARS)
 
 
+def test_a_first_ending_after_a_closed_repeat_assumes_its_repeat_as_abc2midi_does():
+    # O'Neill's: "A2:| (c/d/)|e>fe ...|[1 ..." has no |: for its second part; the ending's :| must stay writable
+    from abcflax import constrain, sample
+
+    tables = sample.grammar_tables(CHARS)
+    for body in ["A8:|\nB8|[1 c8", "A8:|\nB8|[1 c8|d8"]:  # the ending opens the last bar, or an earlier one
+        place = constrain.place_prompt(HEADER + body, tables, CHARS)
+        assert tables.next_state[place.syn, CHARS.index(":")] >= 0, body
+
+
 def test_no_broken_rhythm_joins_a_staccato_note_and_a_plain_one():
     # abc2midi: "Cannot apply broken rhythm. Notes not equal durations" for ".e>d" and "e>.d"
     from abcflax import constrain, sample
