@@ -157,6 +157,7 @@ _BAR_TOKEN = re.compile(r"::|:?\|[\]|]?:?|\[[12](?:,[12])*|\[\|")
 
 
 UNIT_MARK = "\x01"  # around an L: value in ``_clean_body``'s text (no ABC character)
+LINE_MARK = "\x04"  # where ``_clean_body``'s text had a line break that no bar line ends (no ABC character)
 _UNIT_CHANGE = re.compile(f"{UNIT_MARK}([^{UNIT_MARK}]*){UNIT_MARK}")
 
 
@@ -230,7 +231,8 @@ def _clean_body(body: str, compound: bool = False) -> str:
     text = text.replace("[|", "|").replace(":|:", "::").replace(":||:", "::")
     text = re.sub(r"\|([12])", r"|[\1", text)  # |1 endings are written [1 here
     text = re.sub(r"\[(\d)(?:,\d)+", r"[\1", text)
-    text = re.sub(r"(?<![|\]:])\n", " ", text)  # line breaks only stay after bar lines
+    # line breaks only stay after bar lines; elsewhere a mark, for a line that ends a bar without a bar line
+    text = re.sub(r"(?<![|\]:])\n", f"{LINE_MARK} ", text)
     text = re.sub(r"\n[ \t\n]*", "\n", text)
     text = re.sub(r"[ \t]+", " ", text)
     text = re.sub(f"[ \\t]*({_UNIT_CHANGE.pattern})[ \\t]*", r"\1", text)  # a blank either side would be two
@@ -287,10 +289,11 @@ def place_prompt(prompt: str, tables: grammar.Tables, chars: tuple[str, ...], se
         repeat_open, ending, closed_once = _repeat_state(before)
         repeat_open = repeat_open or (closed_once and re.match(r"\s*\[1", tail) is not None)  # as below
     else:
-        repeat_open, ending, closed_once, tail, bar_start = False, 0, False, text.lstrip("\n "), False
+        repeat_open, ending, closed_once, tail, bar_start = False, 0, False, text.lstrip("\n " + LINE_MARK), False
     start = grammar.Syn(bar_start=bar_start, repeat_open=repeat_open, ending=ending, closed_once=closed_once)
     changes = _UNIT_CHANGE.findall(text[:len(text) - len(tail)])
     unit_before = _unit(changes[-1]) if changes else effective_meter("\n".join(_header_and_body(prompt)[0]))[1]
+    tail, start, unit_before = _line_end_as_bar_line(tables, chars, tail, start, unit_before, unit, bar_len)
     try:
         syn, ticks = _consume_in_units(tables, chars, tables.index_of(start), tail, unit_before, unit)
     except InputError:
@@ -321,6 +324,35 @@ def _continuation_values(text: str, bar_len: int, ticks: int) -> int:
         return grammar.value_mask(grammar.VALUES)
     written = {_written_ticks(length) for length in _WRITTEN_LENGTH.findall(re.sub(r'"[^"\n]*"', "", text))}
     return grammar.value_mask(COMMON_VALUES | written)
+
+
+def _line_end_as_bar_line(tables: grammar.Tables, chars: tuple[str, ...], tail: str, start: grammar.Syn,
+                          unit_before: Fraction, unit: Fraction, bar_len: int) -> tuple[str, grammar.Syn, Fraction]:
+    """The last bar's text, start state and unit, taking a line break for a bar line where the bar before
+    it is exactly full: Essen's tunebooks (7,669 tunes in music21's corpus) leave out the bar line at a line
+    end, so a prompt cut on a later line read as one bar running over."""
+    lines = tail.split(LINE_MARK)
+    if len(lines) == 1 or bar_len == FREE_BAR:
+        return tail, start, unit_before
+    bar = lines[0]
+    for index, line in enumerate(lines[1:], 1):
+        if index == len(lines) - 1 and not line.strip():
+            bar += line  # the prompt ends at the line break: the continuation writes the bar line
+            break
+        try:
+            _, ticks = _consume_in_units(tables, chars, tables.index_of(start), bar.rstrip(" ") + " ", unit_before,
+                                         unit)  # the blank finishes its last note
+        except InputError:
+            ticks = -1
+        if ticks == bar_len:
+            changes = _UNIT_CHANGE.findall(bar)
+            unit_before = _unit(changes[-1]) if changes else unit_before
+            start = grammar.Syn(bar_start=True, repeat_open=start.repeat_open, ending=start.ending,
+                                closed_once=start.closed_once)
+            bar = line.lstrip(" ")
+        else:
+            bar += line
+    return bar, start, unit_before
 
 
 def _bar_line_may_follow(tables: grammar.Tables, chars: tuple[str, ...], syn: int, room: int) -> bool:

@@ -139,9 +139,10 @@ def test_a_tuplet_that_is_still_open_with_lengths_is_refused_with_its_place():
         constrain.place_prompt(HEADER + "GA (3d2c2", sample.grammar_tables(CHARS), CHARS)
 
 
-@pytest.mark.parametrize("body", ["dedBA4 | A3BA4\nG", "A3BA4 G2", "A3BA4 [GB]"])
+@pytest.mark.parametrize("body", ["dedBA4 | A3BA4 G", "A3BA4 G2", "A3BA4 [GB]", "dedB | A3B\nA4 G"])
 def test_a_note_begun_in_a_full_bar_is_refused_before_sampling(body):
     # Essen's tunebooks leave out the bar line at a line end; a cut after it once dead-ended the sampler
+    # (the last case: the line ends mid-bar, so the line break is no bar line)
     from abcflax import constrain, sample
 
     with pytest.raises(InputError, match="it is full, and what it ends with .* needs more time"):
@@ -156,6 +157,21 @@ def test_a_first_ending_after_a_closed_repeat_assumes_its_repeat_as_abc2midi_doe
     for body in ["A8:|\nB8|[1 c8", "A8:|\nB8|[1 c8|d8"]:  # the ending opens the last bar, or an earlier one
         place = constrain.place_prompt(HEADER + body, tables, CHARS)
         assert tables.next_state[place.syn, CHARS.index(":")] >= 0, body
+
+
+@pytest.mark.parametrize("body, units", [
+    ("dedBA4 | A3BA4\nG2A", 2),  # the line holds one whole bar: its end is the bar line Essen leaves out
+    ("dedBA4 | A3BA4 \n G2A", 2),
+    ("dedBA4 | A2\nB2\nG2A", 6),  # no line ends a bar: the bar runs across both line breaks
+    ("dedBA4\nA3BA4\nG2A", 2),  # no bar line at all in the last lines
+    ("dedBA4 | A3BA4\n", 8),  # the prompt ends at the line break: the bar stays full, a bar line comes first
+])
+def test_a_line_that_ends_a_whole_bar_ends_it_without_a_bar_line(body, units):
+    from abcflax import constrain, grammar, sample
+
+    tables = sample.grammar_tables(CHARS)
+    place = constrain.place_prompt(f"X:1\nM:2/4\nL:1/16\nK:G\n{body}", tables, CHARS)
+    assert place.ticks == units * grammar.TICKS_PER_UNIT
 
 
 def test_no_broken_rhythm_joins_a_staccato_note_and_a_plain_one():
