@@ -14,7 +14,8 @@ prompt's index), as many from each corpus. Verdicts, none of them abcflax's own 
   fields     the continuation adds no field (inline or on a line) and changes no M:, L: or K:;
   ends       the tune ends with a closing bar line (|], || or :|);
   valid      all five;
-  tonic      (music, not validity) its last note is the key's tonic, K:none and highland pipes aside;
+  tonic      (music, not validity) its last note is the key's tonic, or a letter of its tonic chord
+             (K:none and highland pipes aside); and the characters a continuation writes;
   odd values (music) notes written with 3/4, 1/4, 5 or 7 units that the prompt never writes, per note.
 
     python benchmarks/validity_unseen.py --limit 60 [--model DIR] [--append]
@@ -131,12 +132,16 @@ def tonic_of(prompt: str) -> str | None:
     return key[-1] if key and not re.search(r"^K:\s*(none|HP|Hp)", prompt, re.M) else None
 
 
-def ends_on_tonic(prompt: str, score) -> bool | None:
+def ending(prompt: str, score) -> tuple[bool, bool] | None:
+    """(last note on the tonic, last note's letter in the tonic chord); a chord counts by its first note."""
     tonic = tonic_of(prompt)
     notes = list(score.flatten().notes) if score is not None else []
     if tonic is None or not notes:
         return None
-    return notes[-1].pitches[0].name == tonic[0] + tonic[1:].replace("b", "-")  # a chord: its first note
+    last = notes[-1].pitches[0]
+    steps = "CDEFGAB"
+    return last.name == tonic[0] + tonic[1:].replace("b", "-"), (
+        steps.index(last.step) - steps.index(tonic[0])) % 7 in (0, 2, 4)
 
 
 def odd_values(prompt: str, output: str) -> tuple[int, int]:
@@ -153,7 +158,8 @@ def judge(prompt: str, output: str, folder: Path) -> dict:
                    fields=fields_ok(prompt, output),
                    ends=output.rstrip().endswith(("|]", "||", ":|")))
     verdict["valid"] = all(verdict.values())
-    verdict["tonic"] = ends_on_tonic(prompt, score)
+    verdict["ending"] = ending(prompt, score)
+    verdict["chars"] = len(added_part(prompt, output))
     verdict["odd"], verdict["notes"] = odd_values(prompt, output)
     return verdict
 
@@ -208,7 +214,7 @@ def report(args, model, verdicts, refusals, sources, load) -> list[str]:
     count = len(verdicts)
     answered = [v for v in verdicts if not v["refused"]]
     share = lambda key: sum(v.get(key) is True for v in answered) / count  # noqa: E731 - refusals count as no
-    tonal = [v["tonic"] for v in answered if v["tonic"] is not None]
+    endings = [v["ending"] for v in answered if v["ending"] is not None]
     odd, notes = sum(v["odd"] for v in answered), sum(v["notes"] for v in answered)
     lines = [f"command: python benchmarks/validity_unseen.py --limit {args.limit} --seed {args.seed}"
              + (f" --model {args.model}" if args.model else ""),
@@ -217,7 +223,9 @@ def report(args, model, verdicts, refusals, sources, load) -> list[str]:
              "", "| verdict | share of all prompts |", "|---|---|",
              f"| answered (not refused) | {len(answered) / count:.1%} ({len(answered)}/{count}) |"]
     lines += [f"| {key} | {share(key):.1%} |" for key in ("abc2midi", "music21", "bars", "fields", "ends", "valid")]
-    lines += ["", f"- last note on the key's tonic: {sum(tonal)}/{len(tonal)} continuations",
+    lines += ["", f"- last note on the key's tonic: {sum(e[0] for e in endings)}/{len(endings)} continuations, "
+              f"on a letter of its tonic chord: {sum(e[1] for e in endings)}/{len(endings)}",
+              f"- characters written: {sum(v['chars'] for v in answered) / max(1, len(answered)):.0f} a continuation",
               f"- odd note values the prompt never writes: {odd} of {notes} notes"]
     lines += [f"- refused x{n}: {message}" for message, n in refusals.most_common()]
     lines.append(f"- load average: {load} (before) {os.getloadavg()} (after)")
