@@ -63,6 +63,22 @@ def _refuse_malformed(tune: Tune) -> None:
         raise InputError(f"{tune.source}:{tune.file_line(problem.line)}:{problem.column}: {problem.message}")
 
 
+MAX_METER_BEATS = 64  # music21 builds a time signature in time quadratic in its beats: 64/4 0.09 s, 1000/4 23 s
+_METER_FIELD = re.compile(r"(?:^|\[)M:([^\]\n%]*)", re.M)
+
+
+def _refuse_huge_meter(tune: Tune) -> None:
+    """InputError for a meter music21 would take minutes to lay out (M:9999/1); real tunes stay below 16 beats."""
+    from .abc_check import parse_meter
+
+    for match in _METER_FIELD.finditer(tune.full_text):
+        meter, _ = parse_meter(match.group(1))
+        if meter.numerator > MAX_METER_BEATS:
+            line = tune.full_text.count("\n", 0, match.start()) + 1
+            raise InputError(f"{tune.source}:{tune.file_line(line)}: meter M:{meter.text} has {meter.numerator} "
+                             f"beats; export handles at most {MAX_METER_BEATS}")
+
+
 def _one_tune(abc: str) -> Tune:
     tunes = split_tunes(abc)
     if len(tunes) > 1:
@@ -120,6 +136,7 @@ def _parse(tune: Tune):
 
     tune = replace(tune, text=drop_empty_annotations(inline_fields_with_music(tune.text)))
     _refuse_malformed(tune)  # else music21 guesses ("assuming C") or divides by zero
+    _refuse_huge_meter(tune)
     try:  # defaults written out: music21 reads no note of a tune without L: and M: ("no active default note length")
         score = converter.parse(ABC_VERSION_LINE + with_explicit_defaults(tune.full_text) + "\n", format="abc")
     except Exception as exc:  # noqa: BLE001 - music21 raises many types on bad ABC

@@ -168,6 +168,9 @@ def _bad_text_cases() -> list[Case]:
     # legal ABC, so taken: no M: is free meter; a prompt may leave a slur open for the continuation to close
     cases.append(Case("missing_M", _file("no_meter.abc", "X:1\nT:Reel\nL:1/8\nK:G\nGABc dedB|dedB dedB|\n"),
                       accept=ALL))
+    # legal ABC, but music21 would take minutes to build its time signature, and the decoder's bar is too long
+    cases.append(Case("huge_meter", _file("huge_meter.abc", HEADER.replace("M:4/4", "M:9999/1") + "GABc dedB|\n"),
+                      accept=frozenset({"harmonize", "check", "evaluate", "train"})))
     cases.append(Case("open_slur_prompt", _file("slur.abc", HEADER + "GABc dedB|(dedB dedB|\n"),
                       accept=frozenset({"continue", "compose"})))
     # a header alone is a seed to compose from or continue (from its first bar), and nothing to harmonize,

@@ -144,6 +144,14 @@ def test_errors_are_abcflax_errors():
         abcflax.write_output(REEL + "\n" + JIG, "-", fmt="mid")
 
 
+@pytest.mark.parametrize("meter_at, line", [("M:999/8\nL:1/8\nK:G\nGABc|", 2),
+                                             ("M:4/4\nL:1/8\nK:G\nGABc dedB|[M:65/4]GABc|", 5)])
+def test_a_meter_music21_would_take_minutes_over_is_refused_at_its_line(meter_at, line):
+    with pytest.raises(InputError, match=rf"^<text>:{line}: meter M:\d+/\d has \d+ beats; export handles at most 64$"):
+        abcflax.export_bytes(f"X:1\n{meter_at}\n", "mid")
+    assert abcflax.export_bytes("X:1\nM:64/4\nL:1/4\nK:G\n" + "G" * 64 + "|\n", "mid")  # the most it takes
+
+
 def test_tunebook_one_file_per_tune_and_one_abc(tmp_path):
     book = REEL + "\n" + JIG.replace("X:1", "X:8")
     paths = abcflax.write_output(book, str(tmp_path / "book.mid"))
