@@ -31,6 +31,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+from .endings import DEFAULT_CANDIDATES, draw_count, keep_best_draws
 from .errors import InputError, UsageError
 from .tunebook import FIELD_LINE, HEADER_KEEP, with_explicit_defaults
 
@@ -440,9 +441,10 @@ def _set_header(text: str, number: int, title: str) -> str:
 def compose(seeds: str | list[Seed] | list[TunePlan], n: int = 1, *, model=None, batch_size: int | None = None,
             max_chars: int = 1200, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
             seed: int = 0, bars: int | None = None, until: str = "end", constrain: bool = True, min_bars: int = 4,
-            source: str = "<seeds>", on_problem: Callable[[str], None] | None = None) -> Iterator[ComposedTune]:
+            source: str = "<seeds>", on_problem: Callable[[str], None] | None = None,
+            candidates: int = DEFAULT_CANDIDATES) -> Iterator[ComposedTune]:
     """Write ``n`` tunes per seed; yields tunes in order, a pool (``POOL_PER_ROW * batch_size`` tunes) at a time,
-    as soon as the pool finishes.
+    as soon as the pool finishes. Each tune keeps the best-ending of ``candidates`` draws, as ``complete`` does.
 
     ``seeds`` is a seeds file's text, ``parse_seeds``' seeds, or ``plan_tunes``' plans (``n`` is then theirs).
     Seeds are checked now (bad ones go to ``on_problem``, or raise InputError without it); the sampling
@@ -452,6 +454,7 @@ def compose(seeds: str | list[Seed] | list[TunePlan], n: int = 1, *, model=None,
     from .sample import check_sampling_options
 
     check_sampling_options(temperature, top_k, top_p, bars, UsageError)
+    draws = draw_count(candidates, temperature, constrain, until)
     if batch_size is not None and batch_size < 1:
         raise UsageError("batch size must be at least 1")
     loaded = resolve_model(model)
@@ -463,22 +466,23 @@ def compose(seeds: str | list[Seed] | list[TunePlan], n: int = 1, *, model=None,
     options = dict(max_chars=max_chars, temperature=temperature, top_k=top_k or 0,
                    top_p=1.0 if top_p is None else top_p, bars=bars, until=until, min_bars=min_bars,
                    constrained=constrain)
-    return _run(loaded, plans, size, seed, options, on_problem or _raise)
+    return _run(loaded, plans, size, seed, options, on_problem or _raise, draws)
 
 
 POOL_PER_ROW = 4  # tunes queued per sampler row: rows refill from the queue as their tunes end
 
 
 def _run(loaded, plans: list[TunePlan], size: int, seed: int, options: dict,
-         report: Callable[[str], None]) -> Iterator[ComposedTune]:
-    """Sample pools of ``POOL_PER_ROW * size`` tunes, ``size`` rows at a time; while the device writes one
-    pool, the previous one is checked and yielded."""
+         report: Callable[[str], None], draws: int = 1) -> Iterator[ComposedTune]:
+    """Sample pools of ``POOL_PER_ROW * size`` tunes (``draws`` each), ``size`` rows at a time; while the device
+    writes one pool, the previous one is checked and yielded."""
     from .sample import Request, dispatch
 
     def sample_pool(batch: list[TunePlan]):
-        return dispatch(loaded, [Request(p.prompt, seed, p.row, p.sealed) for p in batch], slots=size, **options)
+        requests = [Request(p.prompt, seed, p.row, p.sealed, draw) for p in batch for draw in range(draws)]
+        return dispatch(loaded, requests, slots=size, **options)
 
-    pool = POOL_PER_ROW * size
+    pool = max(1, POOL_PER_ROW * size // draws)
     pending = None
     for start in range(0, len(plans), pool):
         batch = plans[start:start + pool]
@@ -486,23 +490,24 @@ def _run(loaded, plans: list[TunePlan], size: int, seed: int, options: dict,
             queued = (batch, sample_pool(batch))
         except Exception:
             if pending:
-                yield from _finish(*pending, sample_pool, report, options)
+                yield from _finish(*pending, sample_pool, report, options, draws)
             raise
         if pending:
-            yield from _finish(*pending, sample_pool, report, options)
+            yield from _finish(*pending, sample_pool, report, options, draws)
         pending = queued
     if pending:
-        yield from _finish(*pending, sample_pool, report, options)
+        yield from _finish(*pending, sample_pool, report, options, draws)
 
 
-def _results(batch: list[TunePlan], work, sample_pool: Callable, report: Callable[[str], None]):
-    """(plans, results) of the pool; a tune the constrained decoder cannot finish is reported and left out,
-    and the others are sampled again without it (each on its own random row, so they come out the same)."""
+def _results(batch: list[TunePlan], work, sample_pool: Callable, report: Callable[[str], None], draws: int):
+    """(plans, results) of the pool, each tune's best-ending draw; a tune the constrained decoder cannot finish
+    is reported and left out, and the others are sampled again without it (each on its own random row, so they
+    come out the same)."""
     from .sample import DeadEnd
 
     while True:
         try:
-            return batch, work.results()
+            return batch, keep_best_draws(work.results(), draws)
         except DeadEnd as exc:
             for index in exc.indices:
                 plan = batch[index]
@@ -515,13 +520,13 @@ def _results(batch: list[TunePlan], work, sample_pool: Callable, report: Callabl
 
 
 def _finish(batch: list[TunePlan], work, sample_pool: Callable, report: Callable[[str], None],
-            options: dict) -> Iterator[ComposedTune]:
+            options: dict, draws: int) -> Iterator[ComposedTune]:
     from .abc_check import check_tune, close_open_slurs
     from .sample import warn_if_short
 
     limits = {key: options[key] for key in ("bars", "until", "max_chars", "constrained")}
 
-    for plan, result in zip(*_results(batch, work, sample_pool, report)):
+    for plan, result in zip(*_results(batch, work, sample_pool, report, draws)):
         warn_if_short(result, f"{plan.where or 'seed'}: tune {plan.number} ({plan.title})", **limits)
         written = plan.shown + result.text[plan.view_length:] if plan.shown else result.text
         text = close_open_slurs(_set_header(written, plan.number, plan.title))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .abc_check import close_open_slurs
+from .endings import DEFAULT_CANDIDATES, draw_count, keep_best_draws
 from .errors import InputError, UsageError
 from .loading import resolve_model
 from .sample import MAX_CHARS_LIMIT, DeadEnd, Request, check_sampling_options, generate, warn_if_short
@@ -68,46 +69,52 @@ def _require_clean(text: str, source: str, first_line: int, ends_line: bool = Tr
 
 def complete(abc_prefix: str, *, model=None, max_chars: int = DEFAULT_MAX_CHARS, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, seed: int = 0, bars: int | None = None,
-             until: str = "end", constrain: bool = True, min_bars: int = 4) -> str:
+             until: str = "end", constrain: bool = True, min_bars: int = 4,
+             candidates: int = DEFAULT_CANDIDATES) -> str:
     """The whole tune: ``abc_prefix`` and a sampled continuation of it.
 
     The LSTM is primed on the whole prefix; sampling runs inside jit. With ``constrain`` (the default)
     the continuation keeps the prefix's meter, unit length and key, fills every bar exactly, closes what
     is open and ends with a final bar line within ``max_chars``; ``bars`` adds that many bars and stops,
-    ``until="section"`` stops at the end of the current part. The same seed gives the same tune.
+    ``until="section"`` stops at the end of the current part. When the tune is to end, ``candidates``
+    continuations are drawn in one batch and the first that ends on the key's tonic is kept (else the
+    first on its tonic chord, else the first): see ``abcflax.endings``. The same seed gives the same tune.
     """
     return complete_many([abc_prefix], model=model, max_chars=max_chars, temperature=temperature, top_k=top_k,
                          top_p=top_p, seed=seed, bars=bars, until=until, constrain=constrain,
-                         min_bars=min_bars)[0]
+                         min_bars=min_bars, candidates=candidates)[0]
 
 
 def complete_many(prefixes: list[str], *, model=None, max_chars: int = DEFAULT_MAX_CHARS,
                   temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None, seed: int = 0,
                   bars: int | None = None, until: str = "end", constrain: bool = True, min_bars: int = 4,
-                  rows: list[int] | None = None) -> list[str]:
+                  rows: list[int] | None = None, candidates: int = DEFAULT_CANDIDATES) -> list[str]:
     """Continue several prefixes in one batched run; tune i uses (seed, rows[i]) as its random stream."""
     loaded = resolve_model(model)
     checked = [_check_prompt(p, f"tune {i + 1}" if len(prefixes) > 1 else "prompt", loaded.vocab)
                for i, p in enumerate(prefixes)]
     return _continue_checked(loaded, checked, max_chars=max_chars, temperature=temperature, top_k=top_k,
                              top_p=top_p, seed=seed, bars=bars, until=until, constrain=constrain,
-                             min_bars=min_bars, rows=rows)
+                             min_bars=min_bars, rows=rows, candidates=candidates)
 
 
 def _continue_checked(loaded, checked: list[tuple[str, "PromptView"]], *, max_chars: int = DEFAULT_MAX_CHARS,
                       temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                       seed: int = 0, bars: int | None = None, until: str = "end", constrain: bool = True,
-                      min_bars: int = 4, rows: list[int] | None = None) -> list[str]:
+                      min_bars: int = 4, rows: list[int] | None = None,
+                      candidates: int = DEFAULT_CANDIDATES) -> list[str]:
     """Sample continuations of checked prompts ((text, view) pairs) in one batch; the whole tunes."""
     check_sampling_options(temperature, top_k, top_p, bars, InputError)
     if not isinstance(max_chars, int) or not 1 <= max_chars <= MAX_CHARS_LIMIT:
         raise UsageError(f"max_chars must be an integer in 1..{MAX_CHARS_LIMIT} (got {max_chars!r})")
     rows = list(range(len(checked))) if rows is None else rows
-    requests = [Request(view.text + view.forced, seed, row, sealed=bool(view.forced))
-                for (_, view), row in zip(checked, rows)]
-    results = generate(loaded, requests, max_chars=max_chars, temperature=temperature, top_k=top_k or 0,
-                       top_p=1.0 if top_p is None else top_p, bars=bars, until=until, min_bars=min_bars,
-                       constrained=constrain)
+    draws = draw_count(candidates, temperature, constrain, until)
+    requests = [Request(view.text + view.forced, seed, row, sealed=bool(view.forced), draw=draw)
+                for (_, view), row in zip(checked, rows) for draw in range(draws)]
+    drawn = generate(loaded, requests, max_chars=max_chars, temperature=temperature, top_k=top_k or 0,
+                     top_p=1.0 if top_p is None else top_p, bars=bars, until=until, min_bars=min_bars,
+                     constrained=constrain)
+    results = keep_best_draws(drawn, draws)
     for index, ((text, _), result) in enumerate(zip(checked, results)):
         warn_if_short(result, _tune_label(text, index, len(checked)), bars=bars, until=until, max_chars=max_chars,
                       constrained=constrain)

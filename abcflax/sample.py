@@ -146,8 +146,10 @@ def sample_loop(step_fn, carry, logits_NxV, keys_N, cstate, limits, tables, temp
 
 
 @partial(jax.jit, static_argnames=("max_new", "eos_id", "constrained", "slots"))
-def _generate(weights, carry, logits_NxV, seeds_Nx2, rows_N, cstate, limits, tables, temperature, top_k,
-              top_p, count, *, max_new, eos_id, constrained, slots):
+def _generate(weights, carry_P, logits_PxV, source_N, seeds_Nx2, rows_N, cstate, limits, tables, temperature,
+              top_k, top_p, count, *, max_new, eos_id, constrained, slots):
+    """Sample N tunes from P primed prompts: tune i starts from primed row ``source_N[i]``."""
+    carry, logits_NxV = jax.tree_util.tree_map(lambda x: x[source_N], (carry_P, logits_PxV))
     keys_N = jax.vmap(jax.random.fold_in)(jax.random.wrap_key_data(seeds_Nx2), rows_N)
     return sample_loop(partial(lstm.step, weights), carry, logits_NxV, keys_N, cstate, limits, tables, temperature,
                        top_k, top_p, max_new=max_new, eos_id=eos_id, constrained=constrained, slots=slots,
@@ -192,6 +194,7 @@ class Request:
     seed: int = 0  # with ``row``, decides the random stream
     row: int = 0  # position in a batch job, so each tune of a batch is reproducible on its own
     sealed: bool = False  # the prompt ends in a pitch that must not change (the note a tie reaches): no octave mark
+    draw: int = 0  # which of several independent samples of the same (seed, row); 0 is the one sampled alone
 
 
 @dataclass(frozen=True)
@@ -243,11 +246,12 @@ def _device_grammar(vocab_chars: tuple[str, ...]) -> constrain.Tables:
     return constrain.device_tables(grammar_tables(vocab_chars))
 
 
-def _seed_data(seeds: list[int]) -> np.ndarray:
+def _seed_data(seeds: list[int], draws: list[int]) -> np.ndarray:
     """Key data of ``jax.random.key(seed)`` for each seed, built on the host as JAX builds it (high word 0,
     low word the seed modulo 2**32): eager ``key()`` calls would each compile a small program at startup.
-    ``_generate`` turns row i's into ``fold_in(key(seeds[i]), rows[i])``."""
-    return np.array([[0, seed % 2**32] for seed in seeds], np.uint32).reshape(-1, 2)
+    A later draw of the same seed puts its number in the high word: another key, and draw 0 is
+    ``key(seed)`` itself. ``_generate`` turns row i's into ``fold_in(key, rows[i])``."""
+    return np.array([[draw % 2**32, seed % 2**32] for seed, draw in zip(seeds, draws)], np.uint32).reshape(-1, 2)
 
 
 @dataclass
@@ -257,6 +261,7 @@ class Pending:
     prompts: list[str]  # each tune's prompt, as continued
     arrays: tuple  # (tokens_NxM, finished_N, stuck_N, bars_N), still being computed
     decode: Callable[[list[int]], str]
+    tune_of: list[int]  # the tune each request is a draw of (several draws of one tune are one tune)
 
     def results(self) -> list[Result]:
         tokens, finished, stuck, bars = (np.asarray(a) for a in self.arrays)  # waits for the device
@@ -264,8 +269,9 @@ class Pending:
         if stuck_at:
             row = tokens[stuck_at[0]]
             ids = row[row >= 0].tolist()
-            raise DeadEnd(f"constrained decoding found no valid character for tune {stuck_at[0] + 1} after "
-                          f"{self.decode(ids[:-1])[-40:]!r}: please report this prompt", stuck_at)
+            raise DeadEnd(f"constrained decoding found no valid character for tune {self.tune_of[stuck_at[0]] + 1} "
+                          f"after {self.decode(ids[:-1])[-40:]!r}: please report this prompt",
+                          sorted({self.tune_of[index] for index in stuck_at}))
         results = []
         for index, prompt in enumerate(self.prompts):
             row = tokens[index]
@@ -308,16 +314,24 @@ def dispatch(model, requests: list[Request], *, max_chars: int = 1200, temperatu
     if constrained:
         host_tables = grammar_tables(vocab.chars)
         tables = _device_grammar(vocab.chars)
+        placed = {}  # several draws of one prompt are placed once
         for index, request in enumerate(requests):
-            place = constrain.place_prompt(request.prompt, host_tables, vocab.chars, request.sealed)
-            places.append(place)
-            suffixes[index] = place.text_suffix
+            key = (request.prompt, request.sealed)
+            if key not in placed:
+                placed[key] = constrain.place_prompt(request.prompt, host_tables, vocab.chars, request.sealed)
+            places.append(placed[key])
+            suffixes[index] = placed[key].text_suffix
     prompts = [r.prompt + s for r, s in zip(requests, suffixes)]
-    rows = [np.concatenate([[vocab.bos_id], vocab.encode(p, "prompt")]).astype(np.int32) for p in prompts]
-    batch = scoring.bucket(len(rows), smallest=1)  # few shapes, few compiles; filler tunes are never written
-    filler = batch - len(rows)
-    _, carry, logits = scoring.prime(model.weights, rows + [rows[0]] * filler)
-    seed_data = _seed_data([r.seed for r in requests] + [0] * filler)
+    batch = scoring.bucket(len(prompts), smallest=1)  # few shapes, few compiles; filler tunes are never written
+    filler = batch - len(prompts)
+    # the model reads each distinct prompt once; its rows start from that one primed state
+    distinct = list(dict.fromkeys(prompts))
+    rows = [np.concatenate([[vocab.bos_id], vocab.encode(p, "prompt")]).astype(np.int32) for p in distinct]
+    primed = scoring.bucket(len(rows), smallest=1)
+    _, carry, logits = scoring.prime(model.weights, rows + [rows[0]] * (primed - len(rows)))
+    position = {prompt: index for index, prompt in enumerate(distinct)}
+    source = np.array([position[p] for p in prompts] + [0] * filler, np.int32)
+    seed_data = _seed_data([r.seed for r in requests] + [0] * filler, [r.draw for r in requests] + [0] * filler)
     row_ids = np.array([r.row for r in requests] + [0] * filler, np.int32)
     if constrained:
         places_padded = places + [places[0]] * filler
@@ -328,10 +342,10 @@ def dispatch(model, requests: list[Request], *, max_chars: int = 1200, temperatu
     else:
         cstate = limits = None
     width = batch if slots is None else scoring.bucket(min(slots, batch), smallest=1)
-    carry, logits, seed_data, row_ids, cstate, limits = shard_rows(
-        (carry, logits, seed_data, row_ids, cstate, limits), batch)
+    source, seed_data, row_ids, cstate, limits = shard_rows((source, seed_data, row_ids, cstate, limits), batch)
     arrays = _generate(
-        model.weights, carry, logits, seed_data, row_ids, cstate, limits, tables, np.float32(temperature),
-        np.int32(min(top_k or 0, vocab.size)), np.float32(top_p if top_p is not None else 1.0), np.int32(len(rows)),
-        max_new=int(max_chars), eos_id=vocab.eos_id, constrained=constrained, slots=width)
-    return Pending(prompts, arrays, vocab.decode)
+        model.weights, carry, logits, source, seed_data, row_ids, cstate, limits, tables, np.float32(temperature),
+        np.int32(min(top_k or 0, vocab.size)), np.float32(top_p if top_p is not None else 1.0),
+        np.int32(len(prompts)), max_new=int(max_chars), eos_id=vocab.eos_id, constrained=constrained, slots=width)
+    tune_of = (np.cumsum([r.draw == 0 for r in requests]) - 1).tolist()  # a draw 0 starts the next tune
+    return Pending(prompts, arrays, vocab.decode, tune_of)

@@ -102,7 +102,7 @@ def main() -> None:
     model_path = args.model or default_model()
     model = abcflax.load_model(model_path)
     plans = plan_tunes(seeds_text(args.tunes), 1, model=model, source="benchmark")
-    options = dict(max_chars=args.max_chars, seed=args.seed)
+    options = dict(max_chars=args.max_chars, seed=args.seed, candidates=1)  # sampler throughput: one draw a tune
     lines = [f"command: {command} (cwd {PROJECT})", f"model: {model_path}",
              f"tunes: {len(plans)}, max_chars {args.max_chars}, cpus {os.cpu_count()}, "
              f"devices {jax.device_count()} ({jax.devices()[0].platform})"]

@@ -69,7 +69,7 @@ def worker_sample(args) -> dict:
         model = model_from_checkpoint(Checkpoint(config, vocab, params, abcflax.TrainConfig(), None, 0, {}))
     plans = abcflax.plan_tunes(SEEDS, args.tunes, model=model, on_problem=lambda m: print(m, file=sys.stderr))
     plans = sorted(plans, key=lambda plan: plan.row % args.tunes)[:args.tunes]  # every seed, in turn
-    options = dict(model=model, batch_size=args.tunes, max_chars=args.max_chars, seed=0)
+    options = dict(model=model, batch_size=args.tunes, max_chars=args.max_chars, seed=0, candidates=1)
     list(abcflax.compose(plans, **options))  # compile
     start = time.perf_counter()
     chars = sum(t.generated for t in abcflax.compose(plans, **options))

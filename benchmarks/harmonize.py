@@ -203,7 +203,7 @@ def complete_time(melody: str, model) -> float:
     cut = barlines[1].end if len(barlines) > 2 else len(melody)
     bars = max(1, len([b for b in analysis.bars if not b.voice]) - 2)
     start = time.perf_counter()
-    abcflax.complete(melody[:cut] + "\n", model=model, bars=bars, seed=0)
+    abcflax.complete(melody[:cut] + "\n", model=model, bars=bars, seed=0, candidates=1)
     return time.perf_counter() - start
 
 

@@ -7,9 +7,11 @@ Verdicts per tune:
   (b) music21 parses it (``%abc-2.1`` prepended) and writes MusicXML;
   (c) abcflax's checker reports nothing;
   (d) all three.
-Also: the share that ends with a closing bar line, and generation speed (chars/s, after a warm-up).
+Also: the share that ends with a closing bar line, the share whose last note is the key's tonic (or a note of its
+tonic chord, ``abcflax.endings``), and the speed (characters of the kept continuations per second, after a
+warm-up; with ``--candidates`` N each constrained tune is the best-ending of N draws, raw sampling draws once).
 
-    python benchmarks/validity.py --limit 120 [--model DIR] [--append]
+    python benchmarks/validity.py --limit 120 [--candidates 8] [--model DIR] [--append]
 """
 
 from __future__ import annotations
@@ -73,7 +75,9 @@ def music21_ok(text: str, folder: Path) -> bool:
 
 
 def judge(texts: list[str]) -> dict:
-    counts = dict(abc2midi=0, music21=0, checker=0, all=0, ends=0)
+    from abcflax.endings import TONIC, TONIC_CHORD, ending_rank
+
+    counts = dict(abc2midi=0, music21=0, checker=0, all=0, ends=0, tonic=0, tonic_chord=0)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for text in texts:
@@ -83,16 +87,20 @@ def judge(texts: list[str]) -> dict:
             counts["checker"] += c
             counts["all"] += a and b and c
             counts["ends"] += text.rstrip().endswith(("|]", "||", ":|"))
+            rank = ending_rank(text)
+            counts["tonic"] += rank == TONIC
+            counts["tonic_chord"] += rank in (TONIC, TONIC_CHORD)
     return {k: v / max(1, len(texts)) for k, v in counts.items()}
 
 
-def generate(prompts, model, constrain: bool, max_chars: int, batch: int) -> tuple[list[str], float]:
-    abcflax.complete_many(prompts[:batch], model=model, seed=99, max_chars=max_chars, constrain=constrain)  # warm-up
+def generate(prompts, model, constrain: bool, max_chars: int, batch: int,
+             candidates: int) -> tuple[list[str], float]:
+    options = dict(model=model, max_chars=max_chars, constrain=constrain, candidates=candidates)
+    abcflax.complete_many(prompts[:batch], seed=99, **options)  # warm-up
     outputs, start = [], time.perf_counter()
     for first in range(0, len(prompts), batch):
         chunk = prompts[first:first + batch]
-        outputs += abcflax.complete_many(chunk, model=model, seed=0, max_chars=max_chars, constrain=constrain,
-                                         rows=list(range(first, first + len(chunk))))
+        outputs += abcflax.complete_many(chunk, seed=0, rows=list(range(first, first + len(chunk))), **options)
     seconds = time.perf_counter() - start
     added = sum(len(o) - len(p) for o, p in zip(outputs, prompts))
     return outputs, added / seconds
@@ -104,6 +112,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=120)
     parser.add_argument("--max-chars", type=int, default=1200)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--candidates", type=int, default=8, help="draws per constrained tune (abcflax's default)")
     parser.add_argument("--append", action="store_true", help="append the figures to benchmarks/RESULTS.md")
     args = parser.parse_args()
     if not NOTTINGHAM.is_dir() or shutil.which("abc2midi") is None:
@@ -113,15 +122,17 @@ def main() -> None:
     prompts = [p for p in (prompt_of(t) for t in held_out) if p][: args.limit]
     model = abcflax.load_model(args.model)
     load = os.getloadavg()
-    lines = [f"command: python benchmarks/validity.py --limit {args.limit} --max-chars {args.max_chars}"
+    lines = [f"command: python benchmarks/validity.py --limit {args.limit} --max-chars {args.max_chars} "
+             f"--candidates {args.candidates}"
              + (f" --model {args.model}" if args.model else ""),
              f"model: {model.path}", f"prompts: {len(prompts)} held-out Nottingham tunes, header + 2 bars"]
     for constrain in (True, False):
-        outputs, speed = generate(prompts, model, constrain, args.max_chars, args.batch)
+        outputs, speed = generate(prompts, model, constrain, args.max_chars, args.batch, args.candidates)
         shares = judge(outputs)
         lines.append(f"{'constrained' if constrain else '--no-constrain'}: abc2midi {shares['abc2midi']:.1%}, "
                      f"music21 {shares['music21']:.1%}, checker {shares['checker']:.1%}, all three {shares['all']:.1%}, "
-                     f"ends with a closing bar line {shares['ends']:.1%}; {speed:,.0f} generated chars/s "
+                     f"ends with a closing bar line {shares['ends']:.1%}, last note on the tonic {shares['tonic']:.1%} "
+                     f"(on its tonic chord {shares['tonic_chord']:.1%}); {speed:,.0f} kept chars/s "
                      f"(batches of {args.batch})")
         if constrain:
             sample = outputs[0]

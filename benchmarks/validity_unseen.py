@@ -18,7 +18,7 @@ prompt's index), as many from each corpus. Verdicts, none of them abcflax's own 
              (K:none and highland pipes aside); and the characters a continuation writes;
   odd values (music) notes written with 3/4, 1/4, 5 or 7 units that the prompt never writes, per note.
 
-    python benchmarks/validity_unseen.py --limit 60 [--model DIR] [--append]
+    python benchmarks/validity_unseen.py --limit 60 [--candidates 8] [--model DIR] [--append]
 """
 
 from __future__ import annotations
@@ -170,6 +170,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0, help="chooses the tunes and the cuts")
     parser.add_argument("--append", action="store_true", help="append the figures to benchmarks/RESULTS.md")
+    parser.add_argument("--candidates", type=int, default=8, help="draws per tune (abcflax's default)")
     parser.add_argument("--dump", type=Path, help="write each failing prompt (and output) to this folder")
     args = parser.parse_args()
     if shutil.which("abc2midi") is None:
@@ -189,7 +190,7 @@ def main() -> None:
             prompt = cut(text, rng)
             sources[corpus] += 1
             try:
-                output = abcflax.complete(prompt, model=model, seed=index)
+                output = abcflax.complete(prompt, model=model, seed=index, candidates=args.candidates)
             except abcflax.InputError as exc:
                 refusals[re.sub(r"'[^']*'", "'...'", str(exc))[:90]] += 1
                 verdicts.append(dict(refused=True))
@@ -216,7 +217,8 @@ def report(args, model, verdicts, refusals, sources, load) -> list[str]:
     share = lambda key: sum(v.get(key) is True for v in answered) / count  # noqa: E731 - refusals count as no
     endings = [v["ending"] for v in answered if v["ending"] is not None]
     odd, notes = sum(v["odd"] for v in answered), sum(v["notes"] for v in answered)
-    lines = [f"command: python benchmarks/validity_unseen.py --limit {args.limit} --seed {args.seed}"
+    lines = [f"command: python benchmarks/validity_unseen.py --limit {args.limit} --seed {args.seed} "
+             f"--candidates {args.candidates}"
              + (f" --model {args.model}" if args.model else ""),
              f"model: {model.path}",
              "prompts: " + ", ".join(f"{n} {c}" for c, n in sources.items()) + ", each cut at a random character",

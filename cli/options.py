@@ -25,7 +25,7 @@ def model_option(func):
 
 
 def sampling_options(func):
-    """--temperature --top-k --top-p --seed --max-chars --bars --until --no-constrain."""
+    """--temperature --top-k --top-p --seed --max-chars --bars --until --candidates --no-constrain."""
     decorators = [
         click.option("--temperature", type=FiniteFloatRange(min=0), default=1.0, show_default=True,
                      help="Sampling temperature (0 = always the likeliest character)."),
@@ -39,6 +39,9 @@ def sampling_options(func):
         click.option("--bars", type=click.IntRange(min=1), help="Add this many bars, then end the tune."),
         click.option("--until", type=click.Choice(["end", "section"]), default="end", show_default=True,
                      help="Finish the whole tune, or only the current part."),
+        click.option("--candidates", type=click.IntRange(1, 64), default=8, show_default=True,
+                     help="Draw this many endings in one batch and keep the first that ends on the key's tonic "
+                          "(else on its tonic chord); 1 = the first draw, fastest."),
         click.option("--no-constrain", is_flag=True, help="Raw sampling without the validity constraints."),
     ]
     for decorator in reversed(decorators):
@@ -58,4 +61,4 @@ def output_options(func):
 def sampling_kwargs(options: dict) -> dict:
     return dict(temperature=options["temperature"], top_k=options["top_k"] or None, top_p=options["top_p"],
                 seed=options["seed"], max_chars=options["max_chars"], bars=options["bars"],
-                until=options["until"], constrain=not options["no_constrain"])
+                until=options["until"], constrain=not options["no_constrain"], candidates=options["candidates"])

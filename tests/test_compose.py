@@ -160,7 +160,7 @@ def test_a_tune_the_decoder_cannot_finish_is_reported_and_the_others_come_out_th
     real_results = sample.Pending.results
 
     def stuck_on_the_jig(pending):  # a dead end, as the sampler reports one, for every jig in the pool
-        stuck = [i for i, prompt in enumerate(pending.prompts) if "R:jig" in prompt]
+        stuck = sorted({pending.tune_of[i] for i, prompt in enumerate(pending.prompts) if "R:jig" in prompt})
         if stuck:
             raise sample.DeadEnd("constrained decoding found no valid character", stuck)
         return real_results(pending)
@@ -238,7 +238,7 @@ def test_cli_a_tune_the_decoder_cannot_finish_is_one_line_and_the_others_keep_th
     real_results = sample.Pending.results
 
     def stuck_on_the_jig(pending):
-        stuck = [i for i, prompt in enumerate(pending.prompts) if "R:jig" in prompt]
+        stuck = sorted({pending.tune_of[i] for i, prompt in enumerate(pending.prompts) if "R:jig" in prompt})
         if stuck:
             raise sample.DeadEnd("constrained decoding found no valid character", stuck)
         return real_results(pending)

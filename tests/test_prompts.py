@@ -473,7 +473,7 @@ def test_a_tune_the_decoder_cannot_finish_costs_no_other_tune_of_the_book(tiny_m
     real_results = sample.Pending.results
 
     def stuck_on_x2(pending):  # a dead end, as the sampler reports one, for the tune X:2
-        stuck_at = [i for i, prompt in enumerate(pending.prompts) if "X:2" in prompt]
+        stuck_at = sorted({pending.tune_of[i] for i, prompt in enumerate(pending.prompts) if "X:2" in prompt})
         if stuck_at:
             raise sample.DeadEnd("constrained decoding found no valid character", stuck_at)
         return real_results(pending)

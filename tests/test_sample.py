@@ -253,7 +253,7 @@ def test_compose_with_fewer_rows_than_tunes_matches_complete(tiny_model):
     prompts = ['X:1\nT:Jig\nM:6/8\nL:1/8\nK:G\nGAG GAB|', 'X:1\nT:Waltz\nM:3/4\nL:1/4\nK:D\nde|f2 e|d2 B|'] * 3
     requests = [sample.Request(p, 5, i) for i, p in enumerate(prompts)]
     pooled = sample.generate(tiny_model, requests, max_chars=250, slots=2)
-    single = [abcflax.complete_many([p], model=tiny_model, seed=5, max_chars=250, rows=[i])[0]
+    single = [abcflax.complete_many([p], model=tiny_model, seed=5, max_chars=250, rows=[i], candidates=1)[0]
               for i, p in enumerate(prompts)]
     assert [r.text for r in pooled] == single
 
@@ -274,7 +274,13 @@ def test_inverse_cdf_draws_follow_the_distribution():
 def test_host_built_seed_data_is_jax_random_key(seed):
     # the sampler builds key data on the host (no eager JAX program at startup); it must be key(seed)'s
     expected = np.asarray(jax.random.key_data(jax.random.key(seed)))
-    np.testing.assert_array_equal(sample._seed_data([seed])[0], expected)
+    np.testing.assert_array_equal(sample._seed_data([seed], [0])[0], expected)
+
+
+def test_later_draws_of_a_seed_have_keys_of_their_own():
+    data = sample._seed_data([7, 7, 7, 8], [0, 1, 2, 1])
+    assert len({tuple(row) for row in data.tolist()}) == 4
+    np.testing.assert_array_equal(data[0], np.asarray(jax.random.key_data(jax.random.key(7))))
 
 
 def test_complete_warns_when_max_chars_cuts_the_bars_asked_for(tiny_model):
