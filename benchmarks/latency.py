@@ -1,9 +1,11 @@
 """End-to-end latency of `abcflax continue` as a ratio to the unavoidable `import jax, flax, optax`.
 
 Runs A B A B ... in the same session: the import alone, `abcflax continue` with a warm persistent
-compilation cache, and with a cold (empty) one; plus `abcflax --help` (which must not import JAX).
+compilation cache, and with a cold (empty) one; plus `abcflax --help` (which must not import JAX). With
+`--candidates 1,4`, also `abcflax continue --candidates N` (warm) for each N, in the same rounds: what the
+default's 8 draws per tune cost against fewer.
 
-    python benchmarks/latency.py [--repeats 3] [--append]
+    python benchmarks/latency.py [--repeats 3] [--candidates 1,4] [--append]
 """
 
 from __future__ import annotations
@@ -30,22 +32,32 @@ def timed(args: list[str], env: dict | None = None) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--candidates", default="", help="comma-separated --candidates values to time as well")
     parser.add_argument("--append", action="store_true")
     args = parser.parse_args()
     load = os.getloadavg()
     imports, warm, cold, helps = [], [], [], []
     continue_cmd = ["abcflax", "continue", str(TUNE), "--seed", "0", "--quiet"]
+    counts = [int(n) for n in args.candidates.split(",") if n.strip()]
+    by_count: dict[int, list[float]] = {n: [] for n in counts}
     timed(continue_cmd)  # fill the warm cache
+    for n in counts:
+        timed(continue_cmd + ["--candidates", str(n)])
     for _ in range(args.repeats):
         imports.append(timed([sys.executable, "-c", "import jax, flax, optax"]))
         warm.append(timed(continue_cmd))
+        for n in counts:
+            by_count[n].append(timed(continue_cmd + ["--candidates", str(n)]))
         with tempfile.TemporaryDirectory() as empty:
             cold.append(timed(continue_cmd, {"ABCFLAX_CACHE_DIR": empty}))
         helps.append(timed(["abcflax", "--help"]))
     base = statistics.median(imports)
-    lines = [f"command: python benchmarks/latency.py --repeats {args.repeats}",
+    lines = [f"command: python benchmarks/latency.py --repeats {args.repeats}"
+             + (f" --candidates {args.candidates}" if counts else ""),
              f"import jax, flax, optax: {base:.2f} s (median of {args.repeats})",
              f"abcflax continue (warm cache): {statistics.median(warm):.2f} s = {statistics.median(warm) / base:.2f}x",
+             *(f"abcflax continue --candidates {n} (warm cache): {statistics.median(times):.2f} s = "
+               f"{statistics.median(times) / base:.2f}x" for n, times in by_count.items()),
              f"abcflax continue (cold cache): {statistics.median(cold):.2f} s = {statistics.median(cold) / base:.2f}x",
              f"abcflax --help: {statistics.median(helps):.2f} s",
              f"load average: {load} (before) {os.getloadavg()} (after)"]

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -325,6 +326,41 @@ def test_checkpoints_load_without_pickle(tiny_model_dir, monkeypatch):
     monkeypatch.setattr(pickle, "loads", refuse)
     monkeypatch.setattr(pickle, "load", refuse)
     assert checkpoint.load(tiny_model_dir).vocab.size > 2
+
+
+def test_the_checkpoint_reader_reads_what_flax_writes(monkeypatch):
+    """abcflax reads checkpoints without importing flax (its import costs ~0.2 s of every `continue`); what
+    flax.serialization writes, including bfloat16, scalars, complex numbers and chunked arrays, reads the same."""
+    import ml_dtypes
+    from flax import serialization
+
+    monkeypatch.setattr(serialization, "MAX_CHUNK_SIZE", 64)  # so that a small array is written in chunks
+    tree = {"w": np.arange(60, dtype=np.float32).reshape(3, 4, 5), "b": np.ones(3, ml_dtypes.bfloat16),
+            "i": np.array([1, -2], np.int64), "s": np.float32(2.5), "c": 1 + 2j, "n": None, "t": "x",
+            "l": [1, 2.5, {"deep": np.zeros((0, 2), np.float64)}]}
+    body = serialization.msgpack_serialize(tree)
+    assert b"__msgpack_chunked_array__" in body
+    ours, theirs = checkpoint.msgpack_restore(body), serialization.msgpack_restore(body)
+    assert jax.tree_util.tree_structure(ours) == jax.tree_util.tree_structure(theirs)
+    for mine, flax_leaf in zip(jax.tree_util.tree_leaves(ours), jax.tree_util.tree_leaves(theirs)):
+        assert type(mine) is type(flax_leaf)
+        if isinstance(mine, np.ndarray):
+            assert mine.dtype == flax_leaf.dtype and mine.shape == flax_leaf.shape
+            np.testing.assert_array_equal(mine, flax_leaf)
+        else:
+            assert mine == flax_leaf
+
+
+def test_continue_never_imports_flax(tiny_model_dir, tmp_path):
+    tune = tmp_path / "t.abc"
+    tune.write_text("X:1\nT:t\nM:6/8\nL:1/8\nK:G\nGAG GAB|\n")
+    code = ("import sys; from abcflax_cli.main import main; sys.argv = ['abcflax', 'continue', sys.argv[1], "
+            "'--model', sys.argv[2], '--max-chars', '300', '--quiet', '-o', sys.argv[3]]\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print(sorted(m for m in sys.modules if m == 'flax' or m.startswith('flax.')))")
+    out = subprocess.run([sys.executable, "-c", code, str(tune), str(tiny_model_dir), str(tmp_path / "o.abc")],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
 
 
 def test_plugins_come_only_from_entry_points_and_can_be_switched_off(monkeypatch):
