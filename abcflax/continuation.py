@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .abc_check import close_open_slurs
+from .composer import auto_batch_size
 from .endings import DEFAULT_CANDIDATES, draw_count, keep_best_draws
 from .errors import InputError, UsageError
 from .loading import resolve_model
@@ -111,9 +112,12 @@ def _continue_checked(loaded, checked: list[tuple[str, "PromptView"]], *, max_ch
     draws = draw_count(candidates, temperature, constrain, until)
     requests = [Request(view.text + view.forced, seed, row, sealed=bool(view.forced), draw=draw)
                 for (_, view), row in zip(checked, rows) for draw in range(draws)]
+    # many rows (a tunebook, times its draws) run a CPU-sized batch at a time, refilled as tunes end: the
+    # same tunes, without a huge batch that is mostly filler and waits for its longest tune
+    slots = auto_batch_size(len(requests), loaded, max_chars)
     drawn = generate(loaded, requests, max_chars=max_chars, temperature=temperature, top_k=top_k or 0,
                      top_p=1.0 if top_p is None else top_p, bars=bars, until=until, min_bars=min_bars,
-                     constrained=constrain)
+                     constrained=constrain, slots=slots)
     results = keep_best_draws(drawn, draws)
     for index, ((text, _), result) in enumerate(zip(checked, results)):
         warn_if_short(result, _tune_label(text, index, len(checked)), bars=bars, until=until, max_chars=max_chars,

@@ -153,3 +153,22 @@ def test_cli_candidates_option(tiny_model_dir, tmp_path):
                                           candidates=1)
     bad = runner.invoke(main, ["continue", str(path), "--model", str(tiny_model_dir), "--candidates", "0"])
     assert bad.exit_code == 2 and "--candidates" in bad.output
+
+
+def test_a_tunebook_bigger_than_a_batch_runs_in_slots_with_the_same_tunes(tiny_model, monkeypatch):
+    from abcflax import continuation
+
+    book = "\n".join(PROMPT.replace("X:1", f"X:{i}").replace("K:G", f"K:{key}") + "\n"
+                     for i, key in enumerate("GDAEC", start=1))
+    whole, _ = abcflax.complete_tunebook(book, model=tiny_model, seed=2, max_chars=300, candidates=3)
+    widths = []
+    real_generate = continuation.generate
+
+    def narrow(model, requests, **options):
+        widths.append(options["slots"])
+        return real_generate(model, requests, **options)
+
+    monkeypatch.setattr(continuation, "auto_batch_size", lambda tunes, model, max_chars: 4)
+    monkeypatch.setattr(continuation, "generate", narrow)
+    assert abcflax.complete_tunebook(book, model=tiny_model, seed=2, max_chars=300, candidates=3)[0] == whole
+    assert widths == [4]
