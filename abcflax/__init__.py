@@ -28,6 +28,8 @@ _EXPORTS = {
     "Model": "loading", "load_model": "loading", "default_model_path": "loading",
     # continuation
     "complete": "continuation", "complete_many": "continuation", "complete_tunebook": "continuation",
+    # how a continuation ends: the tonic, its chord; how many draws a tune's ending is chosen from
+    "ending_rank": "endings", "DEFAULT_CANDIDATES": "endings", "MAX_CANDIDATES": "endings",
     # batch composition from a file of seeds
     "compose": "composer", "parse_seeds": "composer", "plan_tunes": "composer", "Seed": "composer",
     "TunePlan": "composer", "ComposedTune": "composer",

@@ -6,6 +6,8 @@ import math
 
 import click
 
+import abcflax
+
 MODEL_HELP = "Model folder or checkpoint file (default: $ABCFLAX_MODEL, else the bundled model)."
 
 
@@ -39,9 +41,10 @@ def sampling_options(func):
         click.option("--bars", type=click.IntRange(min=1), help="Add this many bars, then end the tune."),
         click.option("--until", type=click.Choice(["end", "section"]), default="end", show_default=True,
                      help="Finish the whole tune, or only the current part."),
-        click.option("--candidates", type=click.IntRange(1, 64), default=8, show_default=True,
-                     help="Draw this many endings in one batch and keep the first that ends on the key's tonic "
-                          "(else on its tonic chord); 1 = the first draw, fastest."),
+        click.option("--candidates", type=click.IntRange(1, abcflax.MAX_CANDIDATES), default=abcflax.DEFAULT_CANDIDATES,
+                     show_default=True,
+                     help="Draw this many continuations in one batch; keep the first that ends on the key's tonic "
+                          "(else on its tonic chord). 1 = the first draw alone, fastest."),
         click.option("--no-constrain", is_flag=True, help="Raw sampling without the validity constraints."),
     ]
     for decorator in reversed(decorators):
