@@ -86,6 +86,7 @@ def _one_tune(abc: str) -> Tune:
     return tunes[0]
 
 
+ANNOTATION_PLACES = "^_<>@"  # ABC 2.1 annotation placements
 _FIELD_WITH_MUSIC = re.compile(r"^([ML]):[ \t]*(\d+/\d+|C\|?)[ \t]+([^%\s].*)$")
 _FIELD_IN_MUSIC = re.compile(r"(?<=[ \t|])([ML]):(\d+/\d+|C\|?)(?=[ \t])")  # a second one later on the line
 
@@ -118,15 +119,26 @@ def inline_fields_with_music(text: str) -> str:
 
 
 
+def _annotation_for_music21(match: re.Match) -> str:
+    inside = match.group(1)
+    if not inside.strip() or (inside[:1] in ANNOTATION_PLACES and not inside[1:].strip()):
+        return ""  # a quoted nothing, or a placement with no text: nothing to show
+    if inside.startswith(">"):  # music21 drops the note after an annotation placed right of it: place it above
+        return f'"^{inside[1:]}"'
+    return match.group(0)
+
+
 def drop_empty_annotations(text: str) -> str:
-    """Remove ``" "`` (a quoted nothing, seen before chord symbols in Nottingham tunes) from music lines:
-    music21 keeps one chord symbol per note, so the empty one would push out the real chord after it."""
+    """Music lines as music21 reads them right: without ``" "`` (a quoted nothing, seen before chord symbols
+    in Nottingham tunes: music21 keeps one chord symbol per note, so the empty one would push out the real
+    chord after it) or an annotation with no text (``">"``), and with ``">text"`` placed above (``"^text"``):
+    music21 drops the note after an annotation that starts with ``>``."""
 
     def repair(line: str) -> str:
         if line.startswith("%") or re.match(r"[A-Za-z]:", line):
             return line
         music, percent, comment = line.partition("%")
-        return QUOTED.sub(lambda m: m.group(0) if m.group(1).strip() else "", music) + percent + comment
+        return QUOTED.sub(_annotation_for_music21, music) + percent + comment
 
     return _map_body_lines(text, repair)
 

@@ -335,3 +335,17 @@ def test_cli_export_repair(run, tmp_path):
     assert repaired.exit_code == 0, repaired.output
     assert repaired.stderr.count("abcflax: warning:") == 3 and f"{source}:6:9: removed '='" in repaired.stderr
     assert out.read_bytes().count(b"<note>") >= 14  # every note of the repaired tune (an overlong bar splits one)
+
+
+@pytest.mark.parametrize("annotation", ['">"', '">right of it"', '"^"', '"<left"', '"_below"', '"@"', '" "'])
+def test_every_note_after_an_annotation_is_played(annotation):
+    # music21 drops the note after an annotation placed right of it ('">..."'); export places it above instead
+    tune = f"X:1\nT:t\nM:3/4\nL:1/8\nK:G\n(EG).G {annotation}G2 D|G6|]\n"
+    assert [m.note for m in note_ons(midi(tune).tracks[1])] == [64, 67, 67, 67, 62, 67]
+
+
+def test_annotation_rewrites_leave_chord_symbols_and_text_fields_alone():
+    from abcflax.export import drop_empty_annotations
+
+    tune = 'X:1\nT:">" in a title\nK:G\n"G"G2 ">x"A2 ">"B2 " "c2|\nW:">"\n'
+    assert drop_empty_annotations(tune) == 'X:1\nT:">" in a title\nK:G\n"G"G2 "^x"A2 B2 c2|\nW:">"\n'
