@@ -207,6 +207,28 @@ def _tuplet_as_rests(match: re.Match, compound: bool) -> str:
     return "".join(rests) + " " + tail.lstrip(" ")
 
 
+# a note, chord or rest (with its chord symbol and one-character decoration) and the length written after it
+_VALUED_NOTE = re.compile(r"""("[^"\n]*")?[~.]?(?:[_^=]*[A-Ga-gz][,']*|\[[^\]\n]*\])(\d*/*\d*)(?=[^\d/<>]|$)""")
+
+
+def _long_value_as_rests(match: re.Match) -> str:
+    """A note whose length the grammar cannot write (``c12``, ``B16``, ``A5/2`` in L:1/16 tunes) as rests of
+    the same length, after its chord symbol: the automaton needs where the bar stands after it. At the
+    prompt's end, a blank after them finishes it: the continuation may not lengthen a length it cannot write.
+    Left as written (for the automaton to refuse) when that length is not a whole number of the grammar's
+    values."""
+    symbol, length = match.group(1) or "", match.group(2)
+    ticks = _written_ticks(length)
+    if length in grammar.LENGTHS or ticks is None or ticks.denominator != 1 or ticks % 12:
+        return match.group(0)
+    rests, left = [], int(ticks)
+    for value, text in _REST_VALUES:
+        while left >= value:
+            rests.append("z" + text)
+            left -= value
+    return symbol + "".join(rests) + (" " if match.end() == len(match.string) else "")
+
+
 def _clean_body(body: str, compound: bool = False) -> str:
     """The prompt's body reduced to the generation grammar's vocabulary (only used to place the state).
     ``compound``: the meter is compound (6/8, 9/8...), for tuplets such as ``(5`` whose ratio depends on it."""
@@ -236,7 +258,8 @@ def _clean_body(body: str, compound: bool = False) -> str:
     text = re.sub(r"\n[ \t\n]*", "\n", text)
     text = re.sub(r"[ \t]+", " ", text)
     text = re.sub(f"[ \\t]*({_UNIT_CHANGE.pattern})[ \\t]*", r"\1", text)  # a blank either side would be two
-    return re.sub("  +", " ", _TUPLET_GROUP.sub(lambda m: _tuplet_as_rests(m, compound), text))
+    text = _TUPLET_GROUP.sub(lambda m: _tuplet_as_rests(m, compound), text)
+    return re.sub("  +", " ", _VALUED_NOTE.sub(_long_value_as_rests, text))
 
 
 def _repeat_state(tokens: list[str]) -> tuple[bool, int, bool]:
@@ -332,8 +355,11 @@ def _line_end_as_bar_line(tables: grammar.Tables, chars: tuple[str, ...], tail: 
     it is exactly full: Essen's tunebooks (7,669 tunes in music21's corpus) leave out the bar line at a line
     end, so a prompt cut on a later line read as one bar running over."""
     lines = tail.split(LINE_MARK)
-    if len(lines) == 1 or bar_len == FREE_BAR:
+    if len(lines) == 1:
         return tail, start, unit_before
+    if bar_len == FREE_BAR:  # free meter (M:none) has no bar to fill: a line break starts the next one
+        changes = _UNIT_CHANGE.findall("".join(lines[:-1]))
+        return lines[-1].lstrip(" "), _bar_start_after(start), _unit(changes[-1]) if changes else unit_before
     bar = lines[0]
     for index, line in enumerate(lines[1:], 1):
         if index == len(lines) - 1 and not line.strip():
@@ -347,12 +373,16 @@ def _line_end_as_bar_line(tables: grammar.Tables, chars: tuple[str, ...], tail: 
         if ticks == bar_len:
             changes = _UNIT_CHANGE.findall(bar)
             unit_before = _unit(changes[-1]) if changes else unit_before
-            start = grammar.Syn(bar_start=True, repeat_open=start.repeat_open, ending=start.ending,
-                                closed_once=start.closed_once)
+            start = _bar_start_after(start)
             bar = line.lstrip(" ")
         else:
             bar += line
     return bar, start, unit_before
+
+
+def _bar_start_after(syn: grammar.Syn) -> grammar.Syn:
+    """The state at the start of a bar that follows ``syn``'s bar without a bar line (at a line break)."""
+    return grammar.Syn(bar_start=True, repeat_open=syn.repeat_open, ending=syn.ending, closed_once=syn.closed_once)
 
 
 def _bar_line_may_follow(tables: grammar.Tables, chars: tuple[str, ...], syn: int, room: int) -> bool:
@@ -410,7 +440,7 @@ def _consume(tables: grammar.Tables, chars: tuple[str, ...], syn: int, text: str
         v = index.get(ch)
         nxt = tables.next_state[syn, v] if v is not None else -1
         if nxt < 0:
-            near = text[max(0, pos - 12): pos + 1].replace("\n", " ")
+            near = text[max(0, pos - 12): pos + 1].replace("\n", " ").replace(LINE_MARK, " ")
             raise InputError(f"cannot continue from the prompt's last bar: unsupported ABC at {near!r} "
                              f"(finish the bar, or use --no-constrain)")
         ticks += int(tables.commit[syn, v]) * scale  # the note this character finishes, in its own unit

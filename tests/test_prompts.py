@@ -115,6 +115,9 @@ def test_a_slur_mark_at_the_end_finishes_the_note_before_it():
     ("M:4/4\nL:1/8", "d2 zD F<A``B", 6),  # beaming backquotes
     ("M:4/4\nL:1/8", "(f/g/a)>f e", 3),
     ("M:4/4\nL:1/8", "B2 .e>d .c<.d e", 6),  # staccato on one note of a written pair
+    ("M:4/4\nL:1/16", "G4 c12|A2\"D\"c12 B", 2 + 12),  # lengths the grammar does not write: 12 units
+    ("M:4/4\nL:1/16", "G4 c12|~B9 z5/2 A", 9 + 2.5),  # 9 and 5/2 (with a decoration)
+    ("M:none\nL:1/16", "G8G4A4B8z4c12\nA4B16\nG4c12 B", 4 + 12),  # free meter: only the last line counts
 ])
 def test_a_last_bar_beyond_the_grammar_still_places_the_decoder(meter_unit, body, units):
     from abcflax import constrain, grammar, sample
@@ -122,6 +125,23 @@ def test_a_last_bar_beyond_the_grammar_still_places_the_decoder(meter_unit, body
     tables = sample.grammar_tables(CHARS)
     place = constrain.place_prompt(f"X:1\n{meter_unit}\nK:G\n{body}", tables, CHARS)
     assert place.ticks == units * grammar.TICKS_PER_UNIT
+
+
+def test_a_last_note_of_a_length_the_grammar_does_not_write_takes_no_more_length():
+    from abcflax import constrain, grammar, sample
+
+    tables = sample.grammar_tables(CHARS)
+    place = constrain.place_prompt("X:1\nM:4/4\nL:1/16\nK:G\nG4 c12", tables, CHARS)
+    assert place.ticks == 16 * grammar.TICKS_PER_UNIT
+    assert [tables.next_state[place.syn, CHARS.index(ch)] >= 0 for ch in "2/|"] == [False, False, True]
+    held = constrain.place_prompt("X:1\nM:4/4\nL:1/16\nK:G\nc12", tables, CHARS)
+    assert held.ticks == 12 * grammar.TICKS_PER_UNIT
+
+
+def test_free_meter_continues_from_its_last_line(tiny_model):
+    prompt = "X:1\nT:t\nM:none\nL:1/16\nK:G\nG8G4A4B8z4\nA4B4A4c12B4A2G2\nG4B12\n"
+    out = abcflax.complete(prompt, model=tiny_model, max_chars=300, seed=1)
+    assert out.startswith(prompt) and len(out) > len(prompt)
 
 
 def test_the_last_note_of_a_rewritten_tuplet_takes_no_more_length():
