@@ -1023,15 +1023,17 @@ def blocking_problem(text: str, *, partial: bool = False) -> CheckProblem | None
             continue
         if partial and problem.message.endswith(UNFINISHED_AT_END):
             continue  # a prompt may stop inside a triplet or after a '>': the continuation finishes it
-        if partial and "is not followed by a note" in problem.message and _ends_in_accidental(text, problem):
+        if partial and "is not followed by a note" in problem.message and _at_end(text, problem, r"[\^_=]+"):
             continue  # a prompt may stop after the accidental of its last note: the continuation writes the note
+        if partial and problem.message.startswith("stray ':'") and _at_end(text, problem, ":"):
+            continue  # or after the ':' of a ':|' or '::': the continuation writes the rest of the bar line
         return problem
     return None
 
 
-def _ends_in_accidental(text: str, problem: CheckProblem) -> bool:
-    """Whether ``problem`` is at the run of accidentals that ends ``text``."""
-    run = re.search(r"[\^_=]+\Z", text)
+def _at_end(text: str, problem: CheckProblem, pattern: str) -> bool:
+    """Whether ``problem`` is at the run of ``pattern`` that ends ``text``."""
+    run = re.search(pattern + r"\Z", text)
     return run is not None and (problem.line, problem.column) == (
         text.count("\n", 0, run.start()) + 1, run.start() - text.rfind("\n", 0, run.start()))
 

@@ -227,6 +227,17 @@ def test_an_accidental_may_end_a_prompt_but_not_stand_alone_inside_it():
         assert blocking_problem(HEADER + body, partial=True) is not None
 
 
+def test_a_prompt_may_stop_inside_a_repeat_bar_line(tiny_model):
+    for body in ["GABc d4 :", "|:GABc d4:", "GABc d4 |\nGABc d4:"]:
+        assert blocking_problem(HEADER + body, partial=True) is None
+        assert blocking_problem(HEADER + body) is not None
+        out = abcflax.complete(HEADER + body, model=tiny_model, max_chars=300, seed=3)
+        assert out[len(HEADER + body):][:1] in ("|", ":"), out  # the bar line goes on
+        assert blocking_problem(out) is None
+    for body in ["GABc : d4|", "GABc d4:\n"]:  # a stray ':' inside the prompt, or a finished line ending in one
+        assert blocking_problem(HEADER + body, partial=True) is not None
+
+
 @pytest.mark.parametrize("meter, unit", [("4/4", "1/8"), ("3/4", "1/8"), ("2/4", "1/16"), ("C", "1/8"),
                                          ("C|", "1/8"), ("none", "1/8"), (None, "1/8"), ("6/8", "1/8"),
                                          ("5/8", "1/16"), ("2+3/8", "1/16")])
