@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIELD_IN_MUSIC = re.compile(r"(?:^|\n)[A-Za-z]:|\[[A-Za-z]:")
 NOTE_LENGTH = re.compile(r"(?:[A-Ga-gz][,']*|(?<!\|)\])(\d*/*\d*)")
 ODD_LENGTHS = {"3/4", "/4", "//", "5", "7"}
+BAR_LINE = re.compile(r"::|:?\|[\]|]?:?")
 ABC2MIDI_ERROR = re.compile(r"^Error in line-char (\d+)-(\d+) : (.*)$", re.M)
 
 
@@ -95,8 +96,13 @@ def measures(score) -> list:
 
 def bars_ok(prompt: str, score) -> bool:
     """Measures from the one the prompt ends in onwards are full (the prompt's earlier bars are its own)."""
-    closed = parse(prompt[: max(prompt.rfind("|") + 1, prompt.find("\nK:") + 1)] + "\n")
+    closed_text = prompt[: max(prompt.rfind("|") + 1, prompt.find("\nK:") + 1)] + "\n"
+    closed = parse(closed_text)
     first = len(measures(closed)) if closed is not None else 0
+    if not first:  # music21 makes no measures of a tune of one or two bars: count its bar lines instead
+        body = re.sub(r'"[^"\n]*"', "", body_of(closed_text)).lstrip()
+        body = re.sub(r"^(?:\|:|\|\||\|)", "", body)  # a bar line that opens the tune closes no bar
+        first = len(BAR_LINE.findall(body))
     for measure in measures(score)[first:]:
         if abs(measure.duration.quarterLength - measure.barDuration.quarterLength) > 1e-6:
             return False
