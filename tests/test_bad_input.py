@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -245,9 +246,24 @@ def fifo_reader(path: Path):
     try:
         yield got
     finally:
-        if "data" not in got:  # nothing opened it for writing: let the reader's open return
-            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(timeout=2)  # after a command wrote into it, the reader is done or about to be
+        if thread.is_alive():  # nothing opened it for writing: let the reader's open return
+            _release_reader(path, thread)
         thread.join(timeout=30)
+
+
+def _release_reader(path: Path, reader: threading.Thread) -> None:
+    """Open the FIFO for writing once its reader waits in open(): on a busy machine the reader thread may not
+    have got there yet (ENXIO), or may be just finishing a read."""
+    deadline = time.monotonic() + 10
+    while reader.is_alive():
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+            return
+        except OSError as exc:
+            if exc.errno != errno.ENXIO or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 @pytest.mark.parametrize("force", [False, True], ids=["plain", "force"])
