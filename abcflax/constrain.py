@@ -178,6 +178,16 @@ def _written_ticks(length: str) -> Fraction | None:
     return Fraction(grammar.TICKS_PER_UNIT * numerator, denominator) if numerator and denominator else None
 
 
+def _rests(ticks: int) -> str:
+    """Rests the grammar writes that last ``ticks`` (a multiple of 12), longest first."""
+    rests = []
+    for value, text in _REST_VALUES:
+        while ticks >= value:
+            rests.append("z" + text)
+            ticks -= value
+    return "".join(rests)
+
+
 def _tuplet_as_rests(match: re.Match, compound: bool) -> str:
     """A whole tuplet group the grammar cannot write itself (it writes only ``(3`` and three unit notes)
     as rests of the same total length, then a blank: what the automaton needs from it is where the bar
@@ -196,15 +206,10 @@ def _tuplet_as_rests(match: re.Match, compound: bool) -> str:
     ticks = sum(written) * q / p
     if ticks.denominator != 1 or ticks % 12:
         return group
-    rests, left = [], int(ticks)
-    for value, text in _REST_VALUES:
-        while left >= value:
-            rests.append("z" + text)
-            left -= value
     tail = match.group(4)
     for _ in range(r):  # notes after the r-th belong to the bar, not the tuplet
         tail = tail[re.match(rf" ?{_TUPLET_NOTE}", tail).end():]
-    return "".join(rests) + " " + tail.lstrip(" ")
+    return _rests(int(ticks)) + " " + tail.lstrip(" ")
 
 
 # a note, chord or rest (with its chord symbol and one-character decoration) and the length written after it
@@ -221,12 +226,7 @@ def _long_value_as_rests(match: re.Match) -> str:
     ticks = _written_ticks(length)
     if length in grammar.LENGTHS or ticks is None or ticks.denominator != 1 or ticks % 12:
         return match.group(0)
-    rests, left = [], int(ticks)
-    for value, text in _REST_VALUES:
-        while left >= value:
-            rests.append("z" + text)
-            left -= value
-    return symbol + "".join(rests) + (" " if match.end() == len(match.string) else "")
+    return symbol + _rests(int(ticks)) + (" " if match.end() == len(match.string) else "")
 
 
 def _clean_body(body: str, compound: bool = False) -> str:
