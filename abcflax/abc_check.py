@@ -357,6 +357,7 @@ class _Scanner:
                 self.after_blank(lines, number)
                 break
             self.body_line(self.line_starts[number], len(lines[number]))
+        self.current_voice = self.voice  # where a continuation would go on (``finish`` visits every voice)
         self.finish()
 
     def read_header(self, lines: list[str]) -> int:
@@ -982,6 +983,21 @@ def analyze_tune(text: str) -> TuneAnalysis:
     return TuneAnalysis(scanner.header_meter.length, scanner.header_meter.text,
                         scanner.header_unit or Fraction(1, 8), scanner.key_text, bars, scanner.events,
                         scanner.problems, pickup)
+
+
+def pitch_state_at_end(text: str) -> tuple[str, list[Event], dict[str, int], dict[tuple[str, int], int]]:
+    """What decides the pitch of a note written after ``text``: (K: as written in the header, the events,
+    the current voice's key signature (letter -> alteration), the accidentals in force in its open bar
+    ((letter, octave) -> alteration)). Never raises: a tune it cannot read gives what it read."""
+    scanner = _Scanner(str(text).replace("\r\n", "\n").replace("\r", "\n"))
+    try:
+        scanner.run()
+    except Exception:  # noqa: BLE001 - as analyze_tune: what was read so far stands
+        pass
+    voice = getattr(scanner, "current_voice", None) or scanner.voice
+    if voice is None:
+        return scanner.key_text, scanner.events, dict(scanner.header_key), {}
+    return scanner.key_text, scanner.events, dict(voice.key), dict(voice.bar_accidentals)
 
 
 def check_tune(text: str) -> list[CheckProblem]:

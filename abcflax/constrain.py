@@ -45,13 +45,17 @@ class Tables(NamedTuple):
     probe_fill: jnp.ndarray
     endable: jnp.ndarray
     end_point: jnp.ndarray
+    pitch_role: jnp.ndarray
     values: jnp.ndarray  # written values in ticks, [K]
+    chars: jnp.ndarray  # what each character is to a pitch, [4, V] (``last_note.char_table``)
 
 
-def device_tables(tables: grammar.Tables) -> Tables:
+def device_tables(tables: grammar.Tables, chars: tuple[str, ...]) -> Tables:
+    from .last_note import char_table
+
     # device_put, not jnp.asarray: asarray compiles a small program per array on first use
-    return jax.device_put(Tables(*(getattr(tables, name) for name in Tables._fields[:-1]),
-                                 np.array(grammar.VALUES, np.int32)))
+    return jax.device_put(Tables(*(getattr(tables, name) for name in Tables._fields[:-2]),
+                                 np.array(grammar.VALUES, np.int32), char_table(chars)))
 
 
 class Limits(NamedTuple):

@@ -10,6 +10,7 @@ bias of its own (not towards short or repetitive tunes, as a likelihood ranking 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from .errors import UsageError
 
@@ -33,6 +34,16 @@ def tonic_triad(key_text: str) -> tuple[int, ...] | None:
     return key.scale[0], key.scale[2], key.scale[4]
 
 
+def key_text_at_end(header_key: str, events) -> str:
+    """The ``K:`` value in force after ``events`` (``abc_check`` events; the last K: field, inline or not)."""
+    key_text = header_key
+    for event in events:
+        if event.kind == "field" and (match := _FIELD_KEY.match(event.text)):
+            key_text = match.group(1)
+    return key_text
+
+
+@lru_cache(maxsize=1024)  # the kept draw is ranked twice when its tune's draws stopped early (sample.Pending)
 def ending_rank(tune: str) -> int:
     """TONIC if the tune's last note (or every note of its last chord, tonic among them) is the tonic of
     the key in force at the end, TONIC_CHORD if it is another note of the tonic triad, else ELSEWHERE
@@ -40,13 +51,11 @@ def ending_rank(tune: str) -> int:
     from .abc_check import analyze_tune
 
     analysis = analyze_tune(tune)
-    key_text, last = analysis.key, ()
+    last = ()
     for event in analysis.events:
-        if event.kind == "field" and (match := _FIELD_KEY.match(event.text)):
-            key_text = match.group(1)
-        elif event.kind in ("note", "chord") and event.pitches:
+        if event.kind in ("note", "chord") and event.pitches:
             last = event.pitches
-    triad = tonic_triad(key_text)
+    triad = tonic_triad(key_text_at_end(analysis.key, analysis.events))
     if triad is None or not last:
         return ELSEWHERE
     classes = {pitch % 12 for pitch in last}

@@ -34,6 +34,12 @@ ACCIDENTALS = "^_="
 MAX_CHORD_NOTES = 3
 MAX_OCTAVE_MARKS = 2
 
+# pitch roles (bit flags) of a character, for following the last note's pitch (abcflax.last_note)
+ROLE_ACCIDENTAL, ROLE_LETTER, ROLE_CHORD_OPEN, ROLE_CHORD_CLOSE = 1, 2, 4, 8
+# phases of a state, for where a prompt leaves a note: past its letter (or between notes), before its letter
+# (after its decoration or accidental), inside [..]
+PHASE_CLEAR, PHASE_BEFORE_LETTER, PHASE_CHORD = range(3)
+
 # events: what the arithmetic must allow for a transition (checked in abcflax.constrain)
 EV_NONE, EV_PROBE, EV_BAR, EV_TUPLET, EV_GT, EV_LT, EV_QUOTE, EV_CHORD, EV_END1, EV_END2, EV_SPACE, \
     EV_NEWLINE, EV_EOS, EV_FINAL = range(14)
@@ -414,6 +420,8 @@ class Tables:
     probe_fill: np.ndarray  # bool [S, V]
     endable: np.ndarray  # bool [S, V]
     end_point: np.ndarray  # bool [S]: the tune may end in this state
+    pitch_role: np.ndarray  # int8 [S, V]: ROLE_* flags of the character (0 for chord symbols, bar lines...)
+    phase: np.ndarray  # int8 [S]: PHASE_* of the state
 
     @staticmethod
     def index_of(start: Syn) -> int:
@@ -455,11 +463,11 @@ def build_tables(chars: tuple[str, ...]) -> Tables:
             row.append(edge)
         edges.append(row)
         cursor += 1
-    return _to_arrays(order, index, edges, len(chars))
+    return _to_arrays(order, index, edges, chars)
 
 
-def _to_arrays(order, index, edges, vocab_size) -> Tables:
-    shape = (len(order), vocab_size)
+def _to_arrays(order, index, edges, chars) -> Tables:
+    shape = (len(order), len(chars))
     nxt = np.full(shape, -1, np.int32)
     commit = np.zeros(shape, np.int16)
     starts = np.zeros(shape, bool)
@@ -478,11 +486,38 @@ def _to_arrays(order, index, edges, vocab_size) -> Tables:
             num[s, v], den[s, v], probe_fill[s, v], endable[s, v] = (edge.charge_num, edge.charge_den,
                                                                      edge.probe_fill, edge.endable)
     end_point = np.array([syn.end_point and syn.mode == "TOK" for syn in order], bool)
-    return Tables(nxt, commit, starts, event, arg, num, den, probe_fill, endable, end_point)
+    role = np.zeros(shape, np.int8)
+    for s, row in enumerate(edges):
+        for v, edge in enumerate(row):
+            if edge is not None:
+                role[s, v] = pitch_role(order[s], chars[v], edge.nxt)
+    phase = np.array([_phase(syn) for syn in order], np.int8)
+    return Tables(nxt, commit, starts, event, arg, num, den, probe_fill, endable, end_point, role, phase)
+
+
+def pitch_role(syn: Syn, ch: str, nxt: Syn) -> int:
+    """ROLE_* flags of the allowed transition ``syn`` --``ch``--> ``nxt``: what ``ch`` does to the pitch of
+    the note (or chord) being written (octave marks do nothing to its pitch class)."""
+    opens = ROLE_CHORD_OPEN if syn.mode == "LBRACK" and nxt.mode in ("CH_ACC", "CH_PITCH") else 0
+    if ch in ACCIDENTALS and nxt.mode in ("ACC", "CH_ACC"):
+        return ROLE_ACCIDENTAL | opens
+    if ch in PITCHES_UPPER + PITCHES_LOWER and nxt.mode in ("PITCH", "CH_PITCH"):
+        return ROLE_LETTER | opens
+    if ch == "[" and nxt.mode == "CH_OPEN":
+        return ROLE_CHORD_OPEN
+    if ch == "]" and nxt.mode == "LEN" and syn.mode.startswith("CH_"):
+        return ROLE_CHORD_CLOSE
+    return 0
+
+
+def _phase(syn: Syn) -> int:
+    if syn.mode.startswith("CH_"):
+        return PHASE_CHORD
+    return PHASE_BEFORE_LETTER if syn.mode in ("DECO", "ACC") else PHASE_CLEAR
 
 
 TABLE_FIELDS = ("next_state", "commit", "starts_note", "event", "arg", "charge_num", "charge_den", "probe_fill",
-                "endable", "end_point")
+                "endable", "end_point", "pitch_role", "phase")
 
 
 def table_key(chars: tuple[str, ...]) -> str:

@@ -12,13 +12,13 @@ import math
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache, partial
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import constrain, grammar, lstm, scoring
+from . import constrain, grammar, last_note, lstm, scoring
 from .errors import AbcflaxWarning, InputError, UsageError
 
 PAD = -1  # in the token buffer: nothing written (row finished or never started)
@@ -71,8 +71,30 @@ def choose(logits_BxV, allowed_BxV, keys_B, temperature, top_k, top_p):
     return jnp.where(temperature <= 0, greedy, sampled).astype(jnp.int32)
 
 
+class Ending(NamedTuple):
+    """What the sampler needs to stop draws early (``last_note``): per tune, its watch where its prompt leaves
+    it and its key, and the first and last tune index of its group (the draws of one prompt, in draw order)."""
+
+    watch: last_note.Watch
+    key: last_note.Key
+    first: np.ndarray  # int32 [N]
+    last: np.ndarray  # int32 [N]
+
+
+def resolved_draws(done_N, tonic_N, first_N, last_N):
+    """Per tune: its group's kept draw is known, which is so once a draw has finished on the tonic and every
+    draw before it in its group is done (``endings.best_ending`` keeps the first such draw)."""
+    not_done = jnp.cumsum(~done_N, dtype=jnp.int32)
+    before = lambda counts, index: jnp.where(index > 0, counts[jnp.maximum(index - 1, 0)], 0)
+    # not-done draws in [first, i): none means every earlier draw of the group is done
+    earlier_open = before(not_done, jnp.arange(done_N.shape[0])) - before(not_done, first_N)
+    deciding = jnp.cumsum(tonic_N & (earlier_open == 0), dtype=jnp.int32)
+    return deciding[last_N] - before(deciding, first_N) > 0
+
+
 def sample_loop(step_fn, carry, logits_NxV, keys_N, cstate, limits, tables, temperature, top_k, top_p, *,
-                max_new: int, eos_id: int, constrained: bool, slots: int | None = None, count=None):
+                max_new: int, eos_id: int, constrained: bool, slots: int | None = None, count=None,
+                ending: Ending | None = None):
     """Write up to ``max_new`` characters for each of N tunes inside one ``lax.while_loop``.
 
     The N tunes' primed states form a pool; ``slots`` rows (default: all N) run at a time, and when a row's
@@ -81,14 +103,22 @@ def sample_loop(step_fn, carry, logits_NxV, keys_N, cstate, limits, tables, temp
     are shape padding. A tune's characters depend only on its own prompt, key and limits: character i is
     drawn with ``fold_in(key, i)`` whichever row it runs in.
 
+    With ``ending`` (constrained only), groups of draws stop early: once a group's kept draw is known
+    (``resolved_draws``), its other draws stop where they are, and those not begun are skipped.
+
     Returns (tokens_NxM with PAD after each tune's end, finished_N: the tune wrote its end-of-tune marker,
     stuck_N: the constraints left no character, which the grammar's guarantee says cannot happen, bars_N: the
-    bar lines it wrote, as the constraints count them for ``bars``; 0 without constraints).
+    bar lines it wrote, as the constraints count them for ``bars``; 0 without constraints), and with
+    ``ending`` also stopped_N: the draw was stopped (or skipped) as its group's choice was made, and tonic_N:
+    it finished on its tonic, as far as ``last_note`` can tell.
     """
     tunes = logits_NxV.shape[0]
     width = tunes if slots is None else max(1, min(slots, tunes))
     count = jnp.int32(tunes) if count is None else jnp.asarray(count, jnp.int32)
-    pool = jax.tree_util.tree_map(jnp.asarray, (carry, logits_NxV, cstate, limits))
+    watching = constrained and ending is not None
+    rows_of = (ending.watch, ending.key) if watching else (None, None)
+    pool = jax.tree_util.tree_map(jnp.asarray, (carry, logits_NxV, cstate, limits) + rows_of)
+    tune_ids = jnp.arange(tunes, dtype=jnp.int32)
 
     def take(index_B):
         return jax.tree_util.tree_map(lambda x: x[index_B], pool)
@@ -100,8 +130,21 @@ def sample_loop(step_fn, carry, logits_NxV, keys_N, cstate, limits, tables, temp
     def cond(loop):
         return jnp.any(loop[0] < count)
 
+    def refill(tune_B, next_tune, freed_B, done):
+        """Each freed row takes the next waiting tune not done, in row order; (tune_B, next_tune, taken_B)."""
+        waiting = (tune_ids >= next_tune) & (tune_ids < count) & ~done[:tunes]
+        order = jnp.cumsum(waiting, dtype=jnp.int32)  # the k-th waiting tune has order k
+        wanted = jnp.cumsum(freed_B, dtype=jnp.int32)  # the k-th freed row wants the k-th
+        pick = jnp.searchsorted(order, wanted, side="left", method="compare_all").astype(jnp.int32)
+        taken_B = freed_B & (pick < tunes) & (wanted <= order[-1])
+        tune_B = jnp.where(freed_B, jnp.where(taken_B, pick, tunes), tune_B)
+        last_taken = jnp.max(jnp.where(taken_B, pick, -1))
+        next_tune = jnp.where(jnp.any(freed_B), jnp.where(last_taken >= 0, last_taken + 1, count), next_tune)
+        return tune_B, next_tune, taken_B
+
     def body(loop):
-        tune_B, pos_B, next_tune, carry, logits, cstate, limits, tokens, finished, stuck, bars = loop
+        (tune_B, pos_B, next_tune, carry, logits, cstate, limits, watch, key, tokens, finished, stuck, bars,
+         done, tonic) = loop
         active_B = tune_B < count
         if constrained:
             allowed_BxV = constrain.allowed(tables, cstate, limits)
@@ -113,6 +156,10 @@ def sample_loop(step_fn, carry, logits_NxV, keys_N, cstate, limits, tables, temp
         token_B = jnp.where(stuck_B, eos_id, token_B)
         slot_of = jnp.where(active_B, tune_B, tunes)  # inactive rows write to a spare last row
         tokens = tokens.at[slot_of, jnp.minimum(pos_B, max_new - 1)].set(token_B)
+        if watching:
+            bar_line_B = tables.event[cstate.syn, token_B] == grammar.EV_BAR
+            watch = last_note.advance(watch, key, tables.pitch_role[cstate.syn, token_B], token_B, bar_line_B,
+                                      tables.chars)
         if constrained:
             cstate = constrain.advance(tables, cstate, limits, token_B)
         logits, carry = step_fn(token_B, carry)
@@ -123,37 +170,56 @@ def sample_loop(step_fn, carry, logits_NxV, keys_N, cstate, limits, tables, temp
         stuck = stuck.at[ended_at].set(stuck_B)
         if constrained:
             bars = bars.at[ended_at].set(cstate.bars)
-        # each ended row takes the next waiting tune, in row order
-        waiting = next_tune + jnp.cumsum(ended_B) - 1
-        refill_B = ended_B & (waiting < count)
-        tune_B = jnp.where(ended_B, jnp.where(refill_B, waiting, tunes), tune_B)
-        next_tune = next_tune + jnp.sum(ended_B, dtype=jnp.int32)
-        rows = (carry, logits, cstate, limits)
-        carry, logits, cstate, limits = jax.lax.cond(
-            jnp.any(refill_B), lambda r: where_rows(refill_B, take(jnp.minimum(waiting, tunes - 1)), r),
+        if watching:
+            done = done.at[ended_at].set(True)
+            tonic = tonic.at[ended_at].set((token_B == eos_id) & last_note.on_tonic(watch, key))
+
+        def free_rows(state):
+            tune_B, next_tune, done = state
+            freed_B = ended_B
+            if watching:
+                # a group whose choice is made: its draws still running stop, those waiting are skipped
+                stop = resolved_draws(done[:tunes], tonic[:tunes], ending.first, ending.last)
+                freed_B = freed_B | (active_B & stop[jnp.minimum(tune_B, tunes - 1)])
+                done = done.at[:tunes].set(done[:tunes] | (stop & (tune_ids < count)))
+            tune_B, next_tune, taken_B = refill(tune_B, next_tune, freed_B, done)
+            return tune_B, next_tune, done, taken_B
+
+        tune_B, next_tune, done, taken_B = jax.lax.cond(
+            jnp.any(ended_B), free_rows, lambda state: (*state, jnp.zeros_like(ended_B)), (tune_B, next_tune, done))
+        rows = (carry, logits, cstate, limits, watch, key)
+        carry, logits, cstate, limits, watch, key = jax.lax.cond(
+            jnp.any(taken_B), lambda r: where_rows(taken_B, take(jnp.minimum(tune_B, tunes - 1)), r),
             lambda r: r, rows)
-        pos_B = jnp.where(refill_B, 0, pos_B)
-        return tune_B, pos_B, next_tune, carry, logits, cstate, limits, tokens, finished, stuck, bars
+        pos_B = jnp.where(taken_B, 0, pos_B)
+        return (tune_B, pos_B, next_tune, carry, logits, cstate, limits, watch, key, tokens, finished, stuck, bars,
+                done, tonic)
 
     first_B = jnp.arange(width, dtype=jnp.int32)
-    row_carry, row_logits, row_cstate, row_limits = pool if width == tunes else take(first_B)
+    row_carry, row_logits, row_cstate, row_limits, row_watch, row_key = pool if width == tunes else take(first_B)
+    flags = jnp.zeros(tunes + 1, bool)
     start = (jnp.where(first_B < count, first_B, tunes), jnp.zeros(width, jnp.int32), jnp.int32(width),
-             row_carry, row_logits, row_cstate, row_limits,
-             jnp.full((tunes + 1, max_new), PAD, jnp.int32), jnp.zeros(tunes + 1, bool), jnp.zeros(tunes + 1, bool),
-             jnp.zeros(tunes + 1, jnp.int32))
-    *_, tokens, finished, stuck, bars = jax.lax.while_loop(cond, body, start)
-    return tokens[:tunes], finished[:tunes] & ~stuck[:tunes], stuck[:tunes], bars[:tunes]
+             row_carry, row_logits, row_cstate, row_limits, row_watch, row_key,
+             jnp.full((tunes + 1, max_new), PAD, jnp.int32), flags, flags, jnp.zeros(tunes + 1, jnp.int32), flags, flags)
+    *_, tokens, finished, stuck, bars, done, tonic = jax.lax.while_loop(cond, body, start)
+    outputs = (tokens[:tunes], finished[:tunes] & ~stuck[:tunes], stuck[:tunes], bars[:tunes])
+    if watching:
+        # stopped: done, yet neither finished nor run into its limit (``finished`` is set only for an end marker)
+        stopped = done[:tunes] & ~finished[:tunes] & ~stuck[:tunes] & (tokens[:tunes, -1] == PAD)
+        return outputs + (stopped, tonic[:tunes])
+    return outputs
 
 
 @partial(jax.jit, static_argnames=("max_new", "eos_id", "constrained", "slots"))
 def _generate(weights, carry_P, logits_PxV, source_N, seeds_Nx2, rows_N, cstate, limits, tables, temperature,
-              top_k, top_p, count, *, max_new, eos_id, constrained, slots):
-    """Sample N tunes from P primed prompts: tune i starts from primed row ``source_N[i]``."""
+              top_k, top_p, count, ending, *, max_new, eos_id, constrained, slots):
+    """Sample N tunes from P primed prompts: tune i starts from primed row ``source_N[i]``; with ``ending``,
+    groups of draws stop once their choice is made (``sample_loop``)."""
     carry, logits_NxV = jax.tree_util.tree_map(lambda x: x[source_N], (carry_P, logits_PxV))
     keys_N = jax.vmap(jax.random.fold_in)(jax.random.wrap_key_data(seeds_Nx2), rows_N)
     return sample_loop(partial(lstm.step, weights), carry, logits_NxV, keys_N, cstate, limits, tables, temperature,
                        top_k, top_p, max_new=max_new, eos_id=eos_id, constrained=constrained, slots=slots,
-                       count=count)
+                       count=count, ending=ending)
 
 
 def check_sampling_options(temperature, top_k, top_p, bars, error=InputError) -> None:
@@ -243,7 +309,7 @@ def grammar_tables(vocab_chars: tuple[str, ...]):
 
 @lru_cache(maxsize=4)
 def _device_grammar(vocab_chars: tuple[str, ...]) -> constrain.Tables:
-    return constrain.device_tables(grammar_tables(vocab_chars))
+    return constrain.device_tables(grammar_tables(vocab_chars), vocab_chars)
 
 
 def _seed_data(seeds: list[int], draws: list[int]) -> np.ndarray:
@@ -259,12 +325,15 @@ class Pending:
     """A dispatched generation: the device works on it while the caller does other things."""
 
     prompts: list[str]  # each tune's prompt, as continued
-    arrays: tuple  # (tokens_NxM, finished_N, stuck_N, bars_N), still being computed
+    arrays: tuple  # (tokens_NxM, finished_N, stuck_N, bars_N[, stopped_N, tonic_N]), still being computed
     decode: Callable[[list[int]], str]
     tune_of: list[int]  # the tune each request is a draw of (several draws of one tune are one tune)
+    # samples requests (by index) again without stopping draws early: for a tune whose draws were stopped on
+    # a verdict the host does not share (``last_note`` is cautious, so this should not happen)
+    rerun: Callable[[list[int]], list[Result]] | None = None
 
     def results(self) -> list[Result]:
-        tokens, finished, stuck, bars = (np.asarray(a) for a in self.arrays)  # waits for the device
+        tokens, finished, stuck, bars = (np.asarray(a) for a in self.arrays[:4])  # waits for the device
         stuck_at = [index for index in range(len(self.prompts)) if stuck[index]]
         if stuck_at:
             row = tokens[stuck_at[0]]
@@ -280,7 +349,24 @@ class Pending:
             if not text.endswith("\n"):
                 text += "\n"
             results.append(Result(text, len(ids), bool(finished[index]), int(bars[index])))
+        if len(self.arrays) > 4:
+            self._check_stops(results, np.asarray(self.arrays[4]), np.asarray(self.arrays[5]))
         return results
+
+    def _check_stops(self, results: list[Result], stopped, tonic) -> None:
+        """Where a tune's draws were stopped, the draw that decided it must end on the tonic as the host reads
+        it too; else that tune is sampled again in full (its draws come out the same: their keys are their own)."""
+        from .endings import TONIC, ending_rank
+
+        redo = []
+        for tune in sorted({self.tune_of[index] for index in np.flatnonzero(stopped)}):
+            draws = [index for index, owner in enumerate(self.tune_of) if owner == tune]
+            deciding = next((i for i in draws if tonic[i] and results[i].finished), None)
+            if deciding is None or ending_rank(results[deciding].text) != TONIC:
+                redo.extend(draws)
+        if redo and self.rerun is not None:
+            for index, result in zip(redo, self.rerun(redo)):
+                results[index] = result
 
 
 def generate(model, requests: list[Request], **options) -> list[Result]:
@@ -290,8 +376,11 @@ def generate(model, requests: list[Request], **options) -> list[Result]:
 
 def dispatch(model, requests: list[Request], *, max_chars: int = 1200, temperature: float = 1.0, top_k: int = 0,
              top_p: float = 1.0, bars: int | None = None, until: str = "end", min_bars: int = 4,
-             constrained: bool = True, slots: int | None = None) -> Pending:
+             constrained: bool = True, slots: int | None = None, stop_early: bool = True) -> Pending:
     """Start continuing every request's prompt; ``slots`` rows run at once (default: one per request).
+
+    Several draws of one prompt (consecutive requests, draw 0 first) stop once the one
+    ``endings.best_ending`` keeps is known, unless ``stop_early`` is False (the kept draws are the same).
 
     Returns at once with the work queued on the device (JAX dispatches asynchronously);
     ``Pending.results()`` waits for it.
@@ -341,11 +430,35 @@ def dispatch(model, requests: list[Request], *, max_chars: int = 1200, temperatu
         limits = _limits(places_padded, max_chars, bars, until, min_bars)
     else:
         cstate = limits = None
+    tune_of = (np.cumsum([r.draw == 0 for r in requests]) - 1).tolist()  # a draw 0 starts the next tune
+    ending = None
+    if constrained and stop_early and len(set(tune_of)) < len(requests):
+        ending = _ending(prompts, places, tune_of, host_tables, batch)
     width = batch if slots is None else scoring.bucket(min(slots, batch), smallest=1)
-    source, seed_data, row_ids, cstate, limits = shard_rows((source, seed_data, row_ids, cstate, limits), batch)
+    source, seed_data, row_ids, cstate, limits, ending = shard_rows(
+        (source, seed_data, row_ids, cstate, limits, ending), batch)
     arrays = _generate(
         model.weights, carry, logits, source, seed_data, row_ids, cstate, limits, tables, np.float32(temperature),
         np.int32(min(top_k or 0, vocab.size)), np.float32(top_p if top_p is not None else 1.0),
-        np.int32(len(prompts)), max_new=int(max_chars), eos_id=vocab.eos_id, constrained=constrained, slots=width)
-    tune_of = (np.cumsum([r.draw == 0 for r in requests]) - 1).tolist()  # a draw 0 starts the next tune
-    return Pending(prompts, arrays, vocab.decode, tune_of)
+        np.int32(len(prompts)), ending, max_new=int(max_chars), eos_id=vocab.eos_id, constrained=constrained,
+        slots=width)
+    options = dict(max_chars=max_chars, temperature=temperature, top_k=top_k, top_p=top_p, bars=bars, until=until,
+                   min_bars=min_bars, constrained=constrained, slots=slots, stop_early=False)
+    rerun = lambda indices: dispatch(model, [requests[i] for i in indices], **options).results()
+    return Pending(prompts, arrays, vocab.decode, tune_of, rerun)
+
+
+def _ending(prompts: list[str], places: list, tune_of: list[int], host_tables, batch: int) -> Ending:
+    """The early-stop inputs of ``sample_loop``: each tune's watch and key where its prompt leaves them (one
+    reading per distinct prompt) and its group of draws, padded to ``batch`` rows."""
+    starts = {}
+    for prompt, place in zip(prompts, places):
+        if prompt not in starts:
+            starts[prompt] = last_note.for_prompt(prompt, int(host_tables.phase[place.syn]))
+    rows = [starts[prompt] for prompt in prompts]
+    rows += [rows[0]] * (batch - len(rows))
+    owners = np.array(tune_of + list(range(tune_of[-1] + 1, tune_of[-1] + 1 + batch - len(tune_of))))
+    first = np.searchsorted(owners, owners, side="left").astype(np.int32)
+    last = (np.searchsorted(owners, owners, side="right") - 1).astype(np.int32)
+    return Ending(last_note.stack([watch for watch, _ in rows]), last_note.stack([key for _, key in rows]), first,
+                  last)

@@ -66,7 +66,7 @@ class FakeModel:
 
 def constrained_run(prompt, preferred, *, bars=None, until="end", max_chars=300, batch=16):
     tables_host = sample.grammar_tables(VOCAB.chars)
-    tables = constrain.device_tables(tables_host)
+    tables = constrain.device_tables(tables_host, VOCAB.chars)
     place = constrain.place_prompt(prompt, tables_host, VOCAB.chars)
     step_fn, logits = fake_step(preferred)
     keys = jnp.stack([jax.random.key(i) for i in range(batch)])
