@@ -133,3 +133,17 @@ def cpu_has_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool | None:
     if flags is None:  # an ARM or other CPU lists "Features", without these x86 names
         return None
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+STEP_BF16_ENV = "ABCFLAX_STEP_BF16"  # 1 or 0: sample with bfloat16 kernels or not, whatever the CPU
+
+
+@lru_cache(maxsize=1)
+def bf16_stepping() -> bool:
+    """Whether the sampler steps with bfloat16 kernels (``lstm.stepping_weights``): where the CPU multiplies
+    bfloat16 in hardware (elsewhere XLA emulates it, and the halved bytes may not pay), unless
+    ``ABCFLAX_STEP_BF16`` says otherwise. Held-out bits/char came out the same to four decimals."""
+    setting = os.environ.get(STEP_BF16_ENV, "").strip()
+    if setting in ("0", "1"):
+        return setting == "1"
+    return cpu_has_bf16() is True

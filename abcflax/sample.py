@@ -200,7 +200,8 @@ def sample_loop(step_fn, carry, logits_NxV, keys_N, cstate, limits, tables, temp
     flags = jnp.zeros(tunes + 1, bool)
     start = (jnp.where(first_B < count, first_B, tunes), jnp.zeros(width, jnp.int32), jnp.int32(width),
              row_carry, row_logits, row_cstate, row_limits, row_watch, row_key,
-             jnp.full((tunes + 1, max_new), PAD, jnp.int32), flags, flags, jnp.zeros(tunes + 1, jnp.int32), flags, flags)
+             jnp.full((tunes + 1, max_new), PAD, jnp.int32), flags, flags, jnp.zeros(tunes + 1, jnp.int32),
+             flags, flags)
     *_, tokens, finished, stuck, bars, done, tonic = jax.lax.while_loop(cond, body, start)
     outputs = (tokens[:tunes], finished[:tunes] & ~stuck[:tunes], stuck[:tunes], bars[:tunes])
     if watching:
@@ -210,14 +211,16 @@ def sample_loop(step_fn, carry, logits_NxV, keys_N, cstate, limits, tables, temp
     return outputs
 
 
-@partial(jax.jit, static_argnames=("max_new", "eos_id", "constrained", "slots"))
+@partial(jax.jit, static_argnames=("max_new", "eos_id", "constrained", "slots", "bf16"))
 def _generate(weights, carry_P, logits_PxV, source_N, seeds_Nx2, rows_N, cstate, limits, tables, temperature,
-              top_k, top_p, count, ending, *, max_new, eos_id, constrained, slots):
+              top_k, top_p, count, ending, *, max_new, eos_id, constrained, slots, bf16):
     """Sample N tunes from P primed prompts: tune i starts from primed row ``source_N[i]``; with ``ending``,
-    groups of draws stop once their choice is made (``sample_loop``)."""
+    groups of draws stop once their choice is made (``sample_loop``); with ``bf16``, the steps' products
+    take bfloat16 kernels (``lstm.stepping_weights``)."""
     carry, logits_NxV = jax.tree_util.tree_map(lambda x: x[source_N], (carry_P, logits_PxV))
     keys_N = jax.vmap(jax.random.fold_in)(jax.random.wrap_key_data(seeds_Nx2), rows_N)
-    return sample_loop(partial(lstm.step, weights), carry, logits_NxV, keys_N, cstate, limits, tables, temperature,
+    stepping = lstm.stepping_weights(weights) if bf16 else weights
+    return sample_loop(partial(lstm.step, stepping), carry, logits_NxV, keys_N, cstate, limits, tables, temperature,
                        top_k, top_p, max_new=max_new, eos_id=eos_id, constrained=constrained, slots=slots,
                        count=count, ending=ending)
 
@@ -385,7 +388,7 @@ def dispatch(model, requests: list[Request], *, max_chars: int = 1200, temperatu
     Returns at once with the work queued on the device (JAX dispatches asynchronously);
     ``Pending.results()`` waits for it.
     """
-    from .runtime import enable_compile_cache
+    from .runtime import bf16_stepping, enable_compile_cache
 
     enable_compile_cache()
     if constrained and max_chars < constrain.MIN_MAX_CHARS:
@@ -441,7 +444,7 @@ def dispatch(model, requests: list[Request], *, max_chars: int = 1200, temperatu
         model.weights, carry, logits, source, seed_data, row_ids, cstate, limits, tables, np.float32(temperature),
         np.int32(min(top_k or 0, vocab.size)), np.float32(top_p if top_p is not None else 1.0),
         np.int32(len(prompts)), ending, max_new=int(max_chars), eos_id=vocab.eos_id, constrained=constrained,
-        slots=width)
+        slots=width, bf16=bf16_stepping())
     options = dict(max_chars=max_chars, temperature=temperature, top_k=top_k, top_p=top_p, bars=bars, until=until,
                    min_bars=min_bars, constrained=constrained, slots=slots, stop_early=False)
     rerun = lambda indices: dispatch(model, [requests[i] for i in indices], **options).results()

@@ -391,3 +391,34 @@ def test_bf16_is_for_training_only():
     trained with."""
     model = abcflax.create_model(CONFIG)
     assert "bf16" not in jax.jit(lambda x: model(x)[0]).lower(tokens()).as_text()
+
+
+def test_bf16_stepping_weights_give_logits_close_to_float32():
+    from abcflax import lstm
+
+    model = abcflax.create_model(CONFIG, seed=3)
+    weights = model.weights()
+    half = lstm.stepping_weights(weights)
+    assert all(w.dtype == jnp.bfloat16 for w_ih, w_hh, _ in half.layers for w in (w_ih, w_hh))
+    assert half.head_kernel.dtype == jnp.bfloat16 and half.embedding.dtype == jnp.float32
+    ids = tokens()
+    carry_f = carry_h = model.init_carry(3)
+    for t in range(5):
+        logits_f, carry_f = lstm.step(weights, ids[:, t], carry_f)
+        logits_h, carry_h = lstm.step(half, ids[:, t], carry_h)
+        assert logits_h.dtype == jnp.float32 and carry_h[0][0].dtype == jnp.float32  # the state stays float32
+        np.testing.assert_allclose(np.asarray(logits_h), np.asarray(logits_f), atol=0.05)
+        assert not np.array_equal(np.asarray(logits_h), np.asarray(logits_f))  # the rounding did happen
+
+
+def test_the_sampler_steps_in_bf16_where_the_setting_says(monkeypatch):
+    from abcflax import runtime
+
+    for setting, expected in (("1", True), ("0", False)):
+        monkeypatch.setenv(runtime.STEP_BF16_ENV, setting)
+        runtime.bf16_stepping.cache_clear()
+        assert runtime.bf16_stepping() is expected
+    monkeypatch.delenv(runtime.STEP_BF16_ENV)
+    runtime.bf16_stepping.cache_clear()
+    assert runtime.bf16_stepping() is (runtime.cpu_has_bf16() is True)
+    runtime.bf16_stepping.cache_clear()
