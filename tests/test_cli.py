@@ -257,3 +257,22 @@ def test_quiet_silences_warnings(monkeypatch, tiny_model_dir):
     assert loud.exit_code == quiet.exit_code == 0, loud.stderr
     assert loud.stderr.splitlines() == ["abcflax: warning: tune.abc: something to know", "continuing..."]
     assert quiet.stderr == ""
+
+
+def test_a_command_run_as_a_program_ends_without_teardown_and_loses_no_output(tiny_model_dir, tmp_path):
+    from abcflax_cli.main import QUICK_EXIT_COMMANDS, _command
+
+    assert _command(["--debug", "continue", "x.abc", "--seed", "1"]) == "continue"
+    assert "train" not in QUICK_EXIT_COMMANDS  # its exit handlers shut a distributed run down
+    # a tunebook's continuations through a pipe, as the program writes them
+    book = tmp_path / "book.abc"
+    book.write_text("\n".join(PROMPT.replace("X:1", f"X:{i}") for i in range(1, 7)))
+    args = ["continue", str(book), "--model", str(tiny_model_dir), "--seed", "2", "--max-chars", "400", "--quiet"]
+    done = subprocess.run([sys.executable, "-m", "abcflax_cli.main", *args], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout == run(args).stdout and done.stdout.count("X:") == 6
+    # an error still ends the program with one line and a non-zero code
+    failed = subprocess.run([sys.executable, "-m", "abcflax_cli.main", "continue", str(tmp_path / "none.abc"),
+                             "--model", str(tiny_model_dir)], capture_output=True, text=True, timeout=300)
+    assert failed.returncode != 0 and len(failed.stderr.splitlines()) == 1, failed.stderr

@@ -354,7 +354,9 @@ def test_the_checkpoint_reader_reads_what_flax_writes(monkeypatch):
 def test_continue_never_imports_flax(tiny_model_dir, tmp_path):
     tune = tmp_path / "t.abc"
     tune.write_text("X:1\nT:t\nM:6/8\nL:1/8\nK:G\nGAG GAB|\n")
-    code = ("import sys; from abcflax_cli.main import main; sys.argv = ['abcflax', 'continue', sys.argv[1], "
+    # the click group, not the program's main(): that ends the process at once (no teardown) after a command
+    code = ("import sys; from abcflax_cli.common import main_group as main\n"
+            "sys.argv = ['abcflax', 'continue', sys.argv[1], "
             "'--model', sys.argv[2], '--max-chars', '300', '--quiet', '-o', sys.argv[3]]\n"
             "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
             "print(sorted(m for m in sys.modules if m == 'flax' or m.startswith('flax.')))")
