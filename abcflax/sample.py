@@ -22,6 +22,9 @@ from . import constrain, grammar, last_note, lstm, scoring
 from .errors import AbcflaxWarning, InputError, UsageError
 
 PAD = -1  # in the token buffer: nothing written (row finished or never started)
+# the fewest rows a step takes bfloat16 kernels at (``runtime.bf16_stepping``): at 8 and 16 rows a step was
+# 1.3x and 1.8x as fast, at 1 to 4 rows no faster (benchmarks/RESULTS.md, session 19)
+BF16_MIN_ROWS = 8
 MAX_CHARS_LIMIT = 20_000  # the largest max_chars accepted (as the CLI's --max-chars): bounds time and memory
 
 
@@ -175,7 +178,9 @@ def sample_loop(step_fn, carry, logits_NxV, keys_N, cstate, limits, tables, temp
             tonic = tonic.at[ended_at].set((token_B == eos_id) & last_note.on_tonic(watch, key))
 
         def free_rows(state):
-            tune_B, next_tune, done = state
+            """Rows whose tune ended (or stopped) take the next waiting tunes (one conditional a step: on a
+            CPU each costs about as much as a small kernel, which at batch 1 is much of a step)."""
+            tune_B, pos_B, next_tune, done, rows = state
             freed_B = ended_B
             if watching:
                 # a group whose choice is made: its draws still running stop, those waiting are skipped
@@ -183,15 +188,13 @@ def sample_loop(step_fn, carry, logits_NxV, keys_N, cstate, limits, tables, temp
                 freed_B = freed_B | (active_B & stop[jnp.minimum(tune_B, tunes - 1)])
                 done = done.at[:tunes].set(done[:tunes] | (stop & (tune_ids < count)))
             tune_B, next_tune, taken_B = refill(tune_B, next_tune, freed_B, done)
-            return tune_B, next_tune, done, taken_B
+            rows = where_rows(taken_B, take(jnp.minimum(tune_B, tunes - 1)), rows)
+            return tune_B, jnp.where(taken_B, 0, pos_B), next_tune, done, rows
 
-        tune_B, next_tune, done, taken_B = jax.lax.cond(
-            jnp.any(ended_B), free_rows, lambda state: (*state, jnp.zeros_like(ended_B)), (tune_B, next_tune, done))
-        rows = (carry, logits, cstate, limits, watch, key)
-        carry, logits, cstate, limits, watch, key = jax.lax.cond(
-            jnp.any(taken_B), lambda r: where_rows(taken_B, take(jnp.minimum(tune_B, tunes - 1)), r),
-            lambda r: r, rows)
-        pos_B = jnp.where(taken_B, 0, pos_B)
+        tune_B, pos_B, next_tune, done, rows = jax.lax.cond(
+            jnp.any(ended_B), free_rows, lambda state: state,
+            (tune_B, pos_B, next_tune, done, (carry, logits, cstate, limits, watch, key)))
+        carry, logits, cstate, limits, watch, key = rows
         return (tune_B, pos_B, next_tune, carry, logits, cstate, limits, watch, key, tokens, finished, stuck, bars,
                 done, tonic)
 
@@ -444,7 +447,7 @@ def dispatch(model, requests: list[Request], *, max_chars: int = 1200, temperatu
         model.weights, carry, logits, source, seed_data, row_ids, cstate, limits, tables, np.float32(temperature),
         np.int32(min(top_k or 0, vocab.size)), np.float32(top_p if top_p is not None else 1.0),
         np.int32(len(prompts)), ending, max_new=int(max_chars), eos_id=vocab.eos_id, constrained=constrained,
-        slots=width, bf16=bf16_stepping())
+        slots=width, bf16=bf16_stepping() and width >= BF16_MIN_ROWS)
     options = dict(max_chars=max_chars, temperature=temperature, top_k=top_k, top_p=top_p, bars=bars, until=until,
                    min_bars=min_bars, constrained=constrained, slots=slots, stop_early=False)
     rerun = lambda indices: dispatch(model, [requests[i] for i in indices], **options).results()

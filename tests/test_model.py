@@ -422,3 +422,24 @@ def test_the_sampler_steps_in_bf16_where_the_setting_says(monkeypatch):
     runtime.bf16_stepping.cache_clear()
     assert runtime.bf16_stepping() is (runtime.cpu_has_bf16() is True)
     runtime.bf16_stepping.cache_clear()
+
+
+def test_the_sampler_takes_bf16_kernels_only_for_enough_rows(tiny_model, monkeypatch):
+    from abcflax import runtime, sample
+
+    seen = []
+    real = sample._generate
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["bf16"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sample, "_generate", spy)
+    monkeypatch.setattr(runtime, "bf16_stepping", lambda: True)
+    prompt = "X:1\nT:t\nM:6/8\nL:1/8\nK:G\nGAG GAB|"
+    for rows in (1, sample.BF16_MIN_ROWS):
+        sample.generate(tiny_model, [sample.Request(prompt, 0, row) for row in range(rows)], max_chars=300)
+    monkeypatch.setattr(runtime, "bf16_stepping", lambda: False)
+    sample.generate(tiny_model, [sample.Request(prompt, 0, row) for row in range(sample.BF16_MIN_ROWS)],
+                    max_chars=300)
+    assert seen == [False, True, False]
