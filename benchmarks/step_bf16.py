@@ -6,6 +6,7 @@ loop (the time over the longest draw's characters). Quality: held-out Nottingham
 kind of weights (needs ../shared/data; skipped without it).
 
     python benchmarks/step_bf16.py [--rounds 2] [--append]
+    python benchmarks/step_bf16.py --sweep 1,2,4,8,16 [--append]   # raw sampling at each row count, in one process
 """
 
 from __future__ import annotations
@@ -50,6 +51,34 @@ def worker() -> dict:
     return out
 
 
+def row_sweep(rows_list: list[int], rounds: int = 5) -> list[str]:
+    """Raw sampling, ms a step, float32 against bf16 kernels at each row count, in one process (the setting
+    toggled call by call, alternating which goes first): medians of ``rounds``."""
+    import statistics
+
+    import abcflax
+    from abcflax import runtime, sample
+    from abcflax.sample import Request
+
+    model = abcflax.load_model(None)
+    prompt = (ROOT / "data" / "examples" / "the_kesh.abc").read_text()
+    sample.BF16_MIN_ROWS = 1  # let every row count take either kind of kernels
+    lines = []
+    for rows in rows_list:
+        requests = [Request(prompt, seed=0, row=row) for row in range(rows)]
+        per_step = {False: [], True: []}
+        for index in range(rounds + 1):
+            for flag in ((False, True) if index % 2 else (True, False)):
+                runtime.bf16_stepping = lambda flag=flag: flag
+                start = time.perf_counter()
+                results = sample.generate(model, requests, max_chars=1500, constrained=False)
+                if index:  # the first round compiles
+                    per_step[flag].append((time.perf_counter() - start) / max(r.generated for r in results))
+        f32, bf16 = (1e3 * statistics.median(per_step[flag]) for flag in (False, True))
+        lines.append(f"{rows:>3} rows: float32 {f32:.3f} ms/step, bf16 kernels {bf16:.3f} ms/step ({f32 / bf16:.2f}x)")
+    return lines
+
+
 def held_out_bpc() -> dict | None:
     import jax
     import numpy as np
@@ -81,10 +110,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--append", action="store_true")
+    parser.add_argument("--sweep", default="", help="comma-separated row counts: raw sampling at each instead")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker()))
+        return
+    if args.sweep:
+        load = os.getloadavg()
+        lines = [f"command: python benchmarks/step_bf16.py --sweep {args.sweep}",
+                 *row_sweep([int(n) for n in args.sweep.split(",")]),
+                 f"load average: {load} (before) {os.getloadavg()} (after)"]
+        publish("bfloat16 kernels by row count (benchmarks/step_bf16.py --sweep)", lines, args.append, fenced=True)
         return
     load = os.getloadavg()
     runs = {"1": [], "0": []}
