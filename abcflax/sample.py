@@ -22,9 +22,6 @@ from . import constrain, grammar, last_note, lstm, scoring
 from .errors import AbcflaxWarning, InputError, UsageError
 
 PAD = -1  # in the token buffer: nothing written (row finished or never started)
-# the fewest rows a step takes bfloat16 kernels at (``runtime.bf16_stepping``): at 8 and 16 rows a step was
-# 1.3x and 1.8x as fast, at 1 to 4 rows no faster (benchmarks/RESULTS.md, session 19)
-BF16_MIN_ROWS = 8
 MAX_CHARS_LIMIT = 20_000  # the largest max_chars accepted (as the CLI's --max-chars): bounds time and memory
 
 
@@ -447,7 +444,7 @@ def dispatch(model, requests: list[Request], *, max_chars: int = 1200, temperatu
         model.weights, carry, logits, source, seed_data, row_ids, cstate, limits, tables, np.float32(temperature),
         np.int32(min(top_k or 0, vocab.size)), np.float32(top_p if top_p is not None else 1.0),
         np.int32(len(prompts)), ending, max_new=int(max_chars), eos_id=vocab.eos_id, constrained=constrained,
-        slots=width, bf16=bf16_stepping() and width >= BF16_MIN_ROWS)
+        slots=width, bf16=bf16_stepping())
     options = dict(max_chars=max_chars, temperature=temperature, top_k=top_k, top_p=top_p, bars=bars, until=until,
                    min_bars=min_bars, constrained=constrained, slots=slots, stop_early=False)
     rerun = lambda indices: dispatch(model, [requests[i] for i in indices], **options).results()

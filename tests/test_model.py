@@ -424,7 +424,9 @@ def test_the_sampler_steps_in_bf16_where_the_setting_says(monkeypatch):
     runtime.bf16_stepping.cache_clear()
 
 
-def test_the_sampler_takes_bf16_kernels_only_for_enough_rows(tiny_model, monkeypatch):
+def test_the_sampler_takes_the_same_kernels_at_every_batch_size(tiny_model, monkeypatch):
+    """bf16 kernels pay only from 8 rows, but a tune must come out the same alone as in a batch: the
+    choice is the process's (``runtime.bf16_stepping``), never the batch's."""
     from abcflax import runtime, sample
 
     seen = []
@@ -435,11 +437,9 @@ def test_the_sampler_takes_bf16_kernels_only_for_enough_rows(tiny_model, monkeyp
         return real(*args, **kwargs)
 
     monkeypatch.setattr(sample, "_generate", spy)
-    monkeypatch.setattr(runtime, "bf16_stepping", lambda: True)
     prompt = "X:1\nT:t\nM:6/8\nL:1/8\nK:G\nGAG GAB|"
-    for rows in (1, sample.BF16_MIN_ROWS):
-        sample.generate(tiny_model, [sample.Request(prompt, 0, row) for row in range(rows)], max_chars=300)
-    monkeypatch.setattr(runtime, "bf16_stepping", lambda: False)
-    sample.generate(tiny_model, [sample.Request(prompt, 0, row) for row in range(sample.BF16_MIN_ROWS)],
-                    max_chars=300)
-    assert seen == [False, True, False]
+    for setting in (True, False):
+        monkeypatch.setattr(runtime, "bf16_stepping", lambda setting=setting: setting)
+        for rows in (1, 8):
+            sample.generate(tiny_model, [sample.Request(prompt, 0, row) for row in range(rows)], max_chars=300)
+    assert seen == [True, True, False, False]
