@@ -174,34 +174,49 @@ def sample_loop(step_fn, carry, logits_NxV, keys_N, cstate, limits, tables, temp
             done = done.at[ended_at].set(True)
             tonic = tonic.at[ended_at].set((token_B == eos_id) & last_note.on_tonic(watch, key))
 
-        def free_rows(state):
-            """Rows whose tune ended (or stopped) take the next waiting tunes (one conditional a step: on a
-            CPU each costs about as much as a small kernel, which at batch 1 is much of a step)."""
-            tune_B, pos_B, next_tune, done, rows = state
-            freed_B = ended_B
-            if watching:
-                # a group whose choice is made: its draws still running stop, those waiting are skipped
-                stop = resolved_draws(done[:tunes], tonic[:tunes], ending.first, ending.last)
-                freed_B = freed_B | (active_B & stop[jnp.minimum(tune_B, tunes - 1)])
-                done = done.at[:tunes].set(done[:tunes] | (stop & (tune_ids < count)))
-            tune_B, next_tune, taken_B = refill(tune_B, next_tune, freed_B, done)
-            rows = where_rows(taken_B, take(jnp.minimum(tune_B, tunes - 1)), rows)
-            return tune_B, jnp.where(taken_B, 0, pos_B), next_tune, done, rows
-
-        tune_B, pos_B, next_tune, done, rows = jax.lax.cond(
-            jnp.any(ended_B), free_rows, lambda state: state,
-            (tune_B, pos_B, next_tune, done, (carry, logits, cstate, limits, watch, key)))
+        rows = (carry, logits, cstate, limits, watch, key)
+        if watching:
+            tune_B, pos_B, next_tune, done, rows = jax.lax.cond(
+                jnp.any(ended_B), partial(free_rows, ended_B, active_B, tonic), lambda state: state,
+                (tune_B, pos_B, next_tune, done, rows))
+        else:
+            tune_B, pos_B, next_tune, rows = refill_in_order(tune_B, pos_B, next_tune, rows, ended_B)
         carry, logits, cstate, limits, watch, key = rows
         return (tune_B, pos_B, next_tune, carry, logits, cstate, limits, watch, key, tokens, finished, stuck, bars,
                 done, tonic)
 
+    def refill_in_order(tune_B, pos_B, next_tune, rows, ended_B):
+        """Each ended row takes the next waiting tune, in row order (no tune is skipped: none stops early).
+        Its own code: through ``free_rows`` (its bookkeeping inside the conditional, done and tonic carried
+        in the loop) a one-row step took ~11% longer (benchmarks/RESULTS.md, session 19)."""
+        waiting = next_tune + jnp.cumsum(ended_B) - 1
+        refill_B = ended_B & (waiting < count)
+        tune_B = jnp.where(ended_B, jnp.where(refill_B, waiting, tunes), tune_B)
+        next_tune = next_tune + jnp.sum(ended_B, dtype=jnp.int32)
+        rows = jax.lax.cond(jnp.any(refill_B),
+                            lambda r: where_rows(refill_B, take(jnp.minimum(waiting, tunes - 1)), r), lambda r: r,
+                            rows)
+        return tune_B, jnp.where(refill_B, 0, pos_B), next_tune, rows
+
+    def free_rows(ended_B, active_B, tonic, state):
+        """Rows whose tune ended or stopped take the next waiting tunes not done (``refill``), and a group
+        whose choice is made stops: its draws still running, and those waiting are skipped."""
+        tune_B, pos_B, next_tune, done, rows = state
+        stop = resolved_draws(done[:tunes], tonic[:tunes], ending.first, ending.last)
+        freed_B = ended_B | (active_B & stop[jnp.minimum(tune_B, tunes - 1)])
+        done = done.at[:tunes].set(done[:tunes] | (stop & (tune_ids < count)))
+        tune_B, next_tune, taken_B = refill(tune_B, next_tune, freed_B, done)
+        rows = where_rows(taken_B, take(jnp.minimum(tune_B, tunes - 1)), rows)
+        return tune_B, jnp.where(taken_B, 0, pos_B), next_tune, done, rows
+
     first_B = jnp.arange(width, dtype=jnp.int32)
     row_carry, row_logits, row_cstate, row_limits, row_watch, row_key = pool if width == tunes else take(first_B)
     flags = jnp.zeros(tunes + 1, bool)
+    watched = flags if watching else None  # done and tonic: only an early stop needs them
     start = (jnp.where(first_B < count, first_B, tunes), jnp.zeros(width, jnp.int32), jnp.int32(width),
              row_carry, row_logits, row_cstate, row_limits, row_watch, row_key,
              jnp.full((tunes + 1, max_new), PAD, jnp.int32), flags, flags, jnp.zeros(tunes + 1, jnp.int32),
-             flags, flags)
+             watched, watched)
     *_, tokens, finished, stuck, bars, done, tonic = jax.lax.while_loop(cond, body, start)
     outputs = (tokens[:tunes], finished[:tunes] & ~stuck[:tunes], stuck[:tunes], bars[:tunes])
     if watching:
