@@ -19,7 +19,7 @@ def main() -> None:
     try:
         main_group(prog_name="abcflax")
     except SystemExit as exc:
-        if _command(sys.argv[1:]) in QUICK_EXIT_COMMANDS and "jax" in sys.modules:
+        if _command(sys.argv[1:]) in QUICK_EXIT_COMMANDS and "jax" in sys.modules and not _threads_left():
             _exit_now(exc.code)
         raise
 
@@ -27,6 +27,15 @@ def main() -> None:
 def _command(args: list[str]) -> str | None:
     """The subcommand named on the command line (the group's own options all start with '-')."""
     return next((arg for arg in args if not arg.startswith("-")), None)
+
+
+def _threads_left() -> bool:
+    """Whether a Python thread that the interpreter would wait for at exit is still running (a plugin's
+    writer, say): then the process ends the usual way, after it."""
+    import threading
+
+    return any(thread.is_alive() and not thread.daemon for thread in threading.enumerate()
+               if thread is not threading.main_thread())
 
 
 def _exit_now(code) -> None:

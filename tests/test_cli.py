@@ -276,3 +276,20 @@ def test_a_command_run_as_a_program_ends_without_teardown_and_loses_no_output(ti
     failed = subprocess.run([sys.executable, "-m", "abcflax_cli.main", "continue", str(tmp_path / "none.abc"),
                              "--model", str(tiny_model_dir)], capture_output=True, text=True, timeout=300)
     assert failed.returncode != 0 and len(failed.stderr.splitlines()) == 1, failed.stderr
+
+
+def test_the_program_waits_for_a_python_thread_still_running():
+    import threading
+
+    from abcflax_cli.main import _threads_left
+
+    assert not _threads_left()
+    release = threading.Event()
+    writer = threading.Thread(target=release.wait)  # not a daemon: the interpreter would wait for it
+    writer.start()
+    try:
+        assert _threads_left()
+    finally:
+        release.set()
+        writer.join()
+    assert not _threads_left()
