@@ -47,7 +47,7 @@ class Tables(NamedTuple):
     end_point: jnp.ndarray
     pitch_role: jnp.ndarray
     values: jnp.ndarray  # written values in ticks, [K]
-    chars: jnp.ndarray  # what each character is to a pitch, [4, V] (``last_note.char_table``)
+    chars: jnp.ndarray  # what each character is to a pitch, [2, V] (``last_note.char_table``)
 
 
 def device_tables(tables: grammar.Tables, chars: tuple[str, ...]) -> Tables:

@@ -125,7 +125,7 @@ def stepping_weights(weights: Weights) -> Weights:
     reads every kernel once and does little arithmetic on it, so its time is the kernels' bytes: half of them
     made the default model's sampling step 1.24x as fast at 8 rows and 1.8x at 16 on an AVX512-BF16 CPU, and
     about as fast at 1 to 4 rows (benchmarks/RESULTS.md, session 19)."""
-    half = lambda w: w.astype(jnp.bfloat16)
+    half = lambda w: recurrent_weights(w, bf16=True)
     return weights._replace(layers=tuple((half(w_ih), half(w_hh), bias) for w_ih, w_hh, bias in weights.layers),
                             head_kernel=half(weights.head_kernel))
 

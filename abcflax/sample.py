@@ -131,7 +131,8 @@ def sample_loop(step_fn, carry, logits_NxV, keys_N, cstate, limits, tables, temp
         return jnp.any(loop[0] < count)
 
     def refill(tune_B, next_tune, freed_B, done):
-        """Each freed row takes the next waiting tune not done, in row order; (tune_B, next_tune, taken_B)."""
+        """Each freed row (some row is) takes the next waiting tune not done, in row order; (tune_B, next_tune,
+        taken_B)."""
         waiting = (tune_ids >= next_tune) & (tune_ids < count) & ~done[:tunes]
         order = jnp.cumsum(waiting, dtype=jnp.int32)  # the k-th waiting tune has order k
         wanted = jnp.cumsum(freed_B, dtype=jnp.int32)  # the k-th freed row wants the k-th
@@ -139,7 +140,7 @@ def sample_loop(step_fn, carry, logits_NxV, keys_N, cstate, limits, tables, temp
         taken_B = freed_B & (pick < tunes) & (wanted <= order[-1])
         tune_B = jnp.where(freed_B, jnp.where(taken_B, pick, tunes), tune_B)
         last_taken = jnp.max(jnp.where(taken_B, pick, -1))
-        next_tune = jnp.where(jnp.any(freed_B), jnp.where(last_taken >= 0, last_taken + 1, count), next_tune)
+        next_tune = jnp.where(last_taken >= 0, last_taken + 1, count)
         return tune_B, next_tune, taken_B
 
     def body(loop):
@@ -376,9 +377,12 @@ class Pending:
         it too; else that tune is sampled again in full (its draws come out the same: their keys are their own)."""
         from .endings import TONIC, ending_rank
 
+        draws_of: dict[int, list[int]] = {}
+        for index, owner in enumerate(self.tune_of):
+            draws_of.setdefault(owner, []).append(index)
         redo = []
         for tune in sorted({self.tune_of[index] for index in np.flatnonzero(stopped)}):
-            draws = [index for index, owner in enumerate(self.tune_of) if owner == tune]
+            draws = draws_of[tune]
             deciding = next((i for i in draws if tonic[i] and results[i].finished), None)
             if deciding is None or ending_rank(results[deciding].text) != TONIC:
                 redo.extend(draws)
