@@ -203,17 +203,42 @@ def recurrent_product(x_BxK, w_KxN):
     return wide_product(x_BxK, w_KxN, (((1,), (0,)), ((), ())), w_KxN.dtype == jnp.bfloat16)
 
 
+# From this many bytes of recurrent matrix on, the recurrence carries h transposed (``carried_state``).
+TRANSPOSED_CARRY_BYTES = 12 * 2**20
+
+
+def transposed_carry(w_rec) -> bool:
+    """Whether the recurrence over ``w_rec`` carries h transposed (H x B). XLA hands a row-major ``h @ w`` to
+    YNNPACK, and a column-major left operand, which YNNPACK refuses, to its Eigen dot; for a large float32
+    matrix read at every step Eigen's is the faster: the forward scan over the MIT lab shape's 16 MB matrix
+    (8 x 1024 by 1024 x 4096) took 0.68 against 0.90 ms a step, and its training step ran 1.10x as fast.
+    For smaller matrices, more rows or bfloat16 YNNPACK's is as fast or faster (H = 512 at 32 rows: 0.77x;
+    benchmarks/RESULTS.md, session 20)."""
+    return w_rec.dtype == jnp.float32 and w_rec.size * w_rec.dtype.itemsize >= TRANSPOSED_CARRY_BYTES
+
+
+def carried_state(w_rec):
+    """How the recurrence carries h between steps: (into the carry, out of it, the carried h times ``w_rec``),
+    h transposed when ``transposed_carry(w_rec)``, as it is otherwise."""
+    if transposed_carry(w_rec):
+        product = lambda hT_HxB: jax.lax.dot_general(hT_HxB, w_rec, (((0,), (0,)), ((), ())))
+        return jnp.transpose, jnp.transpose, product
+    same = lambda h_BxH: h_BxH
+    return same, same, lambda h_BxH: recurrent_product(h_BxH, w_rec)
+
+
 def _scan_forward(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, bf16_recurrence: bool = False):
     """The recurrence, also keeping every step's c and gate activations for the backward pass."""
     w_rec = recurrent_weights(w_hh, bf16_recurrence)
+    into_carry, out_of_carry, times_w = carried_state(w_rec)
 
     def scan_step(carry, xproj_Bx4H):
-        c, h = carry
-        c, h, acts = cell(xproj_Bx4H + recurrent_product(h, w_rec), c)
-        return (c, h), (h, c, acts)
+        c, h_carried = carry
+        c, h, acts = cell(xproj_Bx4H + times_w(h_carried), c)
+        return (c, into_carry(h)), (h, c, acts)
 
-    (c, h), (h_TxBxH, c_TxBxH, acts_TxBx4H) = jax.lax.scan(scan_step, (c0_BxH, h0_BxH), xproj_TxBx4H)
-    return (h_TxBxH, c, h), (c_TxBxH, acts_TxBx4H)
+    (c, h), (h_TxBxH, c_TxBxH, acts_TxBx4H) = jax.lax.scan(scan_step, (c0_BxH, into_carry(h0_BxH)), xproj_TxBx4H)
+    return (h_TxBxH, c, out_of_carry(h)), (c_TxBxH, acts_TxBx4H)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(4,))
@@ -223,14 +248,15 @@ def lstm_scan(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision: Precision = FLOAT32
     ``w_hh`` rounded to bfloat16 (``recurrent_weights``); ``precision.wide``: the backward pass takes
     ``w_hh``'s gradient as a bfloat16 product (``wide_product``)."""
     w_rec = recurrent_weights(w_hh, precision.recurrence)
+    into_carry, out_of_carry, times_w = carried_state(w_rec)
 
     def scan_step(carry, xproj_Bx4H):
-        c, h = carry
-        c, h, _ = cell(xproj_Bx4H + recurrent_product(h, w_rec), c)
-        return (c, h), h
+        c, h_carried = carry
+        c, h, _ = cell(xproj_Bx4H + times_w(h_carried), c)
+        return (c, into_carry(h)), h
 
-    (c, h), h_TxBxH = jax.lax.scan(scan_step, (c0_BxH, h0_BxH), xproj_TxBx4H)
-    return h_TxBxH, c, h
+    (c, h), h_TxBxH = jax.lax.scan(scan_step, (c0_BxH, into_carry(h0_BxH)), xproj_TxBx4H)
+    return h_TxBxH, c, out_of_carry(h)
 
 
 def _lstm_scan_fwd(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision: Precision = FLOAT32):

@@ -363,6 +363,54 @@ def test_bf16_recurrence_reads_bf16_weights_in_both_directions():
     assert dtypes(FLOAT32) == [("float32", "float32")] * 2
 
 
+def scan_dot_left_operand_shapes(jaxpr) -> list:
+    """The shape of each ``dot_general``'s left operand inside a ``scan`` of ``jaxpr``, at any depth."""
+    from jax.extend.core import jaxprs_in_params
+
+    found = []
+
+    def visit(inner, in_scan):
+        for eqn in inner.eqns:
+            if eqn.primitive.name == "dot_general" and in_scan:
+                found.append(tuple(eqn.invars[0].aval.shape))
+            for sub in jaxprs_in_params(eqn.params):
+                visit(sub, in_scan or eqn.primitive.name == "scan")
+
+    visit(jaxpr.jaxpr, False)
+    return found
+
+
+def test_a_large_float32_recurrence_carries_h_transposed_and_computes_the_same(monkeypatch):
+    """From ``TRANSPOSED_CARRY_BYTES`` of float32 recurrent matrix on, the forward scans carry h as H x B (so
+    XLA's Eigen dot takes the product); outputs, last carries and every gradient are those of the usual
+    layout, and a bfloat16 recurrence never carries it transposed."""
+    from abcflax import lstm
+
+    keys = jax.random.split(jax.random.key(9), 8)
+    steps, batch, in_dim, hidden = 6, 3, 4, 5
+    arguments = (jax.random.normal(keys[0], (steps, batch, in_dim)),
+                 jax.random.normal(keys[1], (in_dim, 4 * hidden)) / 2, jax.random.normal(keys[2], (4 * hidden,)),
+                 jax.random.normal(keys[3], (hidden, 4 * hidden)) / hidden**0.5,
+                 jax.random.normal(keys[4], (batch, hidden)), jax.random.normal(keys[5], (batch, hidden)))
+    weights = jax.random.normal(keys[6], (steps, batch, hidden))
+
+    def run(threshold, precision=FLOAT32):
+        monkeypatch.setattr(lstm, "TRANSPOSED_CARRY_BYTES", threshold)
+        layer = lambda *args: lstm.lstm_layer(*args, precision)
+        grads = jax.grad(output_loss(layer, weights), argnums=tuple(range(6)))(*arguments)
+        no_grad = lstm.lstm_scan(arguments[0] @ arguments[1] + arguments[2], *arguments[3:], precision)
+        shapes = scan_dot_left_operand_shapes(jax.make_jaxpr(layer)(*arguments))
+        return layer(*arguments), no_grad, grads, shapes
+
+    usual, transposed = run(1 << 40), run(0)
+    assert usual[3] == [(batch, hidden)] and transposed[3] == [(hidden, batch)]
+    for ours, theirs in zip(jax.tree.leaves(transposed[:3]), jax.tree.leaves(usual[:3])):
+        np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-5, atol=1e-6)
+    assert run(0, Precision(recurrence=True))[3] == [(batch, hidden)]
+    monkeypatch.undo()
+    assert lstm.transposed_carry(jnp.zeros((1024, 4096))) and not lstm.transposed_carry(jnp.zeros((384, 1536)))
+
+
 def test_bf16_train_step_has_bf16_products_only_when_asked():
     """With bfloat16 products the compiled step has bfloat16 matmuls (and they accumulate in float32); without
     them it has none. Its loss is the float32 step's to within bfloat16 rounding, and it still moves every
