@@ -46,16 +46,36 @@ class Tables(NamedTuple):
     endable: jnp.ndarray
     end_point: jnp.ndarray
     pitch_role: jnp.ndarray
+    first_ending: jnp.ndarray  # FIRST_ENDING_* of each state, [S]
     values: jnp.ndarray  # written values in ticks, [K]
     chars: jnp.ndarray  # what each character is to a pitch, [2, V] (``last_note.char_table``)
+    bracket: jnp.ndarray  # BRACKET_* bits per state, [S] (``bracket_exits``)
 
 
 def device_tables(tables: grammar.Tables, chars: tuple[str, ...]) -> Tables:
     from .last_note import char_table
 
     # device_put, not jnp.asarray: asarray compiles a small program per array on first use
-    return jax.device_put(Tables(*(getattr(tables, name) for name in Tables._fields[:-2]),
-                                 np.array(grammar.VALUES, np.int32), char_table(chars)))
+    return jax.device_put(Tables(*(getattr(tables, name) for name in Tables._fields[:-3]),
+                                 np.array(grammar.VALUES, np.int32), char_table(chars), bracket_exits(tables)))
+
+
+# a '[' at a bar start may open a note chord or an ending ([1, [2): what the state after it lets follow
+BRACKET_AT_BAR_START, BRACKET_FIRST_ENDING, BRACKET_SECOND_ENDING = 1, 2, 4
+
+
+def bracket_exits(tables: grammar.Tables) -> np.ndarray:
+    """int32 [S]: for a state every way out of which opens a note chord or an ending (the one after a '[' at a
+    bar start), ``BRACKET_AT_BAR_START`` and which endings may follow. Where note chords are not to be
+    started (``Limits.features``) such a '[' is written only if an ending can follow it."""
+    valid = tables.next_state >= 0
+    event = np.where(valid, tables.event, -1)
+    exits_only = lambda events: np.all(~valid | np.isin(event, events), axis=1) & valid.any(axis=1)  # noqa: E731
+    at_bar_start = exits_only([grammar.EV_CHORD, grammar.EV_END1, grammar.EV_END2])
+    first = np.any(event == grammar.EV_END1, axis=1)
+    second = np.any(event == grammar.EV_END2, axis=1)
+    return np.where(at_bar_start, BRACKET_AT_BAR_START | first * BRACKET_FIRST_ENDING
+                    | second * BRACKET_SECOND_ENDING, 0).astype(np.int32)
 
 
 class Limits(NamedTuple):
@@ -68,6 +88,7 @@ class Limits(NamedTuple):
     min_bars: np.ndarray  # new bars before the tune may end on its own
     until_section: np.ndarray  # 1: end at the first closing bar line
     values: np.ndarray  # bit k set: a note may be written with grammar.VALUES[k] ticks (PromptPlace.values)
+    features: np.ndarray  # FEATURE_* bits: what the continuation may start (PromptPlace.features)
 
 
 class State(NamedTuple):
@@ -80,6 +101,11 @@ class State(NamedTuple):
     fill_note: np.ndarray  # the note being written was started while finishing: it must be long
 
 
+# what a continuation may start, as bits of ``Limits.features``: a chord symbol ("G"), a note chord ([GB])
+FEATURE_CHORD_SYMBOL, FEATURE_NOTE_CHORD = 1, 2
+ALL_FEATURES = FEATURE_CHORD_SYMBOL | FEATURE_NOTE_CHORD
+
+
 @dataclass(frozen=True)
 class PromptPlace:
     """Where a prompt leaves the automaton and its counters."""
@@ -89,6 +115,7 @@ class PromptPlace:
     bar_len: int
     text_suffix: str  # characters appended to the prompt so it can be continued (e.g. a newline after K:)
     values: int = (1 << len(grammar.VALUES)) - 1  # written note values the continuation may use (a bit mask)
+    features: int = ALL_FEATURES  # FEATURE_* bits: chord symbols and note chords the continuation may start
 
 
 # ---------------------------------------------------------------- prompt analysis (Python, once per prompt)
@@ -333,7 +360,23 @@ def place_prompt(prompt: str, tables: grammar.Tables, chars: tuple[str, ...], se
                          "begun after that, a chord symbol, '>' or a tuplet) needs more time (end the prompt at "
                          "the bar line)")
     # an overfull prompt bar cannot be mended by what follows: close it at once
-    return PromptPlace(syn, min(ticks, bar_len), bar_len, suffix, _continuation_values(text, bar_len, ticks))
+    return PromptPlace(syn, min(ticks, bar_len), bar_len, suffix, _continuation_values(text, bar_len, ticks),
+                       _continuation_features(text))
+
+
+_NOTE = re.compile(r"[A-Ga-g]")
+_NOTE_CHORD = re.compile(r"\[[=^_]*[A-Ga-g]")
+
+
+def _continuation_features(text: str) -> int:
+    """What a continuation of the cleaned prompt ``text`` may start: chord symbols only where its tune has
+    one, note chords only where it has one; both where it has no note yet (a header alone, as a compose
+    seed). Left free, a model trained on tunebooks with chords (Nottingham) drifted into chord symbols and
+    two-note chords in a plain melody that had none, a few lines on (benchmarks/RESULTS.md, session 20)."""
+    melody = re.sub(r'"[^"\n]*(?:"|$)', "", text)  # a chord symbol the prompt stops inside too
+    if not _NOTE.search(melody):
+        return ALL_FEATURES
+    return (FEATURE_CHORD_SYMBOL if '"' in text else 0) | (FEATURE_NOTE_CHORD if _NOTE_CHORD.search(melody) else 0)
 
 
 # written values (ticks) a continuation uses whatever its prompt: 1/2, 1, 3/2, 2, 3, 4, 6 and 8 units. The
@@ -480,6 +523,15 @@ def _min_fill(values, usable, remaining):
     return jnp.max(jnp.where(usable & (values <= limit), values, 0), axis=-1)
 
 
+def _first_ending_fits(limits: Limits, chars, bars, column: bool = False):
+    """Whether a first ending may open after ``chars`` characters and ``bars`` bars: not while finishing,
+    and with room for its bar and the second ending's before the bars asked for."""
+    per_row = (lambda a: a[:, None]) if column else (lambda a: a)  # noqa: E731
+    finishing = chars >= per_row(limits.max_chars - limits.reserve)
+    target = per_row(limits.target_bars)
+    return ~finishing & ((target == 0) | (bars + 2 <= target))
+
+
 def allowed(tables: Tables, state: State, limits: Limits):
     """bool [B, V]: characters that keep each row's continuation valid and finishable."""
     s = state.syn
@@ -506,17 +558,31 @@ def allowed(tables: Tables, state: State, limits: Limits):
     fills = ~filling[..., None] | (charged >= _min_fill(tables.values, usable, r1)[..., None])
     probe_ok = jnp.any(admissible & fits & fills, axis=-1)
 
+    may_start = lambda feature: ((limits.features & feature) != 0)[:, None]  # noqa: E731
     ok_by_event = jnp.select(
         [event == grammar.EV_PROBE, event == grammar.EV_CHORD, event == grammar.EV_BAR,
          event == grammar.EV_TUPLET, (event == grammar.EV_GT) | (event == grammar.EV_LT),
          event == grammar.EV_QUOTE, (event == grammar.EV_EOS) | (event == grammar.EV_FINAL)],
-        [probe_ok, probe_ok & (free | (r1 >= 2 * 12)),
+        [probe_ok, probe_ok & (free | (r1 >= 2 * 12)) & may_start(FEATURE_NOTE_CHORD),
          jnp.where(free, ticks1 > 0, ticks1 == limits.bar_len[:, None]),
          free | (r1 >= 2 * grammar.TICKS_PER_UNIT), free | (r1 >= arg),
-         free | (r1 >= 12), (state.bars >= limits.min_bars)[:, None] | must_end],
+         (free | (r1 >= 12)) & may_start(FEATURE_CHORD_SYMBOL), (state.bars >= limits.min_bars)[:, None] | must_end],
         True)
     forbidden_now = finishing & jnp.isin(event, jnp.array(grammar.FINISH_FORBIDDEN))
+    # a first ending needs a bar of its own and then a second ending's: not within the last bar asked for
+    forbidden_now |= (event == grammar.EV_END1) & ~_first_ending_fits(limits, state.chars, state.bars)[:, None]
     ok = (nxt >= 0) & commit_fits & ok_by_event & ~forbidden_now
+    # a '[' at a bar start that could only open a note chord, where none is to be started, is a dead end
+    # unless an ending may follow it (at the next character, with the bar line the '[' may complete counted)
+    bracket = tables.bracket[jnp.maximum(nxt, 0)]
+    bars_next = state.bars[:, None] + (event == grammar.EV_BAR)
+    first_next = _first_ending_fits(limits, state.chars[:, None] + 1, bars_next, column=True)
+    ending_follows = ((bracket & BRACKET_SECOND_ENDING) != 0) | (((bracket & BRACKET_FIRST_ENDING) != 0)
+                                                                 & first_next)
+    # inside a first ending, a bar line that cannot close it leaves a bar of it and the second ending to come
+    room_in_first = ((limits.target_bars == 0) | (state.bars + 3 <= limits.target_bars))[:, None]
+    ok &= (tables.first_ending[jnp.maximum(nxt, 0)] != grammar.FIRST_ENDING_BAR_BEGUN) | room_in_first
+    ok &= ((bracket & BRACKET_AT_BAR_START) == 0) | may_start(FEATURE_NOTE_CHORD) | ending_follows
     # the bar line that completes the target bar must already be one that can close the tune
     closes_target = (event == grammar.EV_BAR) & ((limits.target_bars > 0)
                                                   & (state.bars + 1 >= limits.target_bars))[:, None]

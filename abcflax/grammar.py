@@ -39,6 +39,9 @@ ROLE_ACCIDENTAL, ROLE_LETTER, ROLE_CHORD_OPEN, ROLE_CHORD_CLOSE = 1, 2, 4, 8
 # phases of a state, for where a prompt leaves a note: past its letter (or between notes), before its letter
 # (after its decoration or accidental), inside [..]
 PHASE_CLEAR, PHASE_BEFORE_LETTER, PHASE_CHORD = range(3)
+# a state inside a first ending ([1 written, its :| not yet): open, or with a bar line begun by '|', which
+# cannot close it (abcflax.constrain keeps a first ending within the bars asked for)
+FIRST_ENDING_OPEN, FIRST_ENDING_BAR_BEGUN = 1, 2
 
 # events: what the arithmetic must allow for a transition (checked in abcflax.constrain)
 EV_NONE, EV_PROBE, EV_BAR, EV_TUPLET, EV_GT, EV_LT, EV_QUOTE, EV_CHORD, EV_END1, EV_END2, EV_SPACE, \
@@ -422,6 +425,7 @@ class Tables:
     end_point: np.ndarray  # bool [S]: the tune may end in this state
     pitch_role: np.ndarray  # int8 [S, V]: ROLE_* flags of the character (0 for chord symbols, bar lines...)
     phase: np.ndarray  # int8 [S]: PHASE_* of the state
+    first_ending: np.ndarray  # int8 [S]: FIRST_ENDING_* of the state (0: no first ending open)
 
     @staticmethod
     def index_of(start: Syn) -> int:
@@ -492,7 +496,9 @@ def _to_arrays(order, index, edges, chars) -> Tables:
             if edge is not None:
                 role[s, v] = pitch_role(order[s], chars[v], edge.nxt)
     phase = np.array([_phase(syn) for syn in order], np.int8)
-    return Tables(nxt, commit, starts, event, arg, num, den, probe_fill, endable, end_point, role, phase)
+    first_ending = np.array([_first_ending(syn) for syn in order], np.int8)
+    return Tables(nxt, commit, starts, event, arg, num, den, probe_fill, endable, end_point, role, phase,
+                  first_ending)
 
 
 def pitch_role(syn: Syn, ch: str, nxt: Syn) -> int:
@@ -510,6 +516,13 @@ def pitch_role(syn: Syn, ch: str, nxt: Syn) -> int:
     return 0
 
 
+def _first_ending(syn: Syn) -> int:
+    if syn.ending != 1:
+        return 0
+    begun_with_bar = syn.mode == "BAR" and BAR_TEXTS[syn.node].startswith("|")
+    return FIRST_ENDING_BAR_BEGUN if begun_with_bar else FIRST_ENDING_OPEN
+
+
 def _phase(syn: Syn) -> int:
     if syn.mode.startswith("CH_"):
         return PHASE_CHORD
@@ -517,7 +530,7 @@ def _phase(syn: Syn) -> int:
 
 
 TABLE_FIELDS = ("next_state", "commit", "starts_note", "event", "arg", "charge_num", "charge_den", "probe_fill",
-                "endable", "end_point", "pitch_role", "phase")
+                "endable", "end_point", "pitch_role", "phase", "first_ending")
 
 
 def table_key(chars: tuple[str, ...]) -> str:

@@ -299,7 +299,8 @@ def _limits(places, max_chars, bars, until, min_bars) -> constrain.Limits:
         bar_len, np.array([constrain.reserve_for(b) for b in bar_len], np.int32),
         np.full(count, max_chars, np.int32), np.full(count, bars or 0, np.int32),
         np.full(count, bars or min_bars, np.int32),  # asked for N bars, a tune does not end before them
-        np.full(count, int(until == "section"), np.int32), np.array([p.values for p in places], np.int32))
+        np.full(count, int(until == "section"), np.int32), np.array([p.values for p in places], np.int32),
+        np.array([p.features for p in places], np.int32))
 
 
 def shard_rows(tree, batch: int):

@@ -127,6 +127,34 @@ def test_value_mask_follows_the_prompt_and_the_bar():
     assert values("X:1\nM:3/16\nL:1/4\nK:G\nG") == set(grammar.VALUES)  # a bar of 3/4 unit needs them all
 
 
+def test_features_follow_the_prompt():
+    def features(prompt):
+        return constrain.place_prompt(prompt, sample.grammar_tables(VOCAB.chars), VOCAB.chars).features
+
+    assert features("X:1\nM:4/4\nL:1/8\nK:G\nGABc d2") == 0
+    assert features('X:1\nM:4/4\nL:1/8\nK:G\n"G"GABc d2') == constrain.FEATURE_CHORD_SYMBOL
+    assert features('X:1\nM:4/4\nL:1/8\nK:G\n"^slow"GABc d2') == 0  # an annotation, not a chord symbol
+    assert features("X:1\nM:4/4\nL:1/8\nK:G\n[GB]ABc d2") == constrain.FEATURE_NOTE_CHORD
+    assert features("X:1\nM:4/4\nL:1/8\nK:G\n|:GABc d2B2|1 GABc d4:|2 GABc") == 0  # an ending is no chord
+    assert features("X:1\nM:4/4\nL:1/8\nK:G\n") == constrain.ALL_FEATURES  # a header alone: the model's choice
+    assert features('X:1\nM:4/4\nL:1/8\nK:G\n"G') == constrain.ALL_FEATURES  # no note yet
+
+
+@pytest.mark.parametrize("preferred", ['"[', '[1', '"[a2|'])
+def test_a_plain_melody_is_continued_without_chord_symbols_or_note_chords(preferred):
+    # a model fond of them, trained on tunebooks with chords, wrote "G" and [GB] into a melody without any
+    prompt = "X:1\nT:t\nM:4/4\nL:1/8\nK:G\n|:GAB2 d2B2|A3B c2d2|"
+    texts, finished, stuck, _ = constrained_run(prompt, preferred + "abc|:")
+    assert finished.all() and not stuck.any()
+    continuations = [text[len(prompt):] for text in texts]
+    assert not any('"' in c or re.search(r"\[[=^_]*[A-Ga-g]", c) for c in continuations), continuations
+    assert any("[1" in c for c in continuations)  # a '[' that opens an ending is still written
+    chorded = "X:1\nT:t\nM:4/4\nL:1/8\nK:G\n|:[GB]AB2 d2B2|A3B c2d2|"
+    texts, finished, stuck, _ = constrained_run(chorded, preferred + "abc|:")
+    assert finished.all() and not stuck.any()
+    assert any(re.search(r"\[[=^_]*[A-Ga-g]", text[len(chorded):]) for text in texts)
+
+
 @pytest.mark.parametrize("bars", [1, 3])
 def test_bars_option_adds_exactly_that_many_bars(bars):
     prompt = "X:1\nT:t\nM:3/4\nL:1/4\nK:D\nA|d2f|"
@@ -145,6 +173,19 @@ def test_bars_are_all_written_even_by_a_model_that_wants_to_end(bars):
     assert finished.all()
     for text in texts:
         assert len(abcflax.analyze_tune(text).bars) == 1 + bars, text
+
+
+@pytest.mark.parametrize("bars", [1, 2, 3])
+@pytest.mark.parametrize("preferred", ["[1", "[1|]", '"[1:'])
+def test_a_first_ending_is_opened_only_with_room_for_the_second(bars, preferred):
+    # a first ending opened in the last bar asked for (or a bar line in it that cannot close it there) took
+    # the tune a bar past --bars, for the second ending it owes
+    prompt = "X:1\nT:t\nM:4/4\nL:1/8\nK:D\n|:ABcd efga|"
+    texts, finished, stuck, written = constrained_run(prompt, preferred, bars=bars, max_chars=1000, batch=64)
+    assert finished.all() and not stuck.any()
+    assert (written == bars).all(), [t[len(prompt):] for t, w in zip(texts, written) if w != bars]
+    if bars == 3:
+        assert any("[1" in text[len(prompt):] for text in texts)
 
 
 def test_until_section_stops_at_a_closing_bar_line():
