@@ -411,6 +411,40 @@ def test_a_large_float32_recurrence_carries_h_transposed_and_computes_the_same(m
     assert lstm.transposed_carry(jnp.zeros((1024, 4096))) and not lstm.transposed_carry(jnp.zeros((384, 1536)))
 
 
+def test_the_backward_scan_reads_w_hh_transposed_in_float32_and_in_place_in_bf16():
+    """The backward scan's per-step product contracts the gate axis of a transposed copy of ``w_hh`` in
+    float32 and of ``w_hh`` itself in bfloat16, each the faster kernel for it; both give ``dgates @ w_hh^T``."""
+    from jax.extend.core import jaxprs_in_params
+
+    from abcflax import lstm
+
+    steps, batch, hidden = 4, 2, 3
+    xproj = jax.random.normal(jax.random.key(1), (steps, batch, 4 * hidden))
+    w_hh = jax.random.normal(jax.random.key(2), (hidden, 4 * hidden))
+    zeros = jnp.zeros((batch, hidden))
+
+    def backward_dots(precision):
+        loss = lambda w: lstm.lstm_scan(xproj, w, zeros, zeros, precision)[0].sum()
+        found = []
+
+        def visit(inner, in_scan):
+            for eqn in inner.eqns:
+                if eqn.primitive.name == "dot_general" and in_scan:
+                    found.append((eqn.invars[1].aval.shape, eqn.params["dimension_numbers"][0]))
+                for sub in jaxprs_in_params(eqn.params):
+                    visit(sub, in_scan or eqn.primitive.name == "scan")
+
+        visit(jax.make_jaxpr(jax.grad(loss))(w_hh).jaxpr, False)
+        return found[-1]  # the reverse scan comes after the forward one
+
+    assert backward_dots(FLOAT32) == ((4 * hidden, hidden), ((1,), (0,)))
+    assert backward_dots(Precision(recurrence=True)) == ((hidden, 4 * hidden), ((1,), (1,)))
+    dgates = jax.random.normal(jax.random.key(3), (batch, 4 * hidden))
+    for bf16, tolerance in ((False, 1e-6), (True, 0.05)):
+        np.testing.assert_allclose(lstm.backward_product(w_hh, bf16)(dgates), dgates @ w_hh.T, atol=tolerance,
+                                   rtol=tolerance)
+
+
 def test_bf16_train_step_has_bf16_products_only_when_asked():
     """With bfloat16 products the compiled step has bfloat16 matmuls (and they accumulate in float32); without
     them it has none. Its loss is the float32 step's to within bfloat16 rounding, and it still moves every
