@@ -395,7 +395,9 @@ def _bar_step(syn: Syn, ch: str) -> Edge | None:
     if longer is not None:
         finished = _finish_bar(syn, longer)
         endable = _bar_kind_endable(syn, longer) if can_close else False
-        if longer == "|]" and finished.end_point:
+        if longer == "|]":
+            if not finished.end_point:
+                return None  # |] with music after it, inside a repeat or an ending: a player reads it as the end
             # |] ends the tune: allowed once enough bars are written (checked by the arithmetic)
             return Edge(replace(finished, mode="TOK", final=True), bar_kind=longer, endable=endable,
                         event=EV_FINAL)

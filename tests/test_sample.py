@@ -188,6 +188,17 @@ def test_a_first_ending_is_opened_only_with_room_for_the_second(bars, preferred)
         assert any("[1" in text[len(prompt):] for text in texts)
 
 
+@pytest.mark.parametrize("prompt_body", ["|:ABcd efga|", "ABcd efga|", "|:ABcd efga|1 abag fedc|"])
+def test_the_final_bar_line_is_written_only_at_the_end(prompt_body):
+    # a model fond of |] wrote it inside an open repeat, with music after it: a player reads it as the end
+    prompt = "X:1\nT:t\nM:4/4\nL:1/8\nK:D\n" + prompt_body
+    texts, finished, stuck, _ = constrained_run(prompt, "|]a", max_chars=400, batch=32)
+    assert finished.all() and not stuck.any()
+    for text in texts:
+        continuation = text[len(prompt):].rstrip()
+        assert "|]" not in continuation[:-2], continuation
+
+
 def test_until_section_stops_at_a_closing_bar_line():
     prompt = "X:1\nT:t\nM:4/4\nL:1/8\nK:D\n|:ABcd efga|"
     texts, finished, _, _ = constrained_run(prompt, "abcdefg|:", until="section")
