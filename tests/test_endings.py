@@ -172,3 +172,20 @@ def test_a_tunebook_bigger_than_a_batch_runs_in_slots_with_the_same_tunes(tiny_m
     monkeypatch.setattr(continuation, "generate", narrow)
     assert abcflax.complete_tunebook(book, model=tiny_model, seed=2, max_chars=300, candidates=3)[0] == whole
     assert widths == [4]
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_candidates_1_is_the_first_draw_of_the_bundled_model_with_either_kernels(bf16, monkeypatch):
+    """``--candidates 1`` gives the draw a batch keeps first, with the bundled model and float32 or bfloat16
+    sampling kernels: XLA rounds a bfloat16 product of one or two rows differently from the same row among
+    more, so the sampler runs at least ``BF16_MIN_ROWS`` rows (3 of 6 seeds of the kesh differed before)."""
+    from abcflax import runtime
+
+    monkeypatch.setattr(runtime, "bf16_stepping", lambda: bf16)
+    model = abcflax.load_model(None)
+    prompt = (abcflax.__path__[0] + "/../data/examples/the_kesh.abc")
+    with open(prompt, encoding="utf-8") as handle:
+        prompt = handle.read()
+    for seed in (0, 2, 3):
+        draws = sample.generate(model, [sample.Request(prompt, seed, 0, draw=d) for d in range(8)], max_chars=1200)
+        assert abcflax.complete(prompt, model=model, seed=seed, candidates=1, max_chars=1200) == draws[0].text
