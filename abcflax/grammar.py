@@ -390,6 +390,8 @@ def _bar_step(syn: Syn, ch: str) -> Edge | None:
     longer = BAR_NEXT.get((token, ch))
     if longer == "|:" and (syn.repeat_open or syn.ending in (1, 2)):
         return None  # a second |: before the open repeat is closed (or inside a first ending) is malformed
+    if longer == "||" and (syn.repeat_open or syn.ending == 1):
+        return None  # a part's end inside an open repeat: it ends with :| (--until section ran on past ||)
     if (longer == ":|" and not _can_close_repeat(syn)) or (longer == "::" and not syn.repeat_open):
         return None  # abc2midi: "found :: before |:" -- a repeat end needs an open repeat
     if longer is not None:

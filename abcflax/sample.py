@@ -292,12 +292,18 @@ class Result:
     bars: int = 0  # bar lines written, as ``bars`` counts them (0 without constraints)
 
 
+# new bars a part may take under --until section (without --bars) before it is closed: inside an open repeat
+# the part ends only at :|, and a model lost in a prompt wrote 70 bars before writing one
+SECTION_MAX_BARS = 16
+
+
 def _limits(places, max_chars, bars, until, min_bars) -> constrain.Limits:
     count = len(places)
     bar_len = np.array([p.bar_len for p in places], np.int32)
+    target = bars or (SECTION_MAX_BARS if until == "section" else 0)
     return constrain.Limits(
         bar_len, np.array([constrain.reserve_for(b) for b in bar_len], np.int32),
-        np.full(count, max_chars, np.int32), np.full(count, bars or 0, np.int32),
+        np.full(count, max_chars, np.int32), np.full(count, target, np.int32),
         np.full(count, bars or min_bars, np.int32),  # asked for N bars, a tune does not end before them
         np.full(count, int(until == "section"), np.int32), np.array([p.values for p in places], np.int32),
         np.array([p.features for p in places], np.int32))

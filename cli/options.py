@@ -40,7 +40,8 @@ def sampling_options(func):
                           "and end the tune)."),
         click.option("--bars", type=click.IntRange(min=1), help="Add this many bars, then end the tune."),
         click.option("--until", type=click.Choice(["end", "section"]), default="end", show_default=True,
-                     help="Finish the whole tune, or only the current part."),
+                     help="Finish the whole tune, or only the current part (closed after at most 16 new bars "
+                          "unless --bars says otherwise)."),
         click.option("--candidates", type=click.IntRange(1, abcflax.MAX_CANDIDATES), default=abcflax.DEFAULT_CANDIDATES,
                      show_default=True,
                      help="Draw this many continuations in one batch; keep the first that ends on the key's tonic "

@@ -199,6 +199,15 @@ def test_the_final_bar_line_is_written_only_at_the_end(prompt_body):
         assert "|]" not in continuation[:-2], continuation
 
 
+def test_until_section_closes_a_part_that_runs_on_after_its_bar_limit():
+    # inside an open repeat only :| ends the part; a model that never writes it is closed after 16 bars
+    prompt = "X:1\nT:t\nM:4/4\nL:1/8\nK:D\n|:ABcd efga|"
+    texts, finished, stuck, written = constrained_run(prompt, "abcdefg|", until="section", max_chars=2000)
+    assert finished.all() and not stuck.any()
+    assert (written <= sample.SECTION_MAX_BARS).all() and (written >= 1).all(), written
+    assert all(text.rstrip().endswith(":|") and "||" not in text[len(prompt):] for text in texts)
+
+
 def test_until_section_stops_at_a_closing_bar_line():
     prompt = "X:1\nT:t\nM:4/4\nL:1/8\nK:D\n|:ABcd efga|"
     texts, finished, _, _ = constrained_run(prompt, "abcdefg|:", until="section")
