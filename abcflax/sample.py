@@ -241,6 +241,9 @@ def _generate(weights, carry_P, logits_PxV, source_N, seeds_Nx2, rows_N, cstate,
                        count=count, ending=ending)
 
 
+MAX_BARS = 100_000  # more than any --max-chars holds; the sampler counts bars in int32
+
+
 def check_sampling_options(temperature, top_k, top_p, bars, error=InputError) -> None:
     """One place for the sampling-option checks; callers choose the error type they document."""
     if temperature is None or not 0 <= temperature < math.inf:  # written so that NaN fails it too
@@ -249,8 +252,8 @@ def check_sampling_options(temperature, top_k, top_p, bars, error=InputError) ->
         raise error("top_p must be in (0, 1]")
     if top_k is not None and (not isinstance(top_k, (int, np.integer)) or top_k < 0):
         raise error("top_k must be an integer, 0 or more")
-    if bars is not None and bars < 1:
-        raise error("bars must be at least 1")
+    if bars is not None and not 1 <= bars <= MAX_BARS:
+        raise error(f"bars must be from 1 to {MAX_BARS}")
 
 
 def warn_if_short(result: Result, which: str, *, bars: int | None, until: str, max_chars: int,

@@ -38,7 +38,7 @@ def sampling_options(func):
         click.option("--max-chars", type=click.IntRange(1, 20000), default=1200, show_default=True,
                      help="Most characters to add (at least 200 unless --no-constrain: room to finish a bar "
                           "and end the tune)."),
-        click.option("--bars", type=click.IntRange(min=1), help="Add this many bars, then end the tune."),
+        click.option("--bars", type=click.IntRange(1, 100_000), help="Add this many bars, then end the tune."),
         click.option("--until", type=click.Choice(["end", "section"]), default="end", show_default=True,
                      help="Finish the whole tune, or only the current part (closed after at most 16 new bars "
                           "unless --bars says otherwise)."),

@@ -352,3 +352,10 @@ def test_complete_warns_when_max_chars_cuts_the_bars_asked_for(tiny_model):
         warnings.simplefilter("error", abcflax.AbcflaxWarning)
         abcflax.complete(prompt, model=tiny_model, bars=500, max_chars=200, until="section")  # a part, not bars
         abcflax.complete(prompt, model=tiny_model, bars=500, max_chars=200, constrain=False)  # no bars counted
+
+
+@pytest.mark.parametrize("bars", [0, -1, sample.MAX_BARS + 1, 2**31])
+def test_a_bar_count_out_of_range_is_refused_before_sampling(tiny_model, bars):
+    # 2**31 bars overflowed the sampler's int32 counters: an internal error, not a clear line
+    with pytest.raises(InputError, match="bars must be from 1 to"):
+        abcflax.complete("X:1\nT:t\nM:6/8\nL:1/8\nK:G\nGAG", model=tiny_model, bars=bars)
