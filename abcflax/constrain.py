@@ -574,14 +574,15 @@ def allowed(tables: Tables, state: State, limits: Limits):
     ok = (nxt >= 0) & commit_fits & ok_by_event & ~forbidden_now
     # a '[' at a bar start that could only open a note chord, where none is to be started, is a dead end
     # unless an ending may follow it (at the next character, with the bar line the '[' may complete counted)
-    bracket = tables.bracket[jnp.maximum(nxt, 0)]
+    nxt_state = jnp.maximum(nxt, 0)  # a state to look up for every transition, allowed or not
+    bracket = tables.bracket[nxt_state]
     bars_next = state.bars[:, None] + (event == grammar.EV_BAR)
     first_next = _first_ending_fits(limits, state.chars[:, None] + 1, bars_next, column=True)
     ending_follows = ((bracket & BRACKET_SECOND_ENDING) != 0) | (((bracket & BRACKET_FIRST_ENDING) != 0)
                                                                  & first_next)
     # inside a first ending, a bar line that cannot close it leaves a bar of it and the second ending to come
     room_in_first = ((limits.target_bars == 0) | (state.bars + 3 <= limits.target_bars))[:, None]
-    ok &= (tables.first_ending[jnp.maximum(nxt, 0)] != grammar.FIRST_ENDING_BAR_BEGUN) | room_in_first
+    ok &= (tables.first_ending[nxt_state] != grammar.FIRST_ENDING_BAR_BEGUN) | room_in_first
     ok &= ((bracket & BRACKET_AT_BAR_START) == 0) | may_start(FEATURE_NOTE_CHORD) | ending_follows
     # the bar line that completes the target bar must already be one that can close the tune
     closes_target = (event == grammar.EV_BAR) & ((limits.target_bars > 0)
