@@ -186,9 +186,11 @@ def _require_finite(params: Mapping, source: str) -> None:
 def resolve(path: str | os.PathLike) -> Path:
     """A checkpoint file, given the file itself or the model folder holding it."""
     target = Path(path)
-    if target.is_dir():
-        target = target / FILE_NAME
-    return target
+    try:
+        is_dir = target.is_dir()
+    except OSError:  # Path.is_dir raises for some errors (no permission): then it is no folder we can read
+        is_dir = False
+    return target / FILE_NAME if is_dir else target
 
 
 def save(path: str | os.PathLike, ckpt: Checkpoint) -> Path:

@@ -59,6 +59,11 @@ def default_model_path() -> Path:
     return Path(str(files("abcflax_data") / "model" / checkpoint.FILE_NAME))
 
 
+def _default_model_name() -> str:
+    """How messages name the default model: the variable that chose it, else the bundled one."""
+    return f"{MODEL_ENV}={os.environ[MODEL_ENV]}" if os.environ.get(MODEL_ENV) else "bundled model"
+
+
 def model_from_checkpoint(ckpt: Checkpoint, path: str = "<memory>") -> Model:
     import jax
 
@@ -77,11 +82,13 @@ def _load_cached(path: str, mtime: float) -> Model:
 def load_model(path: str | os.PathLike | None = None) -> Model:
     """Load a model folder or checkpoint file (default: the bundled model); cached per file version."""
     target = checkpoint.resolve(path if path is not None else default_model_path())
+    where = str(path) if path is not None else _default_model_name()
     try:
         mtime = target.stat().st_mtime
     except FileNotFoundError:
-        where = "bundled model" if path is None else str(path)
         raise CheckpointError(f"{where}: no model found at {target}") from None
+    except OSError as exc:  # a path below a regular file (ENOTDIR), a loop of links, no permission...
+        raise CheckpointError(f"{where}: cannot open the model ({exc.strerror or exc})") from None
     return _load_cached(str(target), mtime)
 
 
