@@ -45,10 +45,32 @@ def _import_file(path: str) -> str | None:
     return importer.read(path)
 
 
+def stdin_bytes(max_bytes: int = MAX_INPUT_BYTES) -> bytes:
+    """Everything on stdin (at most ``max_bytes``). An ``InputError`` when there is no stdin (``<&-``: Python
+    then sets ``sys.stdin`` to None) or it cannot be read (a folder, an I/O error), as for a closed stdout."""
+    stream = getattr(sys.stdin, "buffer", sys.stdin)  # a text stream without .buffer: a test's or an embedder's
+    if stream is None:
+        raise InputError("cannot read stdin: it is closed")
+    try:
+        data = stream.read(max_bytes + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read stdin: {exc.strerror or exc}") from None
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if len(data) > max_bytes:
+        raise InputError(f"{STDIN}: input too large (limit {max_bytes} bytes)")
+    return data
+
+
+def read_abc_text(path: str) -> str:
+    """ABC text, unconverted (no importer), from a file or ``-`` (stdin): what ``abcflax check`` reads."""
+    if str(path) == "-":
+        return decode_bytes(stdin_bytes(), STDIN)
+    return read_file_text(path)
+
+
 def _read_stdin() -> tuple[str, str]:
-    data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
-    if len(data) > MAX_INPUT_BYTES:
-        raise InputError(f"{STDIN}: input too large (limit {MAX_INPUT_BYTES} bytes)")
+    data = stdin_bytes()
     suffix = _sniff_suffix(data)
     if suffix is None:
         return decode_bytes(data, STDIN), STDIN

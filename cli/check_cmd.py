@@ -25,10 +25,11 @@ def check_command(file, quiet):
       abcflax continue tune.abc | abcflax check -
     """
     import abcflax
+    from abcflax.inputs import read_abc_text
 
     # ABC text only: line numbers in a MIDI or MusicXML file converted to ABC would point nowhere useful
     source = "<stdin>" if file == "-" else file
-    text = abcflax.read_file_text(file)
+    text = read_abc_text(file)
     problems = abcflax.check_text(text, source)
     for line in problems:
         click.echo(line)

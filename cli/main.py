@@ -47,7 +47,8 @@ def _exit_now(code) -> None:
     if isinstance(code, str):
         print(code, file=sys.stderr)
     try:
-        sys.stdout.flush()
+        if sys.stdout is not None:  # None: started with stdout closed (the command has said so)
+            sys.stdout.flush()
     except BrokenPipeError:
         status = status or 1  # the reader went away: nothing to report (as cli_errors does)
     except OSError as exc:
