@@ -19,7 +19,7 @@ def cache_dir() -> Path:
 @lru_cache(maxsize=1)
 def enable_compile_cache() -> bool:
     """Turn on JAX's persistent compilation cache in the user cache folder (once per process)."""
-    if os.environ.get(NO_CACHE_ENV):
+    if env_switch(NO_CACHE_ENV):  # 0 keeps the cache on, as a reader of "NO_COMPILE_CACHE=0" expects
         return False
     import jax
 
@@ -35,6 +35,9 @@ def enable_compile_cache() -> bool:
 
 
 HOST_DEVICES_ENV = "ABCFLAX_HOST_DEVICES"  # CPU devices `abcflax train` splits the host into (1 = one device)
+# the most devices `train --devices` (and ABCFLAX_HOST_DEVICES) may ask for: far above any host's cores or a
+# multi-host run's accelerators, and it keeps the count XLA_FLAGS gets a number XLA parses
+MAX_DEVICES = 1024
 MIN_ROWS_PER_DEVICE = 8  # below this, a device's share of the batch is too little work to pay for the split
 _FORCE_FLAG = "--xla_force_host_platform_device_count"
 
@@ -54,6 +57,20 @@ def host_device_count(batch_size: int, cores: int) -> int:
     return max(fits)
 
 
+def host_devices_override() -> int | None:
+    """``ABCFLAX_HOST_DEVICES`` as a device count, None when unset or empty; a ``UsageError`` for anything but
+    a whole number from 1 to ``MAX_DEVICES`` (a typo silently ignored would train on another device count)."""
+    value = os.environ.get(HOST_DEVICES_ENV, "").strip()
+    if not value:
+        return None
+    if not (value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_DEVICES):
+        from .errors import UsageError
+
+        raise UsageError(f"{HOST_DEVICES_ENV}={value!r}: must be a whole number from 1 to {MAX_DEVICES} "
+                         "(1 = no split; unset = one device per core)")
+    return int(value)
+
+
 def split_host_cpu(batch_size: int, requested: int | None = None) -> int | None:
     """Expose the host CPU to JAX as several devices, so that training runs data parallel over its cores;
     the device count set, or None when it cannot or need not be (JAX already started, or ``XLA_FLAGS``
@@ -69,11 +86,11 @@ def split_host_cpu(batch_size: int, requested: int | None = None) -> int | None:
     """
     import sys
 
+    override = host_devices_override()  # a bad value is an error even when it would change nothing
     if "jax" in sys.modules or _FORCE_FLAG in os.environ.get("XLA_FLAGS", ""):
         return None
-    override = os.environ.get(HOST_DEVICES_ENV, "").strip()
-    if override.isdigit() and int(override) >= 1:
-        count = int(override)
+    if override is not None:
+        count = override
     elif requested:
         count = requested
     else:
@@ -143,7 +160,23 @@ def bf16_stepping() -> bool:
     """Whether the sampler steps with bfloat16 kernels (``lstm.stepping_weights``): where the CPU multiplies
     bfloat16 in hardware (elsewhere XLA emulates it, and the halved bytes may not pay), unless
     ``ABCFLAX_STEP_BF16`` says otherwise. Held-out bits/char came out the same to four decimals."""
-    setting = os.environ.get(STEP_BF16_ENV, "").strip()
-    if setting in ("0", "1"):
-        return setting == "1"
-    return cpu_has_bf16() is True
+    setting = env_switch(STEP_BF16_ENV)
+    return setting if setting is not None else cpu_has_bf16() is True
+
+
+def check_sampling_environment() -> None:
+    """A ``UsageError`` now for a bad value of the sampler's switches, which it reads only once it starts:
+    a command checks them first, so the error is its only line (not one after "continuing...")."""
+    for name in (STEP_BF16_ENV, NO_CACHE_ENV):
+        env_switch(name)
+
+
+def env_switch(name: str) -> bool | None:
+    """An on/off environment variable: ``1`` is True, ``0`` False, unset or empty None (the default). Anything
+    else is a ``UsageError``: ``yes`` or ``2`` silently taken for the default would hide the user's intent."""
+    value = os.environ.get(name, "").strip()
+    if value in ("", "0", "1"):
+        return None if not value else value == "1"
+    from .errors import UsageError
+
+    raise UsageError(f"{name}={value!r}: must be 1 (on) or 0 (off), or unset for the default")

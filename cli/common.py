@@ -88,7 +88,16 @@ def main_group(ctx, debug):
 def _debug_enabled() -> bool:
     ctx = click.get_current_context(silent=True)
     root = ctx.find_root() if ctx else None
-    return bool(root and root.obj and root.obj.get("debug")) or bool(os.environ.get(DEBUG_ENV))
+    return bool(root and root.obj and root.obj.get("debug")) or _env_debug()
+
+
+def _env_debug() -> bool:
+    """ABCFLAX_DEBUG read as click reads the --debug flag from it: ``0``, ``false``, ``no`` are off (a mere
+    ``bool()`` of the text turned tracebacks on for ``ABCFLAX_DEBUG=0``)."""
+    try:
+        return click.BOOL.convert(os.environ.get(DEBUG_ENV, ""), None, None)
+    except click.BadParameter:  # the group itself refuses such a value with a usage error
+        return False
 
 
 def _writing_stdout(exc: OSError) -> bool:

@@ -104,7 +104,9 @@ def compose_command(seeds_file, per_seed, output, out_dir, formats, model_path, 
     import abcflax
     from abcflax.composer import plan_tunes
     from abcflax.errors import UsageError
+    from abcflax.runtime import check_sampling_environment
 
+    check_sampling_environment()
     if out_dir and output != "-":
         raise UsageError("choose one of -o (one tunebook) and --out-dir (one file per tune)")
     fmts = _formats(formats, out_dir)

@@ -28,11 +28,15 @@ def continue_command(file, model_path, output, fmt, force, quiet, **options):
       abcflax continue tune.abc --bars 8 --seed 3 -o tune.musicxml
     """
     import abcflax
+    from abcflax.runtime import check_sampling_environment
 
+    check_sampling_environment()
     text, source = abcflax.read_abc_input(file)
     plain_stdout = output == "-" and fmt in (None, "abc")  # plain ABC to stdout needs no exporter (nor music21)
     if not plain_stdout:
         abcflax.check_output(output, fmt=fmt, force=force)  # before, not after, sampling
+    elif sys.stdout is None:  # started with stdout closed: click.echo would drop the tunes without a word
+        raise abcflax.InputError("cannot write to stdout: it is closed")
     model = abcflax.load_model(model_path)  # a bad model is one error line, not one after "continuing..."
     announce = None if quiet else (lambda count: click.echo(
         f"continuing {count} tunes..." if count > 1 else "continuing...", err=True))
