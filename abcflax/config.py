@@ -5,6 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 
+# Limits of the training options (the CLI's ranges). Step counts reach jitted code as int32 (optax's step
+# count, the schedule's boundaries, fold_in's data): a billion steps is far beyond any run and far inside
+# 2**31 - 1, with room for warm-up + 1. A batch of 4096 windows of the longest (4096 characters) keeps a
+# step's logits (batch x length x vocabulary) under 2**31 elements.
+MAX_STEPS = 1_000_000_000
+MAX_BATCH_SIZE = 4096
+MAX_SEQ_LEN = 4096
+# the most times SOURCE@N may repeat a source: a weight for mixing corpora (the README's recipes use @2 to
+# @9; a handful of one's own tunes against a big tunebook might take @100). The training stream holds every
+# copy, so an unbounded N grew memory until the machine gave out instead of saying why
+MAX_COPIES = 1000
+SEED_MODULUS = 2**32  # seeds are taken modulo this (JAX's keys hold 32 bits of them), by train as by continue
+
 # a field's annotation -> the stored values it takes (an int is a fine float; a bool is no number here)
 _FIELD_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,)}
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +27,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import atomic, checkpoint, lstm, runtime
-from .config import ModelConfig, TrainConfig
+from .config import MAX_COPIES, ModelConfig, TrainConfig
 from .errors import AbcflaxWarning, InputError, UsageError
 from .evaluate import bits_per_char
 from .harmonizer import AFTER_MARKER, chord_degrees, chords_after_text
@@ -461,23 +462,71 @@ def _restore_leaves(template, leaves: list | None, source: Path):
     return jax.tree_util.tree_unflatten(treedef, [np.asarray(leaf) for leaf in leaves])
 
 
+STDIN_SOURCE = "-"  # a corpus read from stdin, once
+MUSIC21_PREFIX = "music21:"
+_WEIGHT = re.compile(r"[0-9]+")  # ASCII digits only: str.isdigit takes "²", which int() refuses
+
+
 def parse_source(spec: str) -> tuple[str, int]:
-    """``path@3`` -> (``path``, 3): a source whose tunes are repeated 3 times in the training stream."""
-    if "@" in spec:
-        name, _, weight = spec.rpartition("@")
-        if weight.isdigit() and int(weight) >= 1:
-            return name, int(weight)
-    return spec, 1
+    """``path@3`` -> (``path``, 3): a source whose tunes are repeated 3 times in the training stream; a
+    ``UsageError`` for a count outside 1..``MAX_COPIES``."""
+    name, at, weight = spec.rpartition("@")
+    if not at or not _WEIGHT.fullmatch(weight):
+        return spec, 1
+    if not 1 <= int(weight) <= MAX_COPIES:
+        raise UsageError(f"{spec}: SOURCE@N repeats a source N times, N from 1 to {MAX_COPIES}")
+    return name, int(weight)
+
+
+def check_music21_name(source: str) -> None:
+    """A ``UsageError`` unless ``music21:NAME`` names one folder of music21's corpus: an empty name is the
+    whole corpus, and ``..`` or a path would leave it (``music21:../..`` read every *.abc under Python's lib)."""
+    name = source[len(MUSIC21_PREFIX):]
+    parts = re.split(r"[/\\]", name)
+    if not name or len(parts) > 1 or name in (".", "..") or ":" in name:
+        raise UsageError(f"{source}: name one folder of music21's corpus, as in music21:ryansMammoth, "
+                         "music21:oneills1850 or music21:essenFolksong (no path, no ..)")
+
+
+def _stdin_tunes() -> tuple[list[str], list]:
+    """(training texts, problems) from the ABC on stdin, as ``load_corpus`` gives them for a file."""
+    from .inputs import STDIN, stdin_bytes
+    from .tunebook import _training_text, decode_bytes, read_tunebook
+
+    tunes, problems = read_tunebook(decode_bytes(stdin_bytes(), STDIN), STDIN)
+    texts = []
+    for tune in tunes:
+        normalized, problem = _training_text(tune)
+        if problem is None:
+            texts.append(normalized)
+        else:
+            problems.append(problem)
+    return texts, problems
+
+
+def _load_source(source: str) -> tuple[list[str], list]:
+    """(texts, problems) of one source: ``-`` (stdin), ``music21:NAME``, a file or a folder."""
+    from .tunebook import load_corpus
+
+    if source == STDIN_SOURCE:
+        return _stdin_tunes()
+    return load_corpus([source])
 
 
 def load_training_texts(specs: list[str], holdout: float = 0.0) -> tuple[list[str], list[int], list]:
-    """(texts, weights, problems) from source specs, minus the hash-chosen held-out share of every source."""
-    from .tunebook import load_corpus
-
+    """(texts, weights, problems) from source specs, minus the hash-chosen held-out share of every source.
+    Every spec is checked before any is read (a bad one after a big corpus should not wait for it)."""
+    sources = [parse_source(spec) for spec in specs]
+    for spec, (source, _) in zip(specs, sources):
+        if not source:  # Path("") is the current folder: "" or "@2" would train on whatever lies below it
+            raise UsageError(f"{spec!r}: empty source; name a file, a folder, music21:NAME or - (stdin)")
+        if source.startswith(MUSIC21_PREFIX):
+            check_music21_name(source)
+    if sum(source == STDIN_SOURCE for source, _ in sources) > 1:
+        raise UsageError("- (stdin) is named more than once: stdin can be read only once")
     texts, weights, problems = [], [], []
-    for spec in specs:
-        source, weight = parse_source(spec)
-        found, issues = load_corpus([source])
+    for source, weight in sources:
+        found, issues = _load_source(source)
         problems.extend(issues)
         kept = split_holdout(found, holdout)[0] if holdout > 0 else found
         texts.extend(kept)

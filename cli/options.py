@@ -21,6 +21,22 @@ class FiniteFloatRange(click.FloatRange):
         return number
 
 
+class Seed(click.ParamType):
+    """Any integer, taken modulo 2**32 as the sampler takes it (JAX's keys hold 32 bits): ``-1`` is
+    4294967295, for continue and train alike. (Train's data order once crashed on a negative seed and
+    overflowed on one past 64 bits.)"""
+
+    name = "integer"
+
+    def convert(self, value, param, ctx):
+        from abcflax.config import SEED_MODULUS
+
+        return click.INT.convert(value, param, ctx) % SEED_MODULUS
+
+
+SEED = Seed()
+
+
 def model_option(func):
     return click.option("--model", "model_path", type=click.Path(), envvar="ABCFLAX_MODEL",
                         help=MODEL_HELP)(func)
@@ -34,7 +50,8 @@ def sampling_options(func):
         click.option("--top-k", type=click.IntRange(min=0), default=0, help="Sample from the k likeliest (0 = off)."),
         click.option("--top-p", type=FiniteFloatRange(0, 1, min_open=True), default=1.0,
                      help="Nucleus sampling threshold (1 = off)."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Random seed: same seed, same tune."),
+        click.option("--seed", type=SEED, default=0, show_default=True,
+                     help="Random seed: same seed, same tune (any integer, taken modulo 2**32)."),
         click.option("--max-chars", type=click.IntRange(1, 20000), default=1200, show_default=True,
                      help="Most characters to add (at least 200 unless --no-constrain: room to finish a bar "
                           "and end the tune)."),

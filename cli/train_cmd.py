@@ -6,35 +6,44 @@ import sys
 
 import click
 
+from abcflax.config import MAX_BATCH_SIZE, MAX_COPIES, MAX_SEQ_LEN, MAX_STEPS
+from abcflax.runtime import MAX_DEVICES
+
 from .common import cli_errors
-from .options import FiniteFloatRange
+from .options import SEED, FiniteFloatRange
+
+# every integer option has an upper bound: past it the value overflowed int32 inside a jitted step (steps,
+# warm-up, eval interval), grew memory without end or reached XLA_FLAGS unchecked (--devices)
+STEPS = click.IntRange(1, MAX_STEPS)
 
 
 @click.command("train")
 @click.argument("corpus", nargs=-1, required=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for checkpoint, log.csv, loss.png.")
 @click.option("--preset", default="default", show_default=True, help="Model shape: tiny, small, default, keras-seed, mit-lab.")
-@click.option("--steps", type=click.IntRange(1), help="Total optimizer steps (default 10000; with --resume: extend to this).")
-@click.option("--batch-size", type=click.IntRange(1), help="Windows per step (global).")
-@click.option("--seq-len", type=click.IntRange(2, 4096), help="Characters per window.")
+@click.option("--steps", type=STEPS, help="Total optimizer steps (default 10000; with --resume: extend to this).")
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), help="Windows per step (global).")
+@click.option("--seq-len", type=click.IntRange(2, MAX_SEQ_LEN), help="Characters per window.")
 @click.option("--lr", "learning_rate", type=FiniteFloatRange(min=0, min_open=True), help="Peak learning rate.")
-@click.option("--warmup-steps", type=click.IntRange(0), help="Steps of linear warm-up before the cosine decay.  [default: 200]")
+@click.option("--warmup-steps", type=click.IntRange(0, MAX_STEPS), help="Steps of linear warm-up before the cosine decay.  [default: 200]")
 @click.option("--min-lr-ratio", type=FiniteFloatRange(0, 1),
               help="Learning rate at the end of the cosine decay, as a share of the peak.  [default: 0.05]")
 @click.option("--clip-norm", type=FiniteFloatRange(min=0, min_open=True),
               help="Clip the gradient's global norm to this.  [default: 1.0]")
 @click.option("--weight-decay", type=FiniteFloatRange(min=0), help="AdamW's decoupled weight decay.  [default: 1e-5]")
 @click.option("--dropout", type=FiniteFloatRange(0, 0.95), help="Dropout rate.")
-@click.option("--dropout-from", type=click.IntRange(0),
+@click.option("--dropout-from", type=click.IntRange(0, MAX_STEPS),
               help="Train this many steps with dropout off before it switches on.  [default: 0]")
-@click.option("--eval-every", type=click.IntRange(1), help="Steps between validation + checkpoint.")
+@click.option("--eval-every", type=STEPS, help="Steps between validation + checkpoint.")
 @click.option("--holdout", type=FiniteFloatRange(0, 0.9), default=0.0, show_default=True,
               help="Share of every source's tunes (chosen by hash) never trained on.")
-@click.option("--seed", type=int, help="Seed for data order, init and dropout.")
+@click.option("--seed", type=SEED,
+              help="Seed for data order, init and dropout (any integer, taken modulo 2**32, as by continue).  "
+                   "[default: 0]")
 @click.option("--transpose", type=click.IntRange(0, 6),
               help="Repeats of a source (path@N) are copies transposed by up to this many fifths "
                    "(0, +1, -1, +2 ...) instead of verbatim ones.  [default: 0]")
-@click.option("--chords-after", type=click.IntRange(0),
+@click.option("--chords-after", type=click.IntRange(0, MAX_COPIES - 1),
               help="Of each repeated (path@N) chord-bearing tune's copies, this many (at most N-1) are written "
                    "with each chord after the notes it accompanies (an auxiliary task for harmonize).  [default: 0]")
 @click.option("--reverse", is_flag=True, default=None,
@@ -45,13 +54,13 @@ from .options import FiniteFloatRange
 @click.option("--bf16-recurrence", is_flag=True, default=None,
               help="The recurrence's per-step products in bfloat16 too (state stays float32): pays for wide layers "
                    "(1.3x faster steps at hidden 1024 with --bf16-matmuls), at a small cost in bits/char.")
-@click.option("--devices", type=click.IntRange(1),
+@click.option("--devices", type=click.IntRange(1, MAX_DEVICES),
               help="Devices to shard the batch over (default: all; on a CPU, one per core when each gets 8+ rows).")
 @click.option("--coordinator", envvar="ABCFLAX_COORDINATOR", metavar="HOST:PORT",
               help="Multi-host run: process 0's address (see docs/distributed.md).")
-@click.option("--num-processes", type=click.IntRange(1), envvar="ABCFLAX_NUM_PROCESSES",
+@click.option("--num-processes", type=click.IntRange(1, MAX_DEVICES), envvar="ABCFLAX_NUM_PROCESSES",
               help="Multi-host run: how many processes (one per host).")
-@click.option("--process-id", type=click.IntRange(0), envvar="ABCFLAX_PROCESS_ID",
+@click.option("--process-id", type=click.IntRange(0, MAX_DEVICES - 1), envvar="ABCFLAX_PROCESS_ID",
               help="Multi-host run: this process's number, 0..N-1 (0 writes the checkpoint).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--init-from", "init_from", metavar="MODEL",
@@ -65,8 +74,8 @@ def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_
                   num_processes, process_id, resume, init_from, quiet):
     """Train a model on ABC files, folders and music21 corpora.
 
-    CORPUS items are files, folders (every *.abc below) or music21:NAME (e.g. music21:ryansMammoth);
-    add @N to repeat a source N times in the training stream (e.g. nottingham/@2).
+    CORPUS items are files, folders (every *.abc below), music21:NAME (e.g. music21:ryansMammoth) or - (ABC on
+    stdin); add @N to repeat a source N times in the training stream (e.g. nottingham/@2; N at most 1000).
 
     \b
     Example:
@@ -87,8 +96,8 @@ def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_
         quiet = quiet or process_id != 0  # one progress report, from the process that writes
     texts, weights, problems = abcflax.load_training_texts(list(corpus), holdout)
     if not texts:  # one line naming the first reason, before any JAX work
-        raise abcflax.InputError(f"no training tunes: {problems[0]}" if problems
-                                 else f"{' '.join(corpus)}: no training tunes")
+        named = " ".join("<stdin>" if item == "-" else item for item in corpus)
+        raise abcflax.InputError(f"no training tunes: {problems[0]}" if problems else f"{named}: no training tunes")
     if not quiet:
         click.echo(f"{len(texts)} tunes ({sum(map(len, texts))} chars); {len(problems)} skipped", err=True)
     for flag, value in (("--transpose", transpose), ("--chords-after", chords_after)):
