@@ -26,6 +26,8 @@ import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from .tunebook import is_no_chord
+
 KINDS = ("syntax", "duration", "structure", "header")
 _CHORD_START = set("ABCDEFGabcdefg(")  # what abc2midi lets a chord symbol start with ("(G)": an optional chord)
 MAX_PROBLEMS = 200  # per tune; a megabyte of garbage must not produce a megabyte of messages
@@ -203,7 +205,25 @@ def parse_unit(value: str) -> tuple[Fraction | None, str | None]:
     denominator = _small_int(match.group(2)) if match.group(2) is not None else 1
     if not numerator or not denominator or numerator > MAX_LENGTH or denominator > MAX_LENGTH:
         return None, f"unit length L:{text} has an absurd value"
+    if numerator != 1:  # abc2midi: "Default length must be 1/X"; the grammar's note values assume it too
+        return None, f"unit length L:{text} is not 1/n (ABC 2.1: L:1/4, L:1/8, L:1/16, or L:1 for a whole note)"
     return Fraction(numerator, denominator), None
+
+
+# ABC 2.1's Q: (3.1.8): quoted text before or after the beats, "n/d [n/d...]=bpm", or the old forms "C=bpm" and a
+# bare "bpm"; music21 reads only those (Q:fast!! stopped export with a ValueError)
+_TEMPO_BEATS = re.compile(r"(?:(?:\d+/\d+|C\d*)(?:[ \t]+\d+/\d+)*[ \t]*=[ \t]*)?\d+(?:\.\d+)?")
+
+
+def tempo_problem(value: str) -> str | None:
+    """The error message for a ``Q:`` value that is not tempo as ABC 2.1 writes it, or None."""
+    text = value.split("%", 1)[0].strip()
+    if text.count('"') % 2:
+        return f'tempo Q:{text} has an unclosed "'
+    beats = re.sub(r'"[^"]*"', " ", text).strip()
+    if beats and not (_TEMPO_BEATS.fullmatch(beats) and all(int(d) for d in re.findall(r"/(\d+)", beats))):
+        return f'tempo Q:{text} is not understood (ABC 2.1: Q:1/4=120, Q:"Allegro" 1/4=120, Q:"Allegro")'
+    return None
 
 
 def default_unit(meter: Meter) -> Fraction:
@@ -384,6 +404,8 @@ class _Scanner:
             self.header_meter, error = parse_meter(value)
         elif name == "L":
             self.header_unit, error = parse_unit(value)
+        elif name == "Q":
+            error = tempo_problem(value)
         elif name == "K":
             self.key_text = value.split("%", 1)[0].strip()
             key, error = parse_key(value)
@@ -443,6 +465,8 @@ class _Scanner:
         elif name == "K":
             key, error = parse_key(value)
             voice.key = key if key is not None else voice.key
+        elif name == "Q":
+            error = tempo_problem(value)
         else:
             return
         if error:
@@ -801,13 +825,14 @@ class _Scanner:
     # --- everything else -------------------------------------------------------------------------
 
     def quoted(self, i: int, end: int) -> int:
+        """A chord symbol (``"G"``, or ``"N.C."``: no chord, as tunebooks write it) or an annotation."""
         close = self.text.find('"', i + 1, end)
         if close < 0:
             self.problem(i, 'unclosed " (chord symbol or annotation)')
             return end
         body = self.text[i + 1:close]
         kind = "annotation" if body[:1] in ("^", "_", "<", ">", "@") else "chord_symbol"
-        if kind == "chord_symbol" and body and body[0] not in _CHORD_START:
+        if kind == "chord_symbol" and body and body[0] not in _CHORD_START and not is_no_chord(body):
             # abc2midi reports an error for it ("Guitar chord does not start with A-G"); not blocking: it is
             # text, and the notes around it are read the same
             self.problem(i, f'"{body}" is neither a chord symbol (it would start with A-G) nor an annotation '

@@ -12,8 +12,8 @@ from .endings import DEFAULT_CANDIDATES, draw_count, keep_best_draws
 from .errors import InputError, UsageError
 from .loading import resolve_model
 from .sample import MAX_CHARS_LIMIT, DeadEnd, Request, check_sampling_options, generate, warn_if_short
-from .tunebook import (BODY_FIELDS_KEEP, FIELD_LINE, HEADER_KEEP, header_fields, is_chord_symbol, normalize_key,
-                       read_tunebook, several_voices, strip_comment, with_explicit_defaults)
+from .tunebook import (BODY_FIELDS_KEEP, FIELD_LINE, HEADER_KEEP, header_fields, is_chord_symbol, is_no_chord,
+                       normalize_key, read_tunebook, several_voices, strip_comment, with_explicit_defaults)
 
 DEFAULT_MAX_CHARS = 1200  # about 24 bars of a reel with chords; the hard cap on generated characters
 
@@ -320,9 +320,21 @@ def _carried(accidental: str, pitch: str, bar: str) -> str:
     return ""
 
 
+_LEADING_CHORD_SYMBOL = re.compile(r'^([ \t\n]*)"[^"\n]*"')
+_LAST_QUOTED = re.compile(r'"([^"\n]*)"[ \t\n]*$')
+
+
+def _ends_in_no_chord(prompt: str) -> bool:
+    """Whether the prompt's music ends in a "no chord" mark (``"N.C."``), which the model never reads."""
+    match = _LAST_QUOTED.search(prompt)
+    return match is not None and is_no_chord(match.group(1))
+
+
 def _rejoin(prompt: str, view: PromptView, result: str) -> str:
     """The user's own prompt followed by what the model added after its view of it."""
     added = result[len(view.text):] if result.startswith(view.text) else result
+    if _ends_in_no_chord(prompt):
+        added = _LEADING_CHORD_SYMBOL.sub(r"\1", added, count=1)  # "N.C." is the harmony of the notes it stands before
     if not added:
         return prompt
     return close_open_slurs(prompt + ("" if prompt.endswith("\n") else view.joint) + added)

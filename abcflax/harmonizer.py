@@ -23,7 +23,8 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 
 from .errors import InputError, UsageError
-from .tunebook import FIELD_LINE, HEADER_KEEP, QUOTED, is_chord_symbol, map_tunes, normalize_key, read_tunebook
+from .tunebook import (FIELD_LINE, HEADER_KEEP, QUOTED, is_chord_symbol, is_no_chord, map_tunes, normalize_key,
+                       read_tunebook)
 
 PERS = ("auto", "bar", "half", "beat")
 METHODS = ("model", "rules")
@@ -669,9 +670,10 @@ def _refine_spans(forward: Scorer, backward: Scorer, prefix: str, segments: Sequ
 
 
 def chord_symbol_spans(analysis) -> list[tuple[int, int]]:
-    """(start, end) of every chord symbol (not annotation) in an analyzed tune."""
+    """(start, end) of every chord symbol (not annotation) in an analyzed tune, "no chord" marks (``"N.C."``)
+    too: replacing a tune's harmony replaces them as well."""
     return [(e.start, e.end) for e in analysis.events
-            if e.kind == "chord_symbol" and is_chord_symbol(e.text.strip('"'))]
+            if e.kind == "chord_symbol" and (is_chord_symbol(e.text.strip('"')) or is_no_chord(e.text.strip('"')))]
 
 
 def remove_spans(text: str, spans: list[tuple[int, int]]) -> str:

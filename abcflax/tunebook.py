@@ -318,11 +318,15 @@ def default_unit_length(meter: str | None) -> str:
     return f"{unit.numerator}/{unit.denominator}"
 
 
+_WHOLE_NOTE_UNIT = re.compile(r"(^|\[)L:([ \t]*)1(?=[ \t]*(?:$|\]|%))", re.M)
+
+
 def with_explicit_defaults(text: str) -> str:
     """One tune with ``X:1`` first when it has no ``X:``, and its default unit note length written out as an
     ``L:`` line before ``K:`` when the header has none: abc2midi skips a tune without ``X:`` ("No tune
-    processed"), and music21 cannot read notes without ``L:`` ("no active default note length")."""
-    lines = text.split("\n")
+    processed"), and music21 cannot read notes without ``L:`` ("no active default note length"). A whole-note
+    ``L:1`` (ABC 2.1) is written ``L:1/1``, the spelling both read."""
+    lines = _WHOLE_NOTE_UNIT.sub(r"\1L:\g<2>1/1", text).split("\n")
     key_at = next((i for i, line in enumerate(lines) if line.startswith("K:")), None)
     if key_at is None:
         return text
@@ -351,6 +355,14 @@ def normalize_key(value: str) -> str:
     elif mode:  # not a mode (``D clef=bass``): the text after the tonic is kept as written
         return value
     return (tonic + mode + (" " + rest if rest else "")).strip()
+
+
+NO_CHORD_MARKS = ("N.C.", "NC", "No Chord", "None")  # what music21 reads as "no chord" (harmony.NoChord)
+
+
+def is_no_chord(text: str) -> bool:
+    """True for a quoted "no chord" mark (``"N.C."``): common in tunebooks, the harmony of the notes after it."""
+    return text.strip() in NO_CHORD_MARKS
 
 
 def is_chord_symbol(text: str) -> bool:

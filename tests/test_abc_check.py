@@ -447,8 +447,12 @@ def test_cli_bad_files_give_one_error_line(tmp_path, make, words):
     assert len(result.stderr.strip().splitlines()) == 1 and words in result.stderr
 
 
-QUOTED_TEXTS = {"Xyz": True, "N.C.": True, " G": True, "*": True,  # True: abc2midi reports an error
-                "G": False, "g": False, "(G)": False, "": False, "^up": False, "<(": False, "Am7b5": False}
+QUOTED_TEXTS = {"Xyz": True, " G": True, "*": True,  # True: abc2midi reports an error
+                "G": False, "g": False, "(G)": False, "": False, "^up": False, "<(": False, "Am7b5": False,
+                "N.C.": False, "NC": False}
+# "no chord": abc2midi reports it ("Guitar chord does not start with A-G"), but tunebooks write it, music21 reads it
+# as NoChord, and continue, harmonize and export take it, so check does too (tests/test_tunebook_policy.py)
+ABC2MIDI_ONLY = {"N.C.", "NC"}
 
 
 @pytest.mark.parametrize("body, flagged", QUOTED_TEXTS.items())
@@ -467,4 +471,4 @@ def test_quoted_text_verdicts_agree_with_abc2midi(body, flagged, tmp_path):
     path.write_text(f'X:1\nT:t\nM:4/4\nL:1/4\nK:G\n"{body}"GABc|]\n')
     output = subprocess.run(["abc2midi", str(path), "-o", str(tmp_path / "q.mid")], capture_output=True, text=True,
                             timeout=60).stdout
-    assert ("Guitar chord does not start with" in output) == flagged, output
+    assert ("Guitar chord does not start with" in output) == (flagged or body in ABC2MIDI_ONLY), output

@@ -1,0 +1,108 @@
+"""The tunebook policy (README: "a typo in tune 7 of 40 does not cost the rest") in every command, and `check`
+agreeing with the other commands on what it refuses (same message, same line:column).
+
+Each test here failed before the fix it names: harmonize and export wrote nothing for a book with one bad
+tune, evaluate refused a whole book for a title's 'é' and did not read '-', check passed L:3/8 and Q:fast!!
+(which the others refuse) and refused "N.C." (which the others take).
+"""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+import abcflax
+from abcflax_cli.common import main_group
+
+GOOD_1 = "X:1\nT:Good One\nM:4/4\nL:1/8\nK:G\n|:GABc dedB|dedB dedB|c2ec B2dB|c2A2 A2BA:|\n"
+BAD_2 = "X:2\nT:Smart Quotes\nM:4/4\nL:1/8\nK:G\n\u201cG\u201dGABc dedB|dedB dedB|\n"  # its music is line 13
+GOOD_3 = "X:3\nT:Good Three\nM:4/4\nL:1/8\nK:G\n|:dedB GABc|c2ec B2dB:|\n"
+BOOK = GOOD_1 + "\n" + BAD_2 + "\n" + GOOD_3
+BAD_AT = ":13:1: "
+
+
+def invoke(*args: str, stdin: str | bytes | None = None):
+    return CliRunner().invoke(main_group, list(args), input=stdin)
+
+
+def errors(result) -> list[str]:
+    everything = result.stdout + result.stderr
+    assert "Traceback" not in everything and "internal error" not in everything, everything
+    return [line for line in result.stderr.splitlines() if line.startswith("abcflax: error: ")]
+
+
+@pytest.fixture
+def book(tmp_path):
+    path = tmp_path / "book.abc"
+    path.write_text(BOOK)
+    return path
+
+
+# ---- 4. check refuses exactly what the other commands refuse, with the same line:column ----------------------
+
+REFUSED = {  # header or body line -> (line of the problem, message start)
+    "unit_3_8": ("M:4/4\nL:3/8\nK:G\nGA|\n", "4:1: unit length L:3/8 is not 1/n"),
+    "tempo_words": ("M:4/4\nL:1/8\nQ:fast!!\nK:G\nGABc dedB|\n", "5:1: tempo Q:fast!! is not understood"),
+    "tempo_inline": ("M:4/4\nL:1/8\nK:G\nGABc [Q:late]dedB|\n", "6:6: tempo Q:late is not understood"),
+    "tempo_open_quote": ('M:4/4\nL:1/8\nQ:"Allegro 1/4=120\nK:G\nGABc dedB|\n', '5:1: tempo Q:"Allegro 1/4=120 has'),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_check_and_the_others_refuse_alike(tmp_path, tiny_model_dir, case):
+    body, where = REFUSED[case]
+    source = tmp_path / "t.abc"
+    source.write_text("X:1\nT:t\n" + body)
+    check = invoke("check", str(source))
+    assert check.exit_code == 1 and check.stdout.startswith(f"{source}:{where}")
+    expected = f"abcflax: error: {check.stdout.splitlines()[0]}"
+    for args in (["harmonize", "--method", "rules"], ["export", "-o", str(tmp_path / "t.musicxml")],
+                 ["continue", "--model", str(tiny_model_dir), "--candidates", "1"]):
+        result = invoke(args[0], str(source), *args[1:])
+        assert result.exit_code == 1 and errors(result) == [expected], (args[0], result.stderr)
+
+
+ACCEPTED = {
+    "whole_note_unit": "M:4/4\nL:1\nK:G\nG|A/A/|B|\n",  # ABC 2.1: "L:1 (whole note) - or equivalently L:1/1"
+    "no_chord": 'M:4/4\nL:1/8\nK:G\n"N.C."GABc "G"dedB|"NC"dedB dedB|\n',
+    "tempo_text": 'M:4/4\nL:1/8\nQ:"Allegro" 1/4=120\nK:G\nGABc [Q:3/8=50 "Lento"]dedB|[Q:"Adagio"]dedB dedB|\n',
+    "tempo_old": "M:4/4\nL:1/8\nQ:120\nK:G\nGABc [Q:C=90]dedB|dedB dedB|\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(ACCEPTED))
+def test_check_and_the_others_accept_alike(tmp_path, tiny_model_dir, case):
+    source = tmp_path / "t.abc"
+    source.write_text("X:1\nT:t\n" + ACCEPTED[case])
+    assert invoke("check", str(source)).exit_code == 0
+    for args in (["harmonize", "--method", "rules"], ["export", "-o", str(tmp_path / f"{case}.musicxml")],
+                 ["export", "-o", str(tmp_path / f"{case}.mid")],
+                 ["continue", "--model", str(tiny_model_dir), "--candidates", "1", "--max-chars", "300"]):
+        result = invoke(args[0], str(source), *args[1:])
+        assert result.exit_code == 0 and errors(result) == [], (args[0], result.stderr)
+
+
+def test_whole_note_unit_is_written_as_the_tools_read_it():
+    """music21 ("no quarter length associated with this metadata: 1") and abc2midi ("Missing /") read only
+    L:1/1, which ABC 2.1 calls the same."""
+    from abcflax.tunebook import with_explicit_defaults
+
+    assert with_explicit_defaults("X:1\nL:1\nK:G\nG|[L:1 ]A|\nL: 1 % whole\nB|") == \
+        "X:1\nL:1/1\nK:G\nG|[L:1/1 ]A|\nL: 1/1 % whole\nB|"
+
+
+def test_harmonize_replaces_or_keeps_a_no_chord_mark():
+    tune = 'X:1\nT:t\nM:4/4\nL:1/8\nK:G\n"N.C."GABc dedB|"G"dedB dedB|\n'
+    replaced = abcflax.harmonize(tune, method="rules", per="bar")
+    assert "N.C." not in replaced and replaced.count('"') == 4  # a chord for each bar, no "G""N.C."
+    kept = abcflax.harmonize(tune, method="rules", per="bar", keep_existing=True)
+    assert kept == tune  # both bars have their harmony already: "N.C." is one
+
+
+def test_a_continuation_does_not_put_a_chord_right_after_no_chord():
+    from abcflax.continuation import PromptView, _rejoin
+
+    prompt = 'X:1\nT:t\nM:4/4\nL:1/8\nK:G\n"G"GABc "D"dedB|"N.C."'
+    view = 'X:1\nT:t\nM:4/4\nL:1/8\nK:G\n"G"GABc "D"dedB|'  # the model never reads "N.C."
+    assert _rejoin(prompt, PromptView(view, "", ""), view + '"A7"cBAB "D"c4|') == prompt + 'cBAB "D"c4|'
+    assert _rejoin(prompt + " ", PromptView(view, "", ""), view + ' "A7"cBAB|') == prompt + "  cBAB|"
