@@ -1123,7 +1123,9 @@ def repair_tune(text: str) -> tuple[str, list[tuple[CheckProblem, str]]]:
 
 def repair_tunebook(abc: str, source: str = "<text>") -> tuple[str, list[str]]:
     """Every tune of ``abc`` through ``repair_tune``; and one ``source:line:col: removed 'c' (why)`` note
-    per removed character, with the file's line numbers (lines are never removed, so they stay valid)."""
+    per removed character, with the file's line numbers (lines are never removed, so they stay valid). A tune
+    that cannot be repaired (or read) is left as written, for the command's own check to report (the tunebook
+    policy: the other tunes are still repaired)."""
     from .errors import InputError
     from .tunebook import map_tunes
 
@@ -1139,4 +1141,4 @@ def repair_tunebook(abc: str, source: str = "<text>") -> tuple[str, list[str]]:
                      for p, char in removed)
         return fixed
 
-    return map_tunes(abc, one, source), notes
+    return map_tunes(abc, one, source, problems=[], keep_bad=True), notes

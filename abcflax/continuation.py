@@ -12,8 +12,9 @@ from .endings import DEFAULT_CANDIDATES, draw_count, keep_best_draws
 from .errors import InputError, UsageError
 from .loading import resolve_model
 from .sample import MAX_CHARS_LIMIT, DeadEnd, Request, check_sampling_options, generate, warn_if_short
-from .tunebook import (BODY_FIELDS_KEEP, FIELD_LINE, HEADER_KEEP, header_fields, is_chord_symbol, is_no_chord,
-                       normalize_key, read_tunebook, several_voices, strip_comment, with_explicit_defaults)
+from .tunebook import (BODY_FIELDS_KEEP, FIELD_LINE, HEADER_KEEP, each_tune, header_fields, is_chord_symbol,
+                       is_no_chord, normalize_key, numbered_in_file, read_tunebook, several_voices, strip_comment,
+                       with_explicit_defaults)
 
 DEFAULT_MAX_CHARS = 1200  # about 24 bars of a reel with chords; the hard cap on generated characters
 
@@ -348,22 +349,23 @@ def complete_tunebook(text: str, source: str = "<text>", *, model=None,
     ``on_start(number of tunes)`` is called once every tune is checked, before sampling starts.
     """
     loaded = resolve_model(model)
-    tunes, found = read_tunebook(text, source, allow_empty_body=True)
-    problems = [str(p) for p in found]
-    good, lines = [], []
-    for tune in tunes:
-        try:
-            ends_line = tune is not tunes[-1] or text.rstrip(" \t").endswith("\n")
+    tunes = read_tunebook(text, source, allow_empty_body=True)[0]
+    last_start = tunes[-1].line if tunes else 0
+    constrained = options.get("constrain", True)
+
+    def check(tune) -> tuple[tuple[str, PromptView], int]:
+        ends_line = tune.line != last_start or text.rstrip(" \t").endswith("\n")
+        with numbered_in_file(tune):  # a header problem names the line check names
             checked = _prepared(tune.full_text + ("\n" if ends_line else ""), loaded.vocab, source,
                                 tune.line - len(tune.inherited), ends_line)  # the file header's lines count
-            last_line = tune.line + tune.text.rstrip("\n").count("\n")  # where the prompt ends, and is stuck
-            if options.get("constrain", True):
-                _require_placeable(loaded, checked[1], f"{source}:{last_line}")
-            good.append(checked)
-            lines.append(last_line)
-        except InputError as exc:
-            message = str(exc)
-            problems.append(message if message.startswith(source) else f"{source}:{tune.line}: {message}")
+        last_line = tune.line + tune.text.rstrip("\n").count("\n")  # where the prompt ends, and is stuck
+        if constrained:
+            _require_placeable(loaded, checked[1], f"{source}:{last_line}")
+        return checked, last_line
+
+    done, problems = each_tune(text, source, check, allow_empty_body=True)
+    good = [checked for _, (checked, _) in done]
+    lines = [last_line for _, (_, last_line) in done]
     if not good:
         return "", problems or [f"{source}: no tune to continue"]
     if on_start is not None:

@@ -936,7 +936,7 @@ def harmonize(abc: str, *, model=None, per: str = "auto", method: str = "model",
               fit_weight: float = DEFAULT_FIT_WEIGHT, reverse_model="auto",
               reverse_weight: float = DEFAULT_REVERSE_WEIGHT, scorer: Scorer | None = None,
               reverse_scorer: Scorer | None = None, source: str = "<text>",
-              on_tune: Callable[[int, int], None] | None = None) -> str:
+              on_tune: Callable[[int, int], None] | None = None, problems: list[str] | None = None) -> str:
     """``abc`` (a tune or a tunebook) with chord symbols added at harmonic-rhythm positions.
 
     ``per``: ``bar``, ``half``, ``beat`` or ``auto`` (by meter, see ``auto_per``). ``method``: ``model``
@@ -948,7 +948,8 @@ def harmonize(abc: str, *, model=None, per: str = "auto", method: str = "model",
     one), a path or ``Model``, or None (off); ``reverse_weight`` weighs it. The search is deterministic;
     ``seed`` is accepted for symmetry with ``complete`` and unused. ``scorer`` and ``reverse_scorer`` replace
     the models' scorers (tests inject fakes). ``on_tune(done, total)`` is called after each tune of a tunebook
-    (a progress bar for long books).
+    (a progress bar for long books). A bad tune is an InputError, unless ``problems`` is a list: then it is
+    reported there and left out, and the other tunes are harmonized (``harmonize_tunebook``).
     """
     del seed  # beam search has no randomness
     if not isinstance(abc, str):
@@ -970,17 +971,18 @@ def harmonize(abc: str, *, model=None, per: str = "auto", method: str = "model",
     search = SearchConfig(beam, change_penalty, chord_weight, candidates, float(fit_weight), float(reverse_weight))
     worker = Harmonizer(per, method, keep_existing, search, loaded, scorer, source, reverse_scorer)
     if on_tune is None:
-        return map_tunes(abc, worker.tune, source)
+        return map_tunes(abc, worker.tune, source, problems)
     total, done = len(read_tunebook(abc, source)[0]), 0
 
     def counted(text: str, first_line: int) -> str:
         nonlocal done
-        result = worker.tune(text, first_line)
-        done += 1
-        on_tune(done, total)
-        return result
+        try:
+            return worker.tune(text, first_line)
+        finally:  # a refused tune is done too
+            done += 1
+            on_tune(done, total)
 
-    return map_tunes(abc, counted, source)
+    return map_tunes(abc, counted, source, problems)
 
 
 def _reverse_scorer(model, reverse_model) -> LSTMScorer | None:
@@ -999,6 +1001,9 @@ def _reverse_scorer(model, reverse_model) -> LSTMScorer | None:
     return LSTMScorer(backward)
 
 
-def harmonize_tunebook(abc: str, **kw) -> str:
-    """Every tune of a tunebook harmonized, in order (``harmonize`` already accepts tunebooks)."""
-    return harmonize(abc, **kw)
+def harmonize_tunebook(abc: str, **kw) -> tuple[str, list[str]]:
+    """Every good tune of a tunebook harmonized, in order: (output tunebook, problems), as
+    ``complete_tunebook``. A bad tune is reported as ``source:line:col: why`` and left out; the output is ""
+    when no tune is good."""
+    problems: list[str] = []
+    return harmonize(abc, problems=problems, **kw), problems

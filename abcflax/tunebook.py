@@ -15,6 +15,7 @@ Normalization rule for training text (``normalize_tune``), documented in the REA
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import stat
@@ -265,19 +266,101 @@ def _file_header(text: str, blocks: list[tuple[int, list[str]]]) -> list[str]:
     return list(fields.values())
 
 
-def map_tunes(abc: str, function, source: str = "<text>") -> str:
-    """Apply ``function(tune text, first line)`` to every tune of a tunebook, keeping all between tunes."""
+def each_tune(text: str, source: str, function, *, allow_empty_body: bool = False) -> tuple[list, list[str]]:
+    """The tunebook policy (README): ``function(tune)`` for every tune of ``text``; ((tune, result) pairs of the
+    good tunes, one ``source:line[:col]: why`` line per bad one, in file order). A tune that cannot be read, or
+    that ``function`` refuses with an InputError, is left out, so a typo in tune 7 of 40 does not cost the rest."""
+    tunes, found = read_tunebook(text, source, allow_empty_body=allow_empty_body)
+    problems = [(problem.line, str(problem)) for problem in found]
+    done = []
+    for tune in tunes:
+        try:
+            done.append((tune, function(tune)))
+        except InputError as exc:
+            problems.append((tune.line, _located(str(exc), tune)))
+    problems.sort(key=lambda item: item[0])  # stable: a tune's own lines keep their order
+    return done, [message for _, message in problems]
+
+
+def _located(message: str, tune: Tune) -> str:
+    """``message`` naming the file, and the tune's first line when it names no place of its own."""
+    return message if message.startswith(f"{tune.source}:") else f"{tune.source}:{tune.line}: {message}"
+
+
+def map_tunes(abc: str, function, source: str = "<text>", problems: list[str] | None = None, *,
+              keep_bad: bool = False) -> str:
+    """Apply ``function(tune text, first line)`` to every tune of a tunebook, keeping all between tunes.
+
+    Without ``problems`` the first bad tune is an InputError. With a list, the tunebook policy (``each_tune``):
+    each bad tune is reported there and left out of the result ("" when no tune is good), or with ``keep_bad``
+    kept as written (its lines, and so every later line number, stay where they were).
+    """
     text = abc.replace("\r\n", "\n").replace("\r", "\n")
-    tunes, problems = read_tunebook(text, source)
-    if problems:
-        raise InputError(str(problems[0]))
+
+    def mapped(tune: Tune) -> str:
+        with numbered_in_file(tune):
+            result = function(tune.full_text, tune.line - len(tune.inherited))  # body lines keep their numbers
+        return _without_inherited(result, tune)
+
+    if problems is None:
+        tunes, found = read_tunebook(text, source)
+        if found:
+            raise InputError(str(found[0]))
+        return _splice(text, [(tune, mapped(tune)) for tune in tunes], keep_others=True)
+    done, found = each_tune(text, source, mapped)
+    problems.extend(found)
+    if not done and not keep_bad:
+        return ""
+    return _splice(text, done, keep_others=keep_bad)
+
+
+@contextlib.contextmanager
+def numbered_in_file(tune: Tune):
+    """An InputError raised inside that numbers ``tune.full_text``'s lines from ``tune.line - len(tune.inherited)``
+    (so that its body lines are the file's) is raised again naming the file's line (``Tune.file_line``): the file
+    header's fields written before ``K:`` shift the header lines above them, where check puts no shift."""
+    try:
+        yield
+    except InputError as exc:
+        match = re.match(rf"{re.escape(tune.source)}:(\d+)(?=:)", str(exc))
+        if not tune.inherited or match is None:
+            raise
+        line = tune.file_line(int(match.group(1)) - tune.line + len(tune.inherited) + 1)
+        raise InputError(f"{tune.source}:{line}{str(exc)[match.end():]}") from None
+
+
+def _splice(text: str, replacements: list, keep_others: bool) -> str:
+    """``text`` with each (tune, new text) written over the tune's lines; the lines of every other tune (from
+    its first line to the blank line that ends it) kept, or removed."""
     lines = text.split("\n")
-    for tune in reversed(tunes):  # from the end, so earlier line numbers stay valid
-        first = tune.line - 1
-        count = tune.text.count("\n") + 1
-        mapped = function(tune.full_text, tune.line - len(tune.inherited))  # body lines keep their numbers
-        lines[first:first + count] = _without_inherited(mapped, tune).split("\n")
+    spans = {start: _tune_length(block) for start, block in _split_blocks(text)}
+    for tune, _ in replacements:
+        spans[tune.line] = tune.text.count("\n") + 1
+    new = {tune.line: result for tune, result in replacements}
+    for start in sorted(spans, reverse=True):  # from the end, so earlier line numbers stay valid
+        if start in new:
+            lines[start - 1:start - 1 + spans[start]] = new[start].split("\n")
+        elif not keep_others:  # with the blank line that ended it: one blank line stays between the others
+            end = start - 1 + spans[start]
+            del lines[start - 1:end + (end < len(lines) - 1 and not lines[end].strip())]
     return "\n".join(lines)
+
+
+def _tune_length(block: list[str]) -> int:
+    """How many lines a tune that could not be read takes: up to the blank line that ends it (ABC 2.1)."""
+    return next((index for index, line in enumerate(block) if index and not line.strip()), len(block))
+
+
+def tune_in_place(text: str, tune: Tune) -> str:
+    """``text`` (the tunebook ``tune`` came from) with every line blanked but the file header's and the tune's
+    own: read again, it holds that tune alone, at the same line and with the same inherited fields, so what a
+    command says about it names the file's lines."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+    blocks = _split_blocks(text)
+    header_end = blocks[0][0] - 1 if blocks else 0
+    own = range(tune.line - 1, tune.line - 1 + tune.text.count("\n") + 1)
+    return "\n".join(line if index < header_end or index in own else "" for index, line in enumerate(lines))
 
 
 def _without_inherited(text: str, tune: Tune) -> str:

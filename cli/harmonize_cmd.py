@@ -42,7 +42,6 @@ def harmonize_command(source, out, per, method, keep_existing, beam, model_path,
       cat melody.abc | abcflax harmonize - -o chords.musicxml
     """
     import abcflax
-    from abcflax.atomic import write_text
 
     text, name = abcflax.read_abc_input(source)
     if out != "-":
@@ -50,16 +49,24 @@ def harmonize_command(source, out, per, method, keep_existing, beam, model_path,
     tunes = len(abcflax.read_tunebook(text, name)[0])
     with click.progressbar(length=tunes, label="harmonizing", file=sys.stderr,  # a terminal only, a tunebook only
                            hidden=quiet or tunes < 2 or not sys.stderr.isatty()) as bar:
-        result = abcflax.harmonize(text, model=model_path if method == "model" else None, per=per, method=method,
-                                   keep_existing=keep_existing, beam=beam, source=name,
-                                   on_tune=lambda done, total: bar.update(1),
-                                   reverse_model=None if reverse_path.lower() == "none" else reverse_path)
-    if not result.endswith("\n"):
-        result += "\n"
+        result, problems = abcflax.harmonize_tunebook(
+            text, model=model_path if method == "model" else None, per=per, method=method,
+            keep_existing=keep_existing, beam=beam, source=name, on_tune=lambda done, total: bar.update(1),
+            reverse_model=None if reverse_path.lower() == "none" else reverse_path)
+    for problem in problems:  # the tunebook policy (README): each bad tune named, the good ones still written
+        click.echo(f"abcflax: error: {problem}", err=True)
+    if result:
+        _write(result if result.endswith("\n") else result + "\n", out, force, name)
+    sys.exit(1 if problems else 0)
+
+
+def _write(result: str, out: str, force: bool, name: str) -> None:
+    import abcflax
+    from abcflax.atomic import write_text
+
     if out == "-":
         click.echo(result, nl=False)
     elif os.path.splitext(out)[1].lower() in ("", ".abc"):
         write_text(out, result, force=force)
     else:
         abcflax.write_output(result, out, force=force, source=name)
-

@@ -181,15 +181,18 @@ def test_train_never_overwrites_a_run(tmp_path, tiny_model_dir):
     assert (run / "model.msgpack").read_bytes() == before
 
 
-def test_failed_export_of_a_tunebook_leaves_nothing(tmp_path):
-    """Tune 2 of 2 is bad: neither file is written (all are rendered before any is written)."""
+def test_export_of_a_tunebook_with_a_bad_tune_writes_the_good_one_only(tmp_path):
+    """Tune 2 of 2 is bad: it is named in one error line and gets no file; tune 1 is still written, whole (the
+    tunebook policy, README), and nothing else is left behind."""
     book = tmp_path / "book.abc"
     book.write_text(GOOD + "\n" + GOOD.replace("X:1", "X:2").replace("GABc", "G^^^^c"))
     out = tmp_path / "out"
     out.mkdir()
     result = invoke(["export", str(book), "-o", str(out / "tunes.musicxml")])
-    assert result.exit_code == 1 and f"{book}:13:4: accidental" in result.stderr
-    assert catalogue.files_under(out) == []
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    messages = [line for line in result.stderr.splitlines() if line.startswith("abcflax: ")]  # not the paths
+    assert len(messages) == 1 and messages[0].startswith(f"abcflax: error: {book}:13:4: accidental")
+    assert catalogue.files_under(out) == ["tunes-1.musicxml"]
 
 
 def test_atomic_write_leaves_no_temp_file_on_failure(tmp_path, monkeypatch):

@@ -38,6 +38,86 @@ def book(tmp_path):
     return path
 
 
+# ---- 1. harmonize and export write every good tune of a book with a bad one --------------------------------
+
+@pytest.mark.parametrize("args", [("harmonize", "--method", "rules"), ("export",)], ids=["harmonize", "export"])
+def test_abc_output_holds_the_good_tunes_and_one_error_names_the_bad(book, tmp_path, args):
+    out = tmp_path / "out.abc"
+    result = invoke(*args, str(book), "-o", str(out))
+    assert result.exit_code == 1
+    assert errors(result) == [f"abcflax: error: {book}{BAD_AT}unexpected character '\u201c'"]
+    written = out.read_text()
+    assert "X:1" in written and "X:3" in written and "X:2" not in written and "\u201c" not in written
+    assert "\n\n\n" not in written  # the bad tune leaves no gap: one blank line between the others
+    assert abcflax.check_text(written) == []
+
+
+@pytest.mark.parametrize("suffix", [".musicxml", ".mid"])
+def test_export_writes_a_file_for_each_good_tune_named_as_in_the_whole_book(book, tmp_path, suffix):
+    out = tmp_path / f"e{suffix}"
+    result = invoke("export", str(book), "-o", str(out))
+    assert result.exit_code == 1 and len(errors(result)) == 1 and BAD_AT in errors(result)[0]
+    assert sorted(p.name for p in tmp_path.glob(f"e*{suffix}")) == [f"e-1{suffix}", f"e-3{suffix}"]
+
+
+def test_export_names_stay_those_of_the_whole_book(tmp_path):
+    """Repeated X: numbers: files are numbered by place in the book, the bad tune's place kept; and a book of
+    two tunes, one bad, still gives OUT-<X> files, not OUT itself."""
+    repeated = tmp_path / "repeated.abc"
+    repeated.write_text(GOOD_1 + "\n" + BAD_2.replace("X:2", "X:1") + "\n" + GOOD_3.replace("X:3", "X:1"))
+    assert invoke("export", str(repeated), "-o", str(tmp_path / "r.mid")).exit_code == 1
+    assert sorted(p.name for p in tmp_path.glob("r*.mid")) == ["r-1.mid", "r-3.mid"]
+    pair = tmp_path / "pair.abc"
+    pair.write_text(BAD_2 + "\n" + GOOD_3)
+    assert invoke("export", str(pair), "-o", str(tmp_path / "p.mid")).exit_code == 1
+    assert [p.name for p in tmp_path.glob("p*.mid")] == ["p-3.mid"]
+
+
+def test_export_refuses_an_existing_file_before_writing_any(book, tmp_path):
+    (tmp_path / "e-3.musicxml").write_text("keep")
+    result = invoke("export", str(book), "-o", str(tmp_path / "e.musicxml"))
+    assert result.exit_code == 1 and errors(result) == [
+        f"abcflax: error: {tmp_path / 'e-3.musicxml'}: already exists (use --force to overwrite)"]
+    assert [p.name for p in tmp_path.glob("e*.musicxml")] == ["e-3.musicxml"]
+
+
+def test_export_repair_still_writes_the_tunes_it_cannot_repair_around(tmp_path):
+    source = tmp_path / "book.abc"
+    broken = "X:2\nT:Broken\nM:4/4\nL:1/8\nK:G\nGABc dBG= B|dedB dedB|\n"  # a stray '=': repaired
+    unfixable = "X:4\nT:No key\nM:4/4\nL:9/0\nK:G\nGABc dedB|\n"  # a header problem: not a stray character
+    source.write_text(GOOD_1 + "\n" + broken + "\n" + unfixable + "\n" + GOOD_3)
+    result = invoke("export", str(source), "-o", str(tmp_path / "x.abc"), "--repair")
+    assert result.exit_code == 1 and len(errors(result)) == 1 and f"{source}:18:1: unit length" in errors(result)[0]
+    assert f"{source}:13:9: removed '='" in result.stderr
+    written = (tmp_path / "x.abc").read_text()
+    assert [line for line in written.split("\n") if line.startswith("X:")] == ["X:1", "X:2", "X:3"]
+
+
+def test_an_unreadable_tune_is_reported_and_left_out(tmp_path):
+    source = tmp_path / "book.abc"
+    source.write_text(GOOD_1 + "\nX:2\nT:No key line\nGABc|\n\n" + GOOD_3)
+    result = invoke("harmonize", str(source), "--method", "rules")
+    assert result.exit_code == 1
+    assert errors(result) == [f"abcflax: error: {source}:8: tune has no K: (key) field in its header"]
+    assert "X:2" not in result.stdout and result.stdout.count("X:") == 2
+
+
+def test_continue_follows_the_same_policy(book, tmp_path, tiny_model_dir):
+    out = tmp_path / "c.abc"
+    result = invoke("continue", str(book), "-o", str(out), "--candidates", "1", "--model", str(tiny_model_dir),
+                    "--max-chars", "300", "--quiet")
+    assert result.exit_code == 1 and len(errors(result)) == 1 and BAD_AT in errors(result)[0]
+    assert out.read_text().count("X:") == 2
+
+
+def test_harmonize_tunebook_returns_the_good_tunes_and_the_problems():
+    text, problems = abcflax.harmonize_tunebook(BOOK, method="rules", source="book.abc")
+    assert problems == ["book.abc:13:1: unexpected character '\u201c'"]
+    assert text.count("X:") == 2 and '"G"' in text
+    with pytest.raises(abcflax.InputError, match="13:1"):
+        abcflax.harmonize(BOOK, method="rules", source="book.abc")  # the one-tune API still refuses
+
+
 # ---- 4. check refuses exactly what the other commands refuse, with the same line:column ----------------------
 
 REFUSED = {  # header or body line -> (line of the problem, message start)
@@ -58,6 +138,20 @@ def test_check_and_the_others_refuse_alike(tmp_path, tiny_model_dir, case):
     expected = f"abcflax: error: {check.stdout.splitlines()[0]}"
     for args in (["harmonize", "--method", "rules"], ["export", "-o", str(tmp_path / "t.musicxml")],
                  ["continue", "--model", str(tiny_model_dir), "--candidates", "1"]):
+        result = invoke(args[0], str(source), *args[1:])
+        assert result.exit_code == 1 and errors(result) == [expected], (args[0], result.stderr)
+
+
+def test_a_header_problem_below_a_file_header_is_named_alike(tmp_path, tiny_model_dir):
+    """The file header's M: and L: are written into each tune's header before K:, below its own Q: line:
+    continue and harmonize named the Q: line 2 lines too early (it was line 6; they said 4)."""
+    source = tmp_path / "book.abc"
+    source.write_text("M:4/4\nL:1/8\n\nX:1\nT:t\nQ:fast\nK:G\nGABc dedB|\n\n" + GOOD_3)
+    check = invoke("check", str(source))
+    assert check.stdout.startswith(f"{source}:6:1: tempo Q:fast")
+    expected = f"abcflax: error: {check.stdout.splitlines()[0]}"
+    for args in (["harmonize", "--method", "rules"], ["export", "-o", str(tmp_path / "t.abc")],
+                 ["continue", "--model", str(tiny_model_dir), "--candidates", "1", "--max-chars", "300"]):
         result = invoke(args[0], str(source), *args[1:])
         assert result.exit_code == 1 and errors(result) == [expected], (args[0], result.stderr)
 
