@@ -12,8 +12,8 @@ from .endings import DEFAULT_CANDIDATES, draw_count, keep_best_draws
 from .errors import InputError, UsageError
 from .loading import resolve_model
 from .sample import MAX_CHARS_LIMIT, DeadEnd, Request, check_sampling_options, generate, warn_if_short
-from .tunebook import (BODY_FIELDS_KEEP, FIELD_LINE, HEADER_KEEP, each_tune, header_fields, is_chord_symbol,
-                       is_no_chord, normalize_key, numbered_in_file, read_tunebook, several_voices, strip_comment,
+from .tunebook import (BODY_FIELDS_KEEP, FIELD_LINE, HEADER_KEEP, each_tune, field_as_read, header_fields,
+                       is_chord_symbol, is_no_chord, numbered_in_file, read_tunebook, several_voices,
                        with_explicit_defaults)
 
 DEFAULT_MAX_CHARS = 1200  # about 24 bars of a reel with chords; the hard cap on generated characters
@@ -195,14 +195,7 @@ def prompt_view(text: str, vocab_chars: tuple[str, ...], source: str = "prompt",
 
 def _field_view(name: str, value: str, known: set[str]) -> str | None:
     """A field line as the model reads it, or None for fields training tunes do not have."""
-    if name not in HEADER_KEEP + BODY_FIELDS_KEEP or name not in known:
-        return None
-    value = strip_comment(value).strip()
-    if name == "K":
-        value = normalize_key(value)
-    elif name not in ("M", "L"):
-        value = "".join(ch for ch in value if ch in known)  # titles, tempo text: free text
-    return f"{name}:{value}"
+    return field_as_read(name, value, known)
 
 
 def _music_view(line: str, known: set[str], source: str, line_number: int,

@@ -22,7 +22,7 @@ import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .errors import InputError
+from .errors import InputError, UsageError
 
 # a bigger file is refused before it is read, to bound memory: the largest real tunebooks (music21's corpus,
 # Nottingham) are under 1 MB, and text grows about 10x in memory as tunes, analyses and id arrays
@@ -537,22 +537,44 @@ def music21_corpus_files(name: str) -> list[Path]:
     return files
 
 
-def load_corpus(sources: list[str]) -> tuple[list[str], list[Problem]]:
-    """Normalized training tunes from files, folders and ``music21:NAME`` sources."""
-    texts: list[str] = []
-    problems: list[Problem] = []
+def source_texts(sources: list[str]):
+    """(ABC text, name) of every file named by ``sources``: files, folders, ``music21:NAME``, ``-`` (stdin,
+    read once, named ``<stdin>``), one at a time."""
+    if sources.count("-") > 1:
+        raise UsageError("- (stdin) is named more than once: stdin can be read only once")
     for source in sources:
+        if source == "-":
+            from .inputs import STDIN, stdin_bytes  # a closed stdin is one error line, as for the other commands
+
+            yield decode_bytes(stdin_bytes(), STDIN), STDIN
+            continue
         files = music21_corpus_files(source[8:]) if source.startswith("music21:") else iter_source_files(source)
         for path in files:
-            tunes, found = read_tunebook(read_file_text(path), str(path))
-            problems.extend(found)
-            for tune in tunes:
-                normalized, problem = _training_text(tune)
-                if problem is None:
-                    texts.append(normalized)
-                else:
-                    problems.append(problem)
+            yield read_file_text(path), str(path)
+
+
+def load_corpus(sources: list[str]) -> tuple[list[str], list[Problem]]:
+    """Normalized training tunes from files, folders, ``music21:NAME`` sources and ``-`` (stdin)."""
+    texts: list[str] = []
+    problems: list[Problem] = []
+    for text, name in source_texts(sources):
+        tunes, found = read_tunebook(text, name)
+        problems.extend(found)
+        for tune in tunes:
+            normalized, problem = _training_text(tune)
+            if problem is None:
+                texts.append(normalized)
+            else:
+                problems.append(problem)
     return texts, problems
+
+
+def training_text(tune: Tune) -> str:
+    """``tune``'s normalized training text; InputError (``file:line:col: why``) for a tune that is skipped."""
+    normalized, problem = _training_text(tune)
+    if problem is not None:
+        raise InputError(str(problem))
+    return normalized
 
 
 def _training_text(tune: Tune) -> tuple[str | None, Problem | None]:
@@ -566,3 +588,70 @@ def _training_text(tune: Tune) -> tuple[str | None, Problem | None]:
     if normalized is None:
         return None, Problem(tune.source, tune.line, "nothing musical left after normalizing")
     return normalized, None
+
+
+# ---------------------------------------------------------------- a tune as a model reads it
+
+def field_as_read(name: str, value: str, known) -> str | None:
+    """A field line as a model with the characters ``known`` reads it, or None for a field training tunes do
+    not have: ``K:`` spelled one way, ``M:`` and ``L:`` as written, and free text (titles, tempo text, ``R:``)
+    without the characters the model does not know, which are text, not music (README)."""
+    if name not in HEADER_KEEP + BODY_FIELDS_KEEP or name not in known:
+        return None
+    value = strip_comment(value).strip()
+    if name == "K":
+        value = normalize_key(value)
+    elif name not in ("M", "L"):
+        value = "".join(ch for ch in value if ch in known).strip()  # "Reel ♪" is read as "Reel", no blank after
+    return f"{name}:{value}"
+
+
+def text_as_read(tune: Tune, normalized: str, known) -> str:
+    """``normalized`` (``tune``'s training text) as a model with the characters ``known`` reads it, as
+    ``continue`` reads a prompt: text fields without the characters it does not know. InputError naming the
+    file's line:column of a character it does not know in the music, which it cannot read."""
+    kept = []
+    for line in normalized.split("\n"):
+        match = FIELD_LINE.match(line)
+        if match:
+            line = field_as_read(match.group(1), match.group(2), known)
+        if line is not None:
+            kept.append(line)
+    text = "\n".join(kept)
+    unknown = next((ch for ch in text if ch not in known), None)
+    if unknown is not None:
+        line, column = _first_in_music(tune, unknown)
+        raise InputError(f"{tune.source}:{line}:{column}: character {unknown!r} (U+{ord(unknown):04X}) "
+                         "is not in the model's vocabulary")
+    return text
+
+
+def _first_in_music(tune: Tune, char: str) -> tuple[int, int]:
+    """(file line, column) of ``char``'s first place in ``tune`` outside comments, music lines first (where
+    the characters a model cannot read are); the tune's first line when it is not found."""
+    lines = tune.text.split("\n")
+    body_first = sorted(range(len(lines)), key=lambda index: index < len(tune.header))
+    for index in body_first:
+        column = strip_comment(lines[index]).find(char)
+        if column >= 0:
+            return tune.line + index, column + 1
+    return tune.line, 1
+
+
+def tunes_as_read(books: list[tuple[str, str]], known) -> tuple[list[str], list[str], list[str]]:
+    """The tunes of ``books`` ((ABC text, name) pairs) as ``evaluate`` scores them: (each good tune's training
+    text as a model with the characters ``known`` reads it, one ``file:line:col: why`` line per bad tune (the
+    tunebook policy), the characters of text fields left out because the model does not know them)."""
+    texts, problems, left_out = [], [], []
+    for text, name in books:
+        done, found = each_tune(text, name, lambda tune: _normalized_and_read(tune, known))
+        problems.extend(found)
+        for _, (normalized, read) in done:
+            texts.append(read)
+            left_out.extend(ch for ch in normalized if ch not in known)
+    return texts, problems, left_out
+
+
+def _normalized_and_read(tune: Tune, known) -> tuple[str, str]:
+    normalized = training_text(tune)
+    return normalized, text_as_read(tune, normalized, known)

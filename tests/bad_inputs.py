@@ -21,8 +21,8 @@ COMMANDS = ("continue", "harmonize", "compose", "export", "check", "evaluate", "
 ALL = frozenset(COMMANDS)
 # commands that read MusicXML/MIDI through importer plugins
 IMPORTING = frozenset({"continue", "harmonize", "compose", "export"})
-# commands that read stdin for "-" (evaluate and train take corpus files and folders)
-STDIN_COMMANDS = frozenset({"continue", "harmonize", "export", "check"})
+# commands that read stdin for "-" (train does too: tests/test_option_limits.py)
+STDIN_COMMANDS = frozenset({"continue", "harmonize", "export", "check", "evaluate"})
 
 MUSICXML = """<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE score-partwise PUBLIC "-//Recordare//DTD MusicXML 3.1 Partwise//EN"

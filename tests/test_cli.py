@@ -137,15 +137,17 @@ def test_train_then_resume(tmp_path):
     assert abcflax.checkpoint.load(out).step == 9
 
 
-def test_evaluate_names_a_skipped_tune_as_a_warning(tiny_model_dir, tmp_path):
+def test_evaluate_names_a_bad_tune_and_scores_the_rest(tiny_model_dir, tmp_path):
+    """The tunebook policy (README): one error line for the bad tune, exit 1, and the others still scored."""
     book = tmp_path / "book.abc"
     book.write_text("\n".join(TINY_CORPUS).replace("{n}", "1") + "\nX:99\nT:Broken\nK:G\nGA[B|\n")
     result = run(["evaluate", str(book), "--model", str(tiny_model_dir)])
-    assert result.exit_code == 0, result.output
-    warned = result.stderr.splitlines()
-    assert len(warned) == 1 and warned[0].startswith(f"abcflax: warning: skipped {book}:"), result.stderr
+    assert result.exit_code == 1, result.output
+    errors = result.stderr.splitlines()
+    assert len(errors) == 1 and errors[0].startswith(f"abcflax: error: {book}:46:3: "), result.stderr
+    assert result.stdout.strip().splitlines()[-1].endswith(f" tunes={len(TINY_CORPUS)}")
     quiet = run(["evaluate", str(book), "--model", str(tiny_model_dir), "--quiet"])
-    assert quiet.stderr == "" and quiet.stdout == result.stdout
+    assert quiet.stderr == result.stderr and quiet.stdout == result.stdout  # --quiet hides warnings, not errors
 
 
 def test_train_dropout_from_is_stored_and_off_by_default(tmp_path):

@@ -8,6 +8,10 @@ tune, evaluate refused a whole book for a title's 'é' and did not read '-', che
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from click.testing import CliRunner
 
@@ -118,6 +122,66 @@ def test_harmonize_tunebook_returns_the_good_tunes_and_the_problems():
         abcflax.harmonize(BOOK, method="rules", source="book.abc")  # the one-tune API still refuses
 
 
+# ---- 2 and 3. evaluate: unknown title characters left out, the policy, and '-' -------------------------------
+
+TITLED = "X:1\nT:{title}\nM:4/4\nL:1/8\nK:G\n|:GABc dedB|dedB dedB|c2ec B2dB|c2A2 A2BA:|\n"
+
+
+@pytest.mark.parametrize("title, encoding", [("Caf\u00e9 na Sp\u00e9ire", "latin-1"),
+                                             ("Caf\u00e9 na Sp\u00e9ire", "utf-8"), ("Ce\u00f3l", "utf-8"),
+                                             ("Reel \u266a", "utf-8")])
+def test_evaluate_leaves_unknown_title_characters_out(tmp_path, tiny_model_dir, title, encoding):
+    source = tmp_path / "titled.abc"
+    source.write_bytes(TITLED.format(title=title).encode(encoding))
+    known = set(abcflax.load_model(tiny_model_dir).vocab.chars)
+    plain = tmp_path / "plain.abc"  # the tune as the model reads it: the title without what it does not know
+    plain.write_text(TITLED.format(title="".join(ch for ch in title if ch in known)))
+    result = invoke("evaluate", str(source), "--model", str(tiny_model_dir))
+    assert result.exit_code == 0 and errors(result) == []
+    assert result.stdout == invoke("evaluate", str(plain), "--model", str(tiny_model_dir)).stdout
+    (warning,) = result.stderr.splitlines()
+    assert warning.startswith("abcflax: warning: ") and "left out" in warning
+    assert invoke("evaluate", str(source), "--model", str(tiny_model_dir), "--quiet").stderr == ""
+
+
+def test_evaluate_scores_the_good_tunes_and_names_the_bad(book, tiny_model_dir):
+    result = invoke("evaluate", str(book), "--model", str(tiny_model_dir))
+    assert result.exit_code == 1
+    assert errors(result) == [f"abcflax: error: {book}{BAD_AT}unexpected character '\u201c'"]
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("bpc=") and last.endswith(" tunes=2")
+
+
+def test_evaluate_names_a_music_character_the_model_lacks_as_continue_does(tmp_path, tiny_model_dir):
+    source = tmp_path / "flat.abc"  # the tiny model never saw a flat
+    source.write_text(GOOD_1 + "\n" + GOOD_3.replace("|:dedB", "|:de_dB"))
+    evaluated = invoke("evaluate", str(source), "--model", str(tiny_model_dir))
+    continued = invoke("continue", str(source), "--model", str(tiny_model_dir), "--candidates", "1",
+                       "--max-chars", "300", "--quiet")
+    expected = f"abcflax: error: {source}:13:5: character '_' (U+005F) is not in the model's vocabulary"
+    assert errors(evaluated) == errors(continued) == [expected]
+    assert evaluated.exit_code == 1 and evaluated.stdout.strip().endswith(" tunes=1")
+
+
+def test_evaluate_reads_stdin(tmp_path, tiny_model_dir):
+    good = tmp_path / "good.abc"
+    good.write_text(GOOD_1)
+    from_file = invoke("evaluate", str(good), "--model", str(tiny_model_dir))
+    from_stdin = invoke("evaluate", "-", "--model", str(tiny_model_dir), stdin=GOOD_1)
+    assert from_stdin.exit_code == 0 and from_stdin.stdout == from_file.stdout
+    bad = invoke("evaluate", "-", "--model", str(tiny_model_dir), stdin=BOOK)
+    assert bad.exit_code == 1 and errors(bad) == [f"abcflax: error: <stdin>{BAD_AT}unexpected character '\u201c'"]
+    twice = invoke("evaluate", "-", "-", "--model", str(tiny_model_dir), stdin=GOOD_1)
+    assert twice.exit_code == 2 and "more than once" in twice.stderr
+
+
+def test_evaluate_with_stdin_closed_is_one_line(tmp_path, tiny_model_dir):
+    done = subprocess.run([sys.executable, "-m", "abcflax_cli.main", "evaluate", "-", "--model", str(tiny_model_dir)],
+                          preexec_fn=lambda: os.close(0), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          timeout=120, env={**os.environ, "ABCFLAX_PLUGINS": ""})
+    assert done.returncode == 1 and done.stderr.splitlines() == ["abcflax: error: cannot read stdin: it is closed"]
+
+
 # ---- 4. check refuses exactly what the other commands refuse, with the same line:column ----------------------
 
 REFUSED = {  # header or body line -> (line of the problem, message start)
@@ -137,7 +201,8 @@ def test_check_and_the_others_refuse_alike(tmp_path, tiny_model_dir, case):
     assert check.exit_code == 1 and check.stdout.startswith(f"{source}:{where}")
     expected = f"abcflax: error: {check.stdout.splitlines()[0]}"
     for args in (["harmonize", "--method", "rules"], ["export", "-o", str(tmp_path / "t.musicxml")],
-                 ["continue", "--model", str(tiny_model_dir), "--candidates", "1"]):
+                 ["continue", "--model", str(tiny_model_dir), "--candidates", "1"],
+                 ["evaluate", "--model", str(tiny_model_dir)]):
         result = invoke(args[0], str(source), *args[1:])
         assert result.exit_code == 1 and errors(result) == [expected], (args[0], result.stderr)
 
@@ -151,7 +216,8 @@ def test_a_header_problem_below_a_file_header_is_named_alike(tmp_path, tiny_mode
     assert check.stdout.startswith(f"{source}:6:1: tempo Q:fast")
     expected = f"abcflax: error: {check.stdout.splitlines()[0]}"
     for args in (["harmonize", "--method", "rules"], ["export", "-o", str(tmp_path / "t.abc")],
-                 ["continue", "--model", str(tiny_model_dir), "--candidates", "1", "--max-chars", "300"]):
+                 ["continue", "--model", str(tiny_model_dir), "--candidates", "1", "--max-chars", "300"],
+                 ["evaluate", "--model", str(tiny_model_dir)]):
         result = invoke(args[0], str(source), *args[1:])
         assert result.exit_code == 1 and errors(result) == [expected], (args[0], result.stderr)
 
