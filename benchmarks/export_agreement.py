@@ -1,0 +1,197 @@
+"""Does ``abcflax export -o x.mid`` play the notes abc2midi plays? Per tune of real tunebooks.
+
+For every tune: abcflax's MIDI (``export_bytes(tune, "mid", accompaniment="none")``, through music21's ABC
+reader) and abc2midi's MIDI of the same text (``-NGRA -NGUI -NFER``: no grace notes, chord symbols or fermata
+lengthening, which abcflax's MIDI does not play either; ornaments such as ``~`` and ``T``, which abc2midi
+plays as several notes, and ``R:``, by which it swings a hornpipe, are removed from its copy). Both are read back as the sorted list of
+(onset in quarter notes, MIDI pitch) of every note-on, repeats expanded by each program, the same when
+every pitch is and every onset is within a 64th note (abc2midi starts some notes a few ticks late). A tune is
+
+* ``same``: identical lists; ``count``: same number of notes, some onset or pitch differs;
+  ``differ``: another number of notes (``count`` and ``differ`` are silent misreadings: exit 0, wrong music);
+* ``refused``: abcflax raised one of its own errors (InputError...), as it must for what it cannot export;
+* ``crash``: any other exception; ``skip``: abc2midi wrote no MIDI (not counted).
+
+    python benchmarks/export_agreement.py [--limit N] [--every K] [--jobs J] [--show N]
+
+Sources: music21's ryansMammoth and oneills1850, ../shared/data/nottingham/*.abc and
+../shared/data/irish/irish.abc (those that exist). ``--every K`` takes every K-th tune of each source.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import io
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+DATA = PROJECT.parent / "shared" / "data"
+ABC2MIDI_FLAGS = ("-NGRA", "-NGUI", "-NFER", "-quiet")
+CHORD_SPREAD = 0.05  # quarter notes: abc2midi starts the notes of a chord 5-10 ticks (of 480) apart ...
+TOLERANCE = 1 / 16  # ... and some notes a few ticks late: onsets this close (a 64th note) are the same
+TIMEOUT = 120  # seconds per tune
+
+
+def sources() -> list[tuple[str, Path]]:
+    from abcflax.tunebook import music21_corpus_files
+
+    found = [(name, path) for name in ("ryansMammoth", "oneills1850") for path in music21_corpus_files(name)]
+    found += [("nottingham", p) for p in sorted((DATA / "nottingham").glob("*.abc"))]
+    found += [("irish", p) for p in [DATA / "irish" / "irish.abc"] if p.is_file()]
+    return found
+
+
+def tunes(limit: int, every: int) -> list[tuple[str, str]]:
+    """(source name, tune text) for every K-th tune of each source, at most ``limit`` per source."""
+    from abcflax.tunebook import read_file_text, read_tunebook
+
+    by_source: dict[str, list[str]] = collections.defaultdict(list)
+    for name, path in sources():
+        found, _ = read_tunebook(read_file_text(path), str(path))
+        by_source[name] += [tune.full_text for tune in found]
+    picked = []
+    for name, texts in by_source.items():
+        chosen = texts[::every]
+        picked += [(name, text) for text in (chosen[:limit] if limit else chosen)]
+    return picked
+
+
+def note_ons(data: bytes, skip_first_track: bool) -> list[tuple[float, int]]:
+    """(onset in quarter notes, MIDI pitch) of every note-on, by onset and pitch; onsets less than
+    ``CHORD_SPREAD`` apart count as one (abc2midi starts the notes of a chord a few ticks apart)."""
+    import mido
+
+    song = mido.MidiFile(file=io.BytesIO(data))
+    found = []
+    for number, track in enumerate(song.tracks):
+        if skip_first_track and number == 0:
+            continue
+        time = 0
+        for message in track:
+            time += message.time
+            if message.type == "note_on" and message.velocity > 0:
+                found.append((time / song.ticks_per_beat, message.note))
+    found.sort()
+    clustered, start = [], None
+    for onset, pitch in found:
+        if start is None or onset - start > CHORD_SPREAD:
+            start = onset
+        clustered.append((start, pitch))
+    return sorted(clustered)
+
+
+def agree(ours: list[tuple[float, int]], theirs: list[tuple[float, int]]) -> bool:
+    return len(ours) == len(theirs) and all(
+        a[1] == b[1] and abs(a[0] - b[0]) <= TOLERANCE for a, b in zip(ours, theirs))
+
+
+def as_written(text: str) -> str:
+    """The tune without what abc2midi performs beyond the notes: decorations (it plays ``~G2`` as a roll of
+    several notes; abcflax as G2) and ``R:`` (it swings the eighth notes of an ``R:hornpipe``)."""
+    from abcflax.abc_check import analyze_tune
+
+    spans = [(e.start, e.end) for e in analyze_tune(text).events if e.kind == "decoration"]
+    for start, end in reversed(spans):
+        text = text[:start] + text[end:]
+    return "\n".join(line for line in text.split("\n") if not line.startswith("R:"))
+
+
+def abc2midi_notes(text: str) -> list[tuple[int, int]] | None:
+    from abcflax.tunebook import with_explicit_defaults
+
+    with tempfile.TemporaryDirectory() as folder:
+        source, target = Path(folder, "t.abc"), Path(folder, "t.mid")
+        source.write_text(with_explicit_defaults(as_written(text)) + "\n", encoding="utf-8")
+        subprocess.run(["abc2midi", str(source), "-o", str(target), *ABC2MIDI_FLAGS], capture_output=True,
+                       timeout=TIMEOUT)
+        if not target.is_file() or target.stat().st_size == 0:
+            return None
+        return note_ons(target.read_bytes(), skip_first_track=False)
+
+
+def _timeout(*_):
+    raise TimeoutError(f"more than {TIMEOUT} s")
+
+
+def compare(item: tuple[str, str]) -> tuple[str, str, str, str]:
+    """(source, verdict, title, detail) for one tune."""
+    import abcflax
+    from abcflax.errors import AbcflaxError
+
+    name, text = item
+    title = next((line[2:].strip() for line in text.split("\n") if line.startswith("T:")), "?")
+    title += " (X:" + next((line[2:].strip() for line in text.split("\n") if line.startswith("X:")), "?") + ")"
+    theirs = abc2midi_notes(text)
+    if theirs is None:
+        return name, "skip", title, ""
+    signal.signal(signal.SIGALRM, _timeout)
+    signal.alarm(TIMEOUT)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ours = note_ons(abcflax.export_bytes(text, "mid", accompaniment="none"), skip_first_track=True)
+    except AbcflaxError as exc:
+        return name, "refused", title, str(exc).splitlines()[0][:160]
+    except Exception as exc:  # noqa: BLE001 - a benchmark counts failures
+        return name, "crash", title, f"{type(exc).__name__}: {str(exc)[:120]}"
+    finally:
+        signal.alarm(0)
+    if agree(ours, theirs):
+        return name, "same", title, ""
+    verdict = "count" if len(ours) == len(theirs) else "differ"
+    first = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if not agree([a], [b])),
+                 min(len(ours), len(theirs)))
+    detail = (f"{len(ours)} vs {len(theirs)} notes; first difference at note {first}: "
+              f"{ours[first] if first < len(ours) else '-'} vs {theirs[first] if first < len(theirs) else '-'}")
+    return name, verdict, title, detail
+
+
+VERDICTS = ("same", "count", "differ", "refused", "crash")
+
+
+def report(results: list[tuple[str, str, str, str]], show: int) -> None:
+    by_source: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for name, verdict, _, _ in results:
+        by_source[name][verdict] += 1
+        by_source["all"][verdict] += 1
+    print(f"{'source':<14}{'tunes':>7}" + "".join(f"{v:>9}" for v in VERDICTS) + f"{'agree':>9}{'silent':>9}")
+    for name, counts in by_source.items():
+        total = sum(counts[v] for v in VERDICTS)
+        agree = 100 * counts["same"] / total if total else 0.0
+        silent = 100 * (counts["count"] + counts["differ"]) / total if total else 0.0
+        print(f"{name:<14}{total:>7}" + "".join(f"{counts[v]:>9}" for v in VERDICTS)
+              + f"{agree:>8.1f}%{silent:>8.1f}%")
+    print(f"(skip: abc2midi wrote no MIDI for {by_source['all']['skip']} tunes, not counted)")
+    for verdict in ("differ", "count", "crash", "refused"):
+        listed = [r for r in results if r[1] == verdict][:show]
+        for name, _, title, detail in listed:
+            print(f"  {verdict}: {name}: {title}: {detail}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=0, help="At most N tunes per source (0 = all).")
+    parser.add_argument("--every", type=int, default=1, help="Every K-th tune of each source.")
+    parser.add_argument("--jobs", type=int, default=2, help="Worker processes.")
+    parser.add_argument("--show", type=int, default=15, help="Tunes listed per kind of disagreement.")
+    args = parser.parse_args()
+    import multiprocessing
+
+    items = tunes(args.limit, args.every)
+    with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
+        results = pool.map(compare, items, chunksize=4)
+    print("command:", shlex.join([sys.executable, *sys.argv]))
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    report(results, args.show)
+
+
+if __name__ == "__main__":
+    main()
