@@ -21,6 +21,7 @@ from abcflax import AbcflaxWarning
 TICKS_PER_QUARTER = 480
 MAX_EXPANSION = 4  # a play order longer than 4x the written measures means odd repeats: play as written
 ACCOMPANIMENTS = ("none", "block", "vamp")
+SECTION_BARS = ("double", "final", "heavy-light", "light-light", "light-heavy")  # music21's names for || |] [|
 ACCOMPANIMENT_PROGRAM = 0  # acoustic grand piano: the ceilidh-band vamp
 MELODY_VELOCITY, BASS_VELOCITY, CHORD_VELOCITY = 84, 72, 60
 BASS_LOW, CHORD_LOW = 36, 55  # bass in C2..B2, chord tones in G3..F#4: clear of a fiddle melody
@@ -54,7 +55,8 @@ def q(value) -> Fraction:
 
 
 def _repeat_marks(measures, spanners):
-    """Per measure: starts a repeat, ends a repeat, ending numbers (empty set outside ``[1``/``[2``)."""
+    """Per measure: starts a repeat, ends a repeat, ending numbers (empty set outside ``[1``/``[2``), ends with
+    a double bar (``||``, ``|]``, ``[|``)."""
     from music21 import bar
 
     index = {id(m): i for i, m in enumerate(measures)}
@@ -68,7 +70,8 @@ def _repeat_marks(measures, spanners):
     rights = [getattr(m, "rightBarline", None) for m in measures]
     starts = [isinstance(b, bar.Repeat) and b.direction == "start" for b in lefts]
     ends = [isinstance(b, bar.Repeat) and b.direction == "end" for b in rights]
-    return starts, ends, endings
+    doubles = [not isinstance(b, bar.Repeat) and getattr(b, "type", None) in SECTION_BARS for b in rights]
+    return starts, ends, endings, doubles
 
 
 def _last_ending(endings: list[set[int]], i: int) -> int:
@@ -81,9 +84,16 @@ def _last_ending(endings: list[set[int]], i: int) -> int:
     return max(max(endings[j]) for j in range(low, high + 1))
 
 
-def play_order(starts: list[bool], ends: list[bool], endings: list[set[int]]) -> list[int]:
-    """Measure indices in playing order; the written order (with a warning) if the repeats make no sense."""
+def play_order(starts: list[bool], ends: list[bool], endings: list[set[int]],
+               doubles: list[bool] | None = None) -> list[int]:
+    """Measure indices in playing order; the written order (with a warning) if the repeats make no sense.
+
+    A ``:|`` goes back to the last ``|:``; without one, to the end of the previous repeat, or, as abc2midi
+    plays it, to a double bar (``||``, ``|]``, ``[|``) after that repeat (a double bar before any repeat
+    starts nothing: ``A|B||C|D:|`` plays A to D twice)."""
     count = len(starts)
+    doubles = doubles or [False] * count
+    repeated = False  # a :| has been played
     limit = MAX_EXPANSION * count + 16
     order: list[int] = []
     i, section, pass_number, furthest = 0, 0, 1, -1
@@ -104,10 +114,13 @@ def play_order(starts: list[bool], ends: list[bool], endings: list[set[int]]) ->
         if ends[i] and (pass_number == 1 or more_endings):
             furthest = max(furthest, i)
             pass_number += 1
-            i = section
+            i, repeated = section, True
             continue
         if ends[i]:
             section, pass_number = i + 1, 1
+            repeated = True
+        elif doubles[i] and repeated and pass_number == 1 and not endings[i]:
+            section = i + 1
         i += 1
     return order
 
