@@ -3,6 +3,9 @@
 The formats themselves are plugins (``abcflax_plugins.exporters``; see ``abcflax.plugins``); this module turns one
 ABC tune into a music21 score with music21's traps handled, and writes files:
 
+* the tune is rewritten into ABC music21 reads as written, and music21's score checked note by note against the
+  ABC afterwards (``abcflax.music21_reading``: music21 silently misreads ``::``, inline fields, ``Z4``, ``x``,
+  ``M:2+3/8``, ``exp`` keys...); what cannot be rewritten is refused with the construct and its line;
 * ``%abc-2.1`` is prepended before parsing, or music21 applies ABC 1.6 rules (accidentals not carried in a bar);
 * time signatures shared by two measures (after music21 re-bars an overlong bar) are deep-copied, or music21's
   MIDI writer fails with "already found in this Stream";
@@ -23,6 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .errors import InputError, UsageError
+from .music21_reading import complete_endings, no_rebarring, prepare
 from .tunebook import QUOTED, Tune, read_tunebook, with_explicit_defaults
 
 ABC_VERSION_LINE = "%abc-2.1\n"
@@ -149,8 +153,11 @@ def _parse(tune: Tune):
     tune = replace(tune, text=drop_empty_annotations(inline_fields_with_music(tune.text)))
     _refuse_malformed(tune)  # else music21 guesses ("assuming C") or divides by zero
     _refuse_huge_meter(tune)
+    # rewritten into ABC music21 reads as written (or refused), and its reading checked against the ABC
+    reading = prepare(tune.full_text, tune.source, tune.file_line)
     try:  # defaults written out: music21 reads no note of a tune without L: and M: ("no active default note length")
-        score = converter.parse(ABC_VERSION_LINE + with_explicit_defaults(tune.full_text) + "\n", format="abc")
+        with no_rebarring():
+            score = converter.parse(ABC_VERSION_LINE + with_explicit_defaults(reading.text) + "\n", format="abc")
     except Exception as exc:  # noqa: BLE001 - music21 raises many types on bad ABC
         raise InputError(f"{tune.source}:{tune.line}: music21 cannot read this tune: "
                          f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
@@ -158,6 +165,8 @@ def _parse(tune: Tune):
         score = score.scores[0] if score.scores else stream.Score()
     if not any(True for _ in score.recurse().notes):
         raise InputError(f"{tune.source}:{tune.line}: tune has no notes music21 can read")
+    complete_endings(score)
+    reading.check(score, tune.source, tune.file_line)
     return score
 
 

@@ -1,0 +1,356 @@
+"""Export writes the music the ABC says, or refuses: constructs music21 misreads (abcflax.music21_reading).
+
+Each case is exported to MusicXML and MIDI, read back (music21, mido) and compared with a hand-written list
+of notes per measure and with abc2midi's MIDI of the same text (skipped without abc2midi).
+"""
+
+import io
+import os
+import shutil
+import subprocess
+import tempfile
+from fractions import Fraction
+
+import pytest
+
+mido = pytest.importorskip("mido")
+
+import abcflax
+from abcflax.errors import InputError
+from abcflax.music21_reading import prepare
+
+H = "X:1\nT:T\nM:4/4\nL:1/8\nK:G\n"
+ABC2MIDI = shutil.which("abc2midi")
+needs_abc2midi = pytest.mark.skipif(ABC2MIDI is None, reason="abc2midi is not installed")
+CHORD_SPREAD = 0.05  # quarter notes: abc2midi starts the notes of a chord a few ticks apart
+TOLERANCE = 1 / 16  # and some notes a few ticks late
+
+
+def measures(abc: str) -> list[list[tuple[str, Fraction]]]:
+    """The exported MusicXML read back: per measure, (note name with octave or "z", quarter notes)."""
+    from music21 import converter
+
+    score = converter.parse(abcflax.export_bytes(abc, "musicxml"), format="musicxml")
+    return [[(n.nameWithOctave if n.isNote else "z", Fraction(n.quarterLength).limit_denominator(64))
+             for n in m.notesAndRests if not n.duration.isGrace]
+            for m in score.parts[0].getElementsByClass("Measure")]
+
+
+def signatures(abc: str) -> list[tuple[str | None, int | None]]:
+    """Per measure of the exported MusicXML: the time signature and key signature (sharps) it starts."""
+    from music21 import converter
+
+    score = converter.parse(abcflax.export_bytes(abc, "musicxml"), format="musicxml")
+    return [(m.timeSignature.ratioString if m.timeSignature else None,
+             m.keySignature.sharps if m.keySignature else None)
+            for m in score.parts[0].getElementsByClass("Measure")]
+
+
+def pitches(abc: str) -> list[str]:
+    return [name for bar in measures(abc) for name, _ in bar if name != "z"]
+
+
+def _note_ons(data: bytes, skip_first_track: bool) -> list[tuple[float, int]]:
+    song = mido.MidiFile(file=io.BytesIO(data))
+    found = []
+    for number, track in enumerate(song.tracks):
+        if skip_first_track and number == 0:
+            continue
+        time = 0
+        for message in track:
+            time += message.time
+            if message.type == "note_on" and message.velocity > 0:
+                found.append((time / song.ticks_per_beat, message.note))
+    clustered, start = [], None
+    for onset, pitch in sorted(found):
+        start = onset if start is None or onset - start > CHORD_SPREAD else start
+        clustered.append((start, pitch))
+    return sorted(clustered)
+
+
+def midi_notes(abc: str) -> list[tuple[float, int]]:
+    """(onset in quarter notes, MIDI pitch) of the melody of abcflax's MIDI, repeats played."""
+    return _note_ons(abcflax.export_bytes(abc, "mid", accompaniment="none"), skip_first_track=True)
+
+
+def abc2midi_notes(abc: str) -> list[tuple[float, int]]:
+    with tempfile.TemporaryDirectory() as folder:
+        source, target = os.path.join(folder, "t.abc"), os.path.join(folder, "t.mid")
+        with open(source, "w", encoding="utf-8") as handle:
+            handle.write(abc)
+        subprocess.run([ABC2MIDI, source, "-o", target, "-NGRA", "-NGUI", "-NFER", "-quiet"], capture_output=True,
+                       check=False, timeout=60)
+        with open(target, "rb") as handle:
+            return _note_ons(handle.read(), skip_first_track=False)
+
+
+def assert_plays_as_abc2midi(abc: str) -> None:
+    ours, theirs = midi_notes(abc), abc2midi_notes(abc)
+    assert len(ours) == len(theirs), (ours, theirs)
+    for a, b in zip(ours, theirs):
+        assert a[1] == b[1] and abs(a[0] - b[0]) <= TOLERANCE, (a, b)
+
+
+def q(text: str) -> Fraction:
+    return Fraction(text)
+
+
+EIGHTHS = lambda names: [(name, q("1/2")) for name in names.split()]  # noqa: E731
+BAR_GABC_DEDB = EIGHTHS("G4 A4 B4 C5 D5 E5 D5 B4")
+BAR_DEDB_DEDB = EIGHTHS("D5 E5 D5 B4 D5 E5 D5 B4")
+
+# ---- the review's table, and the family of each construct
+
+DOUBLE_COLONS = ["|:GABc dedB::dedB dedB:|", "|:GABc dedB :: dedB dedB:|", "|:GABc dedB ::dedB dedB:|",
+                 "|:GABc dedB:|:dedB dedB:|", "|:GABc dedB:||:dedB dedB:|"]
+
+
+@pytest.mark.parametrize("body", DOUBLE_COLONS)
+def test_double_colon_keeps_the_note_before_it_and_the_bar_after_it(body):
+    assert measures(H + body + "\n") == [BAR_GABC_DEDB, BAR_DEDB_DEDB]
+
+
+@needs_abc2midi
+@pytest.mark.parametrize("body", DOUBLE_COLONS)
+def test_double_colon_plays_both_repeats(body):
+    assert len(midi_notes(H + body + "\n")) == 32
+    assert_plays_as_abc2midi(H + body + "\n")
+
+
+def test_note_before_double_colon_at_line_end_is_a_note():
+    abc = H + "|:GABc dedB|c2A2 A2BA::\nGABc dedB|c2A2 A2BA:|\n"
+    bars = measures(abc)
+    assert bars[1] == [("C5", 1), ("A4", 1), ("A4", 1), ("B4", q("1/2")), ("A4", q("1/2"))]
+    assert bars[3] == bars[1]
+
+
+@needs_abc2midi
+def test_note_before_double_colon_at_line_end_plays():
+    assert_plays_as_abc2midi(H + "|:GABc dedB|c2A2 A2BA::\nGABc dedB|c2A2 A2BA:|\n")
+
+
+@pytest.mark.parametrize("body", ["GABc dedB|[K:D] dedB dedB|c2ec B2dB|",  # at a bar's start
+                                  "GABc dedB|\n[K:D] dedB dedB|c2ec B2dB|",  # at a line's start
+                                  "GABc dedB|[K:D]\ndedB dedB|c2ec B2dB|",  # at a line's end
+                                  "GABc dedB|\nK:D\ndedB dedB|c2ec B2dB|"])  # a field line
+def test_key_change_gives_the_new_signature_and_its_pitches(body):
+    abc = H + body + "\n"
+    assert pitches(abc)[16:] == ["C#5", "E5", "C#5", "B4", "D5", "B4"]
+    assert [ks for _, ks in signatures(abc)] == [1, 2, None]  # the key signature changes in bar 2
+
+
+def test_key_change_inside_a_bar_changes_the_notes_after_it():
+    abc = H + "GABc d[K:D]edc|c2ec B2dB|\n"  # c before the change is C, after it C#
+    assert pitches(abc) == ["G4", "A4", "B4", "C5", "D5", "E5", "D5", "C#5", "C#5", "E5", "C#5", "B4", "D5", "B4"]
+    assert [ks for _, ks in signatures(abc)] == [1, 2]  # shown from the next bar on, not splitting bar 1
+
+
+@pytest.mark.parametrize("body", ["GABc dedB|[M:3/4] dedB de|c2ec B2|", "GABc dedB|\nM:3/4\ndedB de|c2ec B2|",
+                                  "GABc de[M:3/4]dB|dedB de|c2ec B2|"])
+def test_meter_change_makes_three_four_bars_without_padding(body):
+    abc = H + body + "\n"
+    bars = measures(abc)
+    assert [sum(length for _, length in bar) for bar in bars[1:]] == [3, 3]
+    assert "z" not in [name for bar in bars for name, _ in bar]
+    assert signatures(abc)[1][0] == "3/4"
+
+
+@pytest.mark.parametrize("body", ["GABc dedB|[L:1/16] d2e2d2B2 d2e2d2B2|c4e2c2 B4d2B2|",
+                                  "GABc de[L:1/16]d2B2|c4e2c2 B4d2B2|"])
+def test_unit_length_change_keeps_the_lengths(body):
+    bars = measures(H + body + "\n")
+    assert all(sum(length for _, length in bar) == 4 for bar in bars)
+    assert bars[-1] == [("C5", 1), ("E5", q("1/2")), ("C5", q("1/2")), ("B4", 1), ("D5", q("1/2")),
+                        ("B4", q("1/2"))]
+
+
+@needs_abc2midi
+@pytest.mark.parametrize("body", ["GABc dedB|[K:D] dedB dedB|c2ec B2dB|", "GABc d[K:D]edc|c2ec B2dB|",
+                                  "GABc dedB|[M:3/4] dedB de|c2ec B2|", "GABc de[M:3/4]dB|dedB de|c2ec B2|",
+                                  "GABc de[L:1/16]d2B2|c4e2c2 B4d2B2|", "GABc dedB|[P:B] c2ec B2dB|",
+                                  "[K:D]GABc dedB|c2ec B2dB|", "GABc dedB|[r:a remark] c2ec B2dB|"])
+def test_inline_fields_play_as_abc2midi(body):
+    assert_plays_as_abc2midi(H + body + "\n")
+
+
+def test_exp_key_plays_its_own_accidentals():
+    abc = "X:1\nT:T\nM:4/4\nL:1/8\nK:D exp _b ^f\nGABc dedB|c2ec B2dB|F4 f4|\n"
+    assert pitches(abc) == ["G4", "A4", "B-4", "C5", "D5", "E5", "D5", "B-4", "C5", "E5", "C5", "B-4", "D5", "B-4",
+                            "F#4", "F#5"]
+
+
+@pytest.mark.parametrize("key, expected", [
+    ("D ^g", ["G#4", "A4", "B4", "C#5"]),  # explicit accidental added to the signature
+    ("HP", ["G4", "A4", "B4", "C#5"]),  # highland pipes: F# and C#, no signature
+    ("Bloc", ["G4", "A4", "B4", "C5"]),  # music21 reads B locrian as B major
+    ("Flyd", ["G4", "A4", "B4", "C5"]),  # and F lydian as F major
+    ("C middle=d", ["G4", "A4", "B4", "C5"]),  # and this as C minor
+])
+def test_keys_music21_misreads(key, expected):
+    assert pitches(f"X:1\nT:T\nM:4/4\nL:1/8\nK:{key}\nGABc z4|\n") == expected
+
+
+def test_clef_in_the_key_field_does_not_transpose():
+    abc = "X:1\nT:T\nM:4/4\nL:1/8\nK:G clef=bass\nG,A,B,C DEDB,|\n"
+    assert pitches(abc) == ["G3", "A3", "B3", "C4", "D4", "E4", "D4", "B3"]
+    assert pitches(H + "GABc dedB|[K:bass] G,A,B,C DEDB,|\n")[8:] == ["G3", "A3", "B3", "C4", "D4", "E4", "D4", "B3"]
+
+
+@pytest.mark.parametrize("meter", ["2+3/8", "(2+3)/8"])
+def test_additive_meter_is_its_sum(meter):
+    abc = f"X:1\nT:T\nM:{meter}\nL:1/8\nK:G\nGA Bcd|ef gfe|\n"
+    assert signatures(abc)[0][0] == "5/8"
+    assert [sum(length for _, length in bar) for bar in measures(abc)] == [q("5/2"), q("5/2")]
+
+
+@pytest.mark.parametrize("header, body, rests", [
+    ("M:4/4", "Z4|GABc dedB|", 4), ("M:4/4", "Z|GABc dedB|", 1), ("M:4/4", "X2|GABc dedB|", 2),
+    ("M:6/8", "Z2|GAB cde|", 2)])
+def test_multibar_rest_is_that_many_bars_of_rest(header, body, rests):
+    bars = measures(f"X:1\nT:T\n{header}\nL:1/8\nK:G\n{body}\n")
+    length = 4 if header == "M:4/4" else 3
+    assert bars[:rests] == [[("z", length)]] * rests
+    assert len(bars) == rests + 1
+
+
+def test_invisible_rests_keep_their_time():
+    bars = measures(H + "GABc x2dB|x8|x/2x/2x d2 x3/2x/2 x2|\n")
+    assert bars[0] == EIGHTHS("G4 A4 B4 C5") + [("z", 1)] + EIGHTHS("D5 B4")
+    assert bars[1] == [("z", 4)]
+    assert sum(length for _, length in bars[2]) == 4
+
+
+@needs_abc2midi
+@pytest.mark.parametrize("body", ["Z4|GABc dedB|", "X2|GABc dedB|", "GABc x2dB|x8|",
+                                  "GABc x/2x/2x dB|x3/2x/2 x4|"])
+def test_rests_play_as_abc2midi(body):
+    assert_plays_as_abc2midi(H + body + "\n")
+
+
+# ---- misreadings found while comparing real tunebooks with abc2midi
+
+
+@needs_abc2midi
+@pytest.mark.parametrize("body", [
+    "GABc dedB|^F2-F2 F2 z2|^F2-|F2 F2 f4|",  # a tied note keeps its accidental over the bar line
+    "[FA] =F [FA] [^cA] c z2|c2 ^c2 [cA] z2 z2|",  # accidentals into and out of chords
+    "(AB)>c A>(Bc) z4|",  # broken rhythms next to slurs
+    "(3{c}BAB e2 dB d4|",  # a grace note inside a triplet
+    "+fermata+G2 +fermata+A2 B4|HG2 HA2 B4|",  # +decorations+ and H
+    "G2 JA2 B4|",  # a user decoration letter
+])
+def test_found_in_tunebooks_plays_as_abc2midi(body):
+    assert_plays_as_abc2midi(H + body + "\n")
+
+
+def test_broken_rhythm_next_to_a_slur_or_decoration():  # abc2midi does not apply one before a decoration
+    assert measures(H + "(AB)>c A>(Bc) A>.B|\n")[0] == [
+        ("A4", q("1/2")), ("B4", q("3/4")), ("C5", q("1/4")), ("A4", q("3/4")), ("B4", q("1/4")), ("C5", q("1/2")),
+        ("A4", q("3/4")), ("B4", q("1/4"))]
+
+
+def test_fermata_letter_keeps_its_note():
+    assert pitches(H + "HG2 HA2 B4|\n") == ["G4", "A4", "B4"]
+
+
+def test_plus_decoration_is_no_note():
+    assert pitches(H + "+fermata+G2 +trill+A2 B4|\n") == ["G4", "A4", "B4"]
+
+
+def test_triplet_with_a_grace_note_keeps_three_notes_in_it():
+    assert measures(H + "(3{c}BAB e2 dB d4|\n")[0][:3] == [("B4", q("1/3")), ("A4", q("1/3")), ("B4", q("1/3"))]
+
+
+def test_tie_over_the_bar_line_keeps_the_sharp():
+    assert pitches("X:1\nT:T\nM:4/4\nL:1/8\nK:C\n^F4 z2 F2-|F2 F2 z4|\n") == ["F#4", "F#4", "F#4", "F4"]
+
+
+def test_overfull_bar_keeps_its_repeat():
+    abc = H + "|:GABc dedB|GABc dedB c2:|\n|:dedB dedB|c8:|\n"  # bar 2 is a quarter too long
+    bars = measures(abc)
+    assert len(bars) == 4 and bars[1][-1] == ("C5", 1)  # not split into a new bar with a 1/4 meter
+    assert len(midi_notes(abc)) == 2 * (8 + 9 + 8 + 1)
+
+
+@needs_abc2midi
+def test_first_ending_of_several_bars_plays_once():
+    abc = ("X:1\nT:T\nM:6/8\nL:1/8\nK:Em\n|:EFE G2A|B2F G2E:|\n|:faf d2f|faf d2f\n"
+           "|1 g2f e2f|g2f e2d:|\n|2 b2g a2f|g2e f2d|]\n")
+    assert_plays_as_abc2midi(abc)
+
+
+@needs_abc2midi
+def test_repeat_without_start_goes_back_to_the_double_bar_after_a_repeat():
+    assert_plays_as_abc2midi(H + "C2D2 E4:|E2F2 G4||G2A2 B4|B2c2 d4:|\n")
+    assert_plays_as_abc2midi(H + "C2D2 E4|E2F2 G4||G2A2 B4|B2c2 d4:|\n")  # no repeat before: from the start
+
+
+@needs_abc2midi
+def test_empty_bar_before_a_repeat_sign_keeps_the_repeat():
+    assert_plays_as_abc2midi(H + "|:GABc dedB|c2ec B2dB| :|\n")
+
+
+def test_voices_keep_their_own_keys():
+    abc = H + "V:1\nGABc dedB|[K:D]c2ec B2dB|\nV:2\nG,4 C4|C4 G,4|\n"
+    from music21 import converter
+
+    score = converter.parse(abcflax.export_bytes(abc, "musicxml"), format="musicxml")
+    low = [n.nameWithOctave for n in score.parts[1].recurse().notes]
+    assert low == ["G3", "C4", "C4", "G3"]  # the K:D of voice 1 is not voice 2's
+
+
+# ---- what cannot be rewritten is refused, with the line
+
+
+@pytest.mark.parametrize("body, line, construct", [
+    ("|:GABc dedB|[1 c2ec B2dB:|[2 c8:|[3 d8|]", 6, "ending [3"),
+    ("GABc dedB & cBAG FGAB|c8|", 6, "voice overlay &"),
+    ("GABc dedB|\nc2 Z2|", 7, "multi-bar rest Z2 after notes in its bar"),
+])
+def test_refused_with_construct_and_line(body, line, construct):
+    with pytest.raises(InputError) as raised:
+        abcflax.export_bytes(H + body + "\n", "musicxml")
+    message = str(raised.value)
+    assert message.startswith(f"<text>:{line}: {construct} cannot be exported: ")
+    assert "\n" not in message
+
+
+def test_transpose_is_refused():
+    with pytest.raises(InputError, match=r"^<text>:5: K: transpose= cannot be exported"):
+        abcflax.export_bytes("X:1\nT:T\nM:4/4\nL:1/8\nK:G transpose=-2\nGABc dedB|\n", "mid")
+
+
+def test_refusal_names_the_line_in_the_file(tmp_path):
+    book = tmp_path / "book.abc"
+    book.write_text(H + "GABc dedB|\n\nX:2\nT:U\nM:4/4\nL:1/8\nK:G\nGABc dedB & cBAG FGAB|\n")
+    with pytest.raises(InputError, match=r"book\.abc:13: voice overlay &"):
+        abcflax.write_output(book.read_text(), str(tmp_path / "x.musicxml"), source=str(book))
+
+
+def test_a_misreading_left_is_refused_not_written():
+    """The check after parsing: a score that differs from the ABC (here: another tune's) is refused."""
+    from music21 import converter
+
+    reading = prepare(H + "GABc dedB|c2ec B2dB|\n")
+    other = converter.parse("X:1\nT:T\nM:4/4\nL:1/8\nK:G\nGABc dedB|c2ec B2dc|\n", format="abc")
+    with pytest.raises(InputError, match=r"^<text>:6: this note cannot be exported: music21 reads C5 of 1/2 "
+                                         r"quarter notes where the ABC has B4 of 1/2 quarter notes$"):
+        reading.check(other, "<text>", lambda line: line)
+
+
+# ---- the rewrite is for music21 only
+
+
+def test_abc_output_is_the_text_as_written():
+    abc = H + "|:GABc dedB::[K:D] dedB dedB:|\nZ4|x8|\n"
+    assert abcflax.export_bytes(abc, "abc").decode() == abc
+
+
+def test_rewrite_examples():
+    def body(text):
+        return prepare(H + text + "\n").text.split("K:G\n", 1)[1]
+
+    # a bar line more at each end: music21 makes measures only with two plain bar lines or more
+    assert body("|:GABc dedB::dedB dedB:|") == "| |:GABc dedB:||:dedB dedB:| |"
+    assert body("GABc dedB|[K:D] dedB|") == "GABc dedB|\nK:D\nN:\n dedB|"
+    assert body("Z2|x2 A>B c4|") == "z8|z8|z2 A3/2B/2 c4|"
