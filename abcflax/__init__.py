@@ -16,7 +16,7 @@ _EXPORTS = {
     "AbcflaxWarning": "errors",
     # configuration
     "ModelConfig": "config", "TrainConfig": "config", "SampleConfig": "config", "preset": "config",
-    "PRESET_NAMES": "config",
+    "PRESET_NAMES": "config", "MAX_PART_BARS": "config",
     # tunebooks and vocabulary
     "read_tunebook": "tunebook", "read_file_text": "tunebook", "normalize_tune": "tunebook",
     "load_corpus": "tunebook", "Tune": "tunebook", "Problem": "tunebook", "Vocab": "vocab",

@@ -442,7 +442,7 @@ def compose(seeds: str | list[Seed] | list[TunePlan], n: int = 1, *, model=None,
             max_chars: int = 1200, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
             seed: int = 0, bars: int | None = None, until: str = "end", constrain: bool = True, min_bars: int = 4,
             source: str = "<seeds>", on_problem: Callable[[str], None] | None = None,
-            candidates: int = DEFAULT_CANDIDATES) -> Iterator[ComposedTune]:
+            candidates: int = DEFAULT_CANDIDATES, part_bars: int | None = None) -> Iterator[ComposedTune]:
     """Write ``n`` tunes per seed; yields tunes in order, a pool (``POOL_PER_ROW * batch_size`` tunes) at a time,
     as soon as the pool finishes. Each tune keeps the best-ending of ``candidates`` draws, as ``complete`` does.
 
@@ -453,7 +453,7 @@ def compose(seeds: str | list[Seed] | list[TunePlan], n: int = 1, *, model=None,
     from .loading import resolve_model
     from .sample import check_sampling_options
 
-    check_sampling_options(temperature, top_k, top_p, bars, UsageError)
+    check_sampling_options(temperature, top_k, top_p, bars, UsageError, part_bars)
     draws = draw_count(candidates, temperature, constrain, until)
     if batch_size is not None and batch_size < 1:
         raise UsageError("batch size must be at least 1")
@@ -465,7 +465,7 @@ def compose(seeds: str | list[Seed] | list[TunePlan], n: int = 1, *, model=None,
     size = batch_size or auto_batch_size(len(plans), loaded, max_chars)
     options = dict(max_chars=max_chars, temperature=temperature, top_k=top_k or 0,
                    top_p=1.0 if top_p is None else top_p, bars=bars, until=until, min_bars=min_bars,
-                   constrained=constrain)
+                   constrained=constrain, part_bars=part_bars)
     return _run(loaded, plans, size, seed, options, on_problem or _raise, draws)
 
 

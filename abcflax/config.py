@@ -16,6 +16,7 @@ MAX_SEQ_LEN = 4096
 # @9; a handful of one's own tunes against a big tunebook might take @100). The training stream holds every
 # copy, so an unbounded N grew memory until the machine gave out instead of saying why
 MAX_COPIES = 1000
+MAX_PART_BARS = 64  # --part-bars: longer "parts" are no phrases (0 turns the phrase rule off)
 SEED_MODULUS = 2**32  # seeds are taken modulo this (JAX's keys hold 32 bits of them), by train as by continue
 
 # a field's annotation -> the stored values it takes (an int is a fine float; a bool is no number here)

@@ -47,17 +47,22 @@ class Tables(NamedTuple):
     end_point: jnp.ndarray
     pitch_role: jnp.ndarray
     first_ending: jnp.ndarray  # FIRST_ENDING_* of each state, [S]
+    part_end: jnp.ndarray  # the transition makes its bar line end a part, [S, V]
+    second_ending: jnp.ndarray  # the state is inside a second ending, [S]
     values: jnp.ndarray  # written values in ticks, [K]
     chars: jnp.ndarray  # what each character is to a pitch, [2, V] (``last_note.char_table``)
     bracket: jnp.ndarray  # BRACKET_* bits per state, [S] (``bracket_exits``)
+    part_exit: jnp.ndarray  # a '|' begun here may still become a part's end (||, |], |:), [S]
 
 
 def device_tables(tables: grammar.Tables, chars: tuple[str, ...]) -> Tables:
     from .last_note import char_table
 
     # device_put, not jnp.asarray: asarray compiles a small program per array on first use
-    return jax.device_put(Tables(*(getattr(tables, name) for name in Tables._fields[:-3]),
-                                 np.array(grammar.VALUES, np.int32), char_table(chars), bracket_exits(tables)))
+    part_exit = np.any(tables.part_end & (tables.event != grammar.EV_BAR), axis=1)
+    return jax.device_put(Tables(*(getattr(tables, name) for name in Tables._fields[:-4]),
+                                 np.array(grammar.VALUES, np.int32), char_table(chars), bracket_exits(tables),
+                                 part_exit))
 
 
 # a '[' at a bar start may open a note chord or an ending ([1, [2): what the state after it lets follow
@@ -89,6 +94,8 @@ class Limits(NamedTuple):
     until_section: np.ndarray  # 1: end at the first closing bar line
     values: np.ndarray  # bit k set: a note may be written with grammar.VALUES[k] ticks (PromptPlace.values)
     features: np.ndarray  # FEATURE_* bits: what the continuation may start (PromptPlace.features)
+    part_length: np.ndarray  # a part ends at a multiple of this many bars (0: anywhere; ``part_limits``)
+    part_early: np.ndarray  # 1: a part may also end after SHORT_PART_BARS or PHRASE_BARS bars
 
 
 class State(NamedTuple):
@@ -99,6 +106,8 @@ class State(NamedTuple):
     chars: np.ndarray  # characters generated so far
     bars: np.ndarray  # bar lines generated so far
     fill_note: np.ndarray  # the note being written was started while finishing: it must be long
+    part_bars: np.ndarray  # full bars of the current part (prompt included), counted at each bar line
+    part_closed: np.ndarray  # 1: the last bar line ended a part, so the next one is the new part's first
 
 
 # what a continuation may start, as bits of ``Limits.features``: a chord symbol ("G"), a note chord ([GB])
@@ -116,6 +125,9 @@ class PromptPlace:
     text_suffix: str  # characters appended to the prompt so it can be continued (e.g. a newline after K:)
     values: int = (1 << len(grammar.VALUES)) - 1  # written note values the continuation may use (a bit mask)
     features: int = ALL_FEATURES  # FEATURE_* bits: chord symbols and note chords the continuation may start
+    part_bars: int = 0  # full bars of the part the prompt ends in (State.part_bars)
+    part_closed: int = 0  # the prompt's last bar line ended a part (State.part_closed)
+    part_template: int = 0  # the length in bars of the prompt's last complete part (0: it has none)
 
 
 # ---------------------------------------------------------------- prompt analysis (Python, once per prompt)
@@ -361,7 +373,56 @@ def place_prompt(prompt: str, tables: grammar.Tables, chars: tuple[str, ...], se
                          "the bar line)")
     # an overfull prompt bar cannot be mended by what follows: close it at once
     return PromptPlace(syn, min(ticks, bar_len), bar_len, suffix, _continuation_values(text, bar_len, ticks),
-                       _continuation_features(text))
+                       _continuation_features(text), *prompt_parts(prompt + suffix))
+
+
+# ---------------------------------------------------------------- phrase lengths
+
+# A part (what ends at ||, |], |:, :| or ::, played once through) ends after PHRASE_BARS bars, or
+# SHORT_PART_BARS, or after the length of the prompt's own last part (then also its multiples). Of 110 parts
+# of held-out Nottingham tunes, 74 are 8 bars, 13 are 4, 16 are 16 and 4 are 32; left free, the model ended
+# 2 of 19 parts at 8 bars and 8 of 19 at a multiple of 4 (3, 6, 9, 11, 17, 19, 25...). Only allowing the
+# phrase lengths was not enough: a model that let bar 8 pass drifted on for 80 bars, so a part must end at
+# its length (benchmarks/RESULTS.md, session 21)
+PHRASE_BARS = 8
+SHORT_PART_BARS = 4
+MIN_TEMPLATE_BARS = 3  # a prompt's part of fewer bars (a two-bar repeated figure) sets no template
+SECOND_ENDING_BARS = 2  # a second ending of up to this many bars closes whatever its length
+_PART_BAR_LINES = ("||", "|]", "|:", ":|", "::", ":|:", ":||:", "[|")
+
+
+def part_limits(place: PromptPlace, part_bars: int | None) -> tuple[int, int]:
+    """(Limits.part_length, Limits.part_early) of a row: ``part_bars`` None follows the prompt (its own part
+    length, else PHRASE_BARS, and a part may end early at SHORT_PART_BARS or PHRASE_BARS), 0 leaves parts
+    free, N makes every part N bars; free meter has no bars to count."""
+    if place.bar_len == FREE_BAR or part_bars == 0:
+        return 0, 0
+    if part_bars is not None:
+        return part_bars, 0
+    return place.part_template or PHRASE_BARS, 1
+
+
+def prompt_parts(prompt: str) -> tuple[int, int, int]:
+    """(part_bars, part_closed, part_template) of a prompt: the full bars of the part it ends in (a pickup's
+    time and a short last bar counted together, as bars), whether its last bar line ended a part, and the
+    length of its last complete part (its first time through: bars before a first ending and the ending's),
+    0 without one. Approximate for text the checker cannot time; the rule it feeds has no dead ends."""
+    from .abc_check import analyze_tune
+
+    analysis = analyze_tune(prompt)
+    bars = [bar for bar in analysis.bars if bar.closing]  # the last, open bar is the continuation's
+    second = {event.bar for event in analysis.events if event.kind == "ending" and event.text.lstrip("[|")[:1] != "1"}
+    length, closed, template, in_second = Fraction(0), 0, 0, False
+    for bar in bars:
+        in_second |= bar.index in second
+        if bar.expected:
+            length += bar.duration / bar.expected
+        closed = int(bar.closing in _PART_BAR_LINES)
+        if closed:
+            if not in_second and round(length) >= MIN_TEMPLATE_BARS:
+                template = round(length)
+            length, in_second = Fraction(0), False
+    return int(length), closed, template
 
 
 _NOTE = re.compile(r"[A-Ga-g]")
@@ -511,6 +572,14 @@ def reserve_for(bar_len: int) -> int:
     return RESERVE_MIN + 2 * notes_per_bar * 6  # two bars (a second ending may be owed), <= 6 chars a note
 
 
+def start_state(places: list[PromptPlace]) -> State:
+    """The decoder state of rows that begin where ``places`` leave their prompts."""
+    column = lambda name: np.array([getattr(place, name) for place in places], np.int32)  # noqa: E731
+    zeros = np.zeros(len(places), np.int32)
+    return State(column("syn"), column("ticks"), zeros, zeros, np.zeros(len(places), bool), column("part_bars"),
+                 column("part_closed"))
+
+
 # ---------------------------------------------------------------- the jitted part
 
 def _min_fill(values, usable, remaining):
@@ -530,6 +599,41 @@ def _first_ending_fits(limits: Limits, chars, bars, column: bool = False):
     finishing = chars >= per_row(limits.max_chars - limits.reserve)
     target = per_row(limits.target_bars)
     return ~finishing & ((target == 0) | (bars + 2 <= target))
+
+
+def _part_bars_after(event, state: State):
+    """[B, V]: the current part's full bars once the character is written (a bar line counts the bar it
+    closes; the first one after a part's end starts the next part at 1)."""
+    is_bar = event == grammar.EV_BAR
+    counted = jnp.where(state.part_closed == 1, 1, state.part_bars + 1)[:, None]
+    return jnp.where(is_bar, counted, state.part_bars[:, None])
+
+
+def _phrase_allows(tables: Tables, event, nxt_state, state: State, limits: Limits, ok, exempt):
+    """bool [B, V]: the phrase rule (``part_limits``). A part may end after a multiple of its length L (and,
+    where the row allows it early, after SHORT_PART_BARS or PHRASE_BARS), and must end at a multiple of L; a
+    second ending may end after up to SECOND_ENDING_BARS and must at that. Exempt: free parts, a tune that
+    must end, the last three bars asked for (a first ending and the second one it owes may need the bar
+    lines there). A bar line is never refused where no part-ending one could take its place."""
+    s = state.syn
+    bars = _part_bars_after(event, state)
+    length = jnp.maximum(limits.part_length, 1)[:, None]
+    early = (limits.part_early == 1)[:, None]
+    second = tables.second_ending[s][:, None]
+    on_length = bars % length == 0
+    may = jnp.where(second, (bars <= SECOND_ENDING_BARS) | on_length,
+                    (early & ((bars == SHORT_PART_BARS) | (bars == PHRASE_BARS))) | on_length)
+    must = jnp.where(second, (bars == SECOND_ENDING_BARS) | on_length, on_length)
+    ends = tables.part_end[s]
+    colon_ends = ends & (event == grammar.EV_BAR) & may & ok  # ':' of :| or ::, allowed otherwise
+    plain_bar = (event == grammar.EV_BAR) & ~ends
+    # a '|' where the part must end: only if it can still become ||, |] or |:, or if no ':' can end it
+    bar_ok = ~must | tables.part_exit[nxt_state] | ~jnp.any(colon_ends, axis=1, keepdims=True)
+    # after that '|': what does not end the part (a note, a blank) is refused where the part must end
+    after_bar = tables.part_exit[s][:, None] & ~ends
+    near_target = ((limits.target_bars > 0) & (state.bars + 3 >= limits.target_bars))[:, None]
+    free = exempt | near_target | (limits.part_length == 0)[:, None]
+    return free | jnp.where(ends, may, jnp.where(plain_bar, bar_ok, ~(after_bar & must)))
 
 
 def allowed(tables: Tables, state: State, limits: Limits):
@@ -588,6 +692,7 @@ def allowed(tables: Tables, state: State, limits: Limits):
     closes_target = (event == grammar.EV_BAR) & ((limits.target_bars > 0)
                                                   & (state.bars + 1 >= limits.target_bars))[:, None]
     ok &= ~(must_end | closes_target) | row(tables.endable)
+    ok &= _phrase_allows(tables, event, nxt_state, state, limits, ok, free | must_end)
     at_end = tables.end_point[s][:, None]
     section_done = (limits.until_section == 1)[:, None] & (state.bars >= 1)[:, None]
     only_eos = at_end & (must_end | section_done)
@@ -605,5 +710,7 @@ def advance(tables: Tables, state: State, limits: Limits, token_B) -> State:
     is_bar = event == grammar.EV_BAR
     finishing = state.chars >= limits.max_chars - limits.reserve
     fill_note = jnp.where(tables.starts_note[s, token_B], finishing, state.fill_note & (commit == 0))
+    part_bars = jnp.where(is_bar, jnp.where(state.part_closed == 1, 1, state.part_bars + 1), state.part_bars)
+    part_closed = jnp.where(tables.part_end[s, token_B], 1, jnp.where(is_bar, 0, state.part_closed))
     return State(tables.next_state[s, token_B], jnp.where(is_bar, 0, ticks), state.chars + 1,
-                 state.bars + is_bar.astype(jnp.int32), fill_note)
+                 state.bars + is_bar.astype(jnp.int32), fill_note, part_bars, part_closed)

@@ -72,7 +72,7 @@ def _require_clean(text: str, source: str, first_line: int, ends_line: bool = Tr
 def complete(abc_prefix: str, *, model=None, max_chars: int = DEFAULT_MAX_CHARS, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, seed: int = 0, bars: int | None = None,
              until: str = "end", constrain: bool = True, min_bars: int = 4,
-             candidates: int = DEFAULT_CANDIDATES) -> str:
+             candidates: int = DEFAULT_CANDIDATES, part_bars: int | None = None) -> str:
     """The whole tune: ``abc_prefix`` and a sampled continuation of it.
 
     The LSTM is primed on the whole prefix; sampling runs inside jit. With ``constrain`` (the default)
@@ -80,33 +80,36 @@ def complete(abc_prefix: str, *, model=None, max_chars: int = DEFAULT_MAX_CHARS,
     is open and ends with a final bar line within ``max_chars``; ``bars`` adds that many bars and stops,
     ``until="section"`` stops at the end of the current part. When the tune is to end, ``candidates``
     continuations are drawn in one batch and the first that ends on the key's tonic is kept (else the
-    first on its tonic chord, else the first): see ``abcflax.endings``. The same seed gives the same tune.
+    first on its tonic chord, else the first): see ``abcflax.endings``. Each part (up to ||, |], |:, :| or
+    ::) is ``part_bars`` bars long; by default the length of the prompt's own last whole part, else 8 (or 4),
+    and 0 leaves part lengths to the model. The same seed gives the same tune.
     """
     return complete_many([abc_prefix], model=model, max_chars=max_chars, temperature=temperature, top_k=top_k,
                          top_p=top_p, seed=seed, bars=bars, until=until, constrain=constrain,
-                         min_bars=min_bars, candidates=candidates)[0]
+                         min_bars=min_bars, candidates=candidates, part_bars=part_bars)[0]
 
 
 def complete_many(prefixes: list[str], *, model=None, max_chars: int = DEFAULT_MAX_CHARS,
                   temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None, seed: int = 0,
                   bars: int | None = None, until: str = "end", constrain: bool = True, min_bars: int = 4,
-                  rows: list[int] | None = None, candidates: int = DEFAULT_CANDIDATES) -> list[str]:
+                  rows: list[int] | None = None, candidates: int = DEFAULT_CANDIDATES,
+                  part_bars: int | None = None) -> list[str]:
     """Continue several prefixes in one batched run; tune i uses (seed, rows[i]) as its random stream."""
     loaded = resolve_model(model)
     checked = [_check_prompt(p, f"tune {i + 1}" if len(prefixes) > 1 else "prompt", loaded.vocab)
                for i, p in enumerate(prefixes)]
     return _continue_checked(loaded, checked, max_chars=max_chars, temperature=temperature, top_k=top_k,
                              top_p=top_p, seed=seed, bars=bars, until=until, constrain=constrain,
-                             min_bars=min_bars, rows=rows, candidates=candidates)
+                             min_bars=min_bars, rows=rows, candidates=candidates, part_bars=part_bars)
 
 
 def _continue_checked(loaded, checked: list[tuple[str, "PromptView"]], *, max_chars: int = DEFAULT_MAX_CHARS,
                       temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                       seed: int = 0, bars: int | None = None, until: str = "end", constrain: bool = True,
                       min_bars: int = 4, rows: list[int] | None = None,
-                      candidates: int = DEFAULT_CANDIDATES) -> list[str]:
+                      candidates: int = DEFAULT_CANDIDATES, part_bars: int | None = None) -> list[str]:
     """Sample continuations of checked prompts ((text, view) pairs) in one batch; the whole tunes."""
-    check_sampling_options(temperature, top_k, top_p, bars, InputError)
+    check_sampling_options(temperature, top_k, top_p, bars, InputError, part_bars)
     if not isinstance(max_chars, int) or not 1 <= max_chars <= MAX_CHARS_LIMIT:
         raise UsageError(f"max_chars must be an integer in 1..{MAX_CHARS_LIMIT} (got {max_chars!r})")
     rows = list(range(len(checked))) if rows is None else rows
@@ -118,7 +121,7 @@ def _continue_checked(loaded, checked: list[tuple[str, "PromptView"]], *, max_ch
     slots = auto_batch_size(len(requests), loaded, max_chars)
     drawn = generate(loaded, requests, max_chars=max_chars, temperature=temperature, top_k=top_k or 0,
                      top_p=1.0 if top_p is None else top_p, bars=bars, until=until, min_bars=min_bars,
-                     constrained=constrain, slots=slots)
+                     constrained=constrain, slots=slots, part_bars=part_bars)
     results = keep_best_draws(drawn, draws)
     for index, ((text, _), result) in enumerate(zip(checked, results)):
         warn_if_short(result, _tune_label(text, index, len(checked)), bars=bars, until=until, max_chars=max_chars,

@@ -42,6 +42,10 @@ PHASE_CLEAR, PHASE_BEFORE_LETTER, PHASE_CHORD = range(3)
 # a state inside a first ending ([1 written, its :| not yet): open, or with a bar line begun by '|', which
 # cannot close it (abcflax.constrain keeps a first ending within the bars asked for)
 FIRST_ENDING_OPEN, FIRST_ENDING_BAR_BEGUN = 1, 2
+# the bar lines that end a part (what is played once through: ||, |], |:, :|, ::). abcflax.constrain lets a
+# part end only at a phrase length; ``Tables.part_end`` marks the character that decides it: the ':' of a
+# bar line begun with one (both its completions end a part), the second character of one begun with '|'
+SECTION_BARS = frozenset({"||", "|]", "|:"})
 
 # events: what the arithmetic must allow for a transition (checked in abcflax.constrain)
 EV_NONE, EV_PROBE, EV_BAR, EV_TUPLET, EV_GT, EV_LT, EV_QUOTE, EV_CHORD, EV_END1, EV_END2, EV_SPACE, \
@@ -430,6 +434,8 @@ class Tables:
     pitch_role: np.ndarray  # int8 [S, V]: ROLE_* flags of the character (0 for chord symbols, bar lines...)
     phase: np.ndarray  # int8 [S]: PHASE_* of the state
     first_ending: np.ndarray  # int8 [S]: FIRST_ENDING_* of the state (0: no first ending open)
+    part_end: np.ndarray  # bool [S, V]: the character makes the bar line being written end a part
+    second_ending: np.ndarray  # bool [S]: inside a second ending ([2 written, not yet closed)
 
     @staticmethod
     def index_of(start: Syn) -> int:
@@ -501,8 +507,17 @@ def _to_arrays(order, index, edges, chars) -> Tables:
                 role[s, v] = pitch_role(order[s], chars[v], edge.nxt)
     phase = np.array([_phase(syn) for syn in order], np.int8)
     first_ending = np.array([_first_ending(syn) for syn in order], np.int8)
+    part_end = np.array([[edge is not None and _ends_part(syn, ch, edge) for ch, edge in zip(chars, row)]
+                         for syn, row in zip(order, edges)], bool).reshape(shape)
+    second_ending = np.array([syn.ending == 3 for syn in order], bool)
     return Tables(nxt, commit, starts, event, arg, num, den, probe_fill, endable, end_point, role, phase,
-                  first_ending)
+                  first_ending, part_end, second_ending)
+
+
+def _ends_part(syn: Syn, ch: str, edge: Edge) -> bool:
+    """Whether ``ch`` makes the bar line being written end a part (``Tables.part_end``)."""
+    return (edge.event == EV_BAR and ch == ":") or (
+        syn.mode == "BAR" and BAR_TEXTS[syn.node] == "|" and BAR_NEXT.get(("|", ch)) in SECTION_BARS)
 
 
 def pitch_role(syn: Syn, ch: str, nxt: Syn) -> int:
@@ -534,7 +549,8 @@ def _phase(syn: Syn) -> int:
 
 
 TABLE_FIELDS = ("next_state", "commit", "starts_note", "event", "arg", "charge_num", "charge_den", "probe_fill",
-                "endable", "end_point", "pitch_role", "phase", "first_ending")
+                "endable", "end_point", "pitch_role", "phase", "first_ending", "part_end",
+                "second_ending")
 
 
 def table_key(chars: tuple[str, ...]) -> str:

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import constrain, grammar, last_note, lstm, scoring
+from .config import MAX_PART_BARS
 from .errors import AbcflaxWarning, InputError, UsageError
 
 PAD = -1  # in the token buffer: nothing written (row finished or never started)
@@ -244,7 +245,7 @@ def _generate(weights, carry_P, logits_PxV, source_N, seeds_Nx2, rows_N, cstate,
 MAX_BARS = 100_000  # more than any --max-chars holds; the sampler counts bars in int32
 
 
-def check_sampling_options(temperature, top_k, top_p, bars, error=InputError) -> None:
+def check_sampling_options(temperature, top_k, top_p, bars, error=InputError, part_bars=None) -> None:
     """One place for the sampling-option checks; callers choose the error type they document."""
     if temperature is None or not 0 <= temperature < math.inf:  # written so that NaN fails it too
         raise error("temperature must be a finite number, 0 or more")
@@ -254,6 +255,8 @@ def check_sampling_options(temperature, top_k, top_p, bars, error=InputError) ->
         raise error("top_k must be an integer, 0 or more")
     if bars is not None and not 1 <= bars <= MAX_BARS:
         raise error(f"bars must be from 1 to {MAX_BARS}")
+    if part_bars is not None and (not isinstance(part_bars, (int, np.integer)) or not 0 <= part_bars <= MAX_PART_BARS):
+        raise error(f"part_bars must be a whole number from 0 (parts of any length) to {MAX_PART_BARS}")
 
 
 def warn_if_short(result: Result, which: str, *, bars: int | None, until: str, max_chars: int,
@@ -300,7 +303,7 @@ class Result:
 SECTION_MAX_BARS = 16
 
 
-def _limits(places, max_chars, bars, until, min_bars) -> constrain.Limits:
+def _limits(places, max_chars, bars, until, min_bars, part_bars=None) -> constrain.Limits:
     count = len(places)
     bar_len = np.array([p.bar_len for p in places], np.int32)
     target = bars or (SECTION_MAX_BARS if until == "section" else 0)
@@ -309,7 +312,8 @@ def _limits(places, max_chars, bars, until, min_bars) -> constrain.Limits:
         np.full(count, max_chars, np.int32), np.full(count, target, np.int32),
         np.full(count, bars or min_bars, np.int32),  # asked for N bars, a tune does not end before them
         np.full(count, int(until == "section"), np.int32), np.array([p.values for p in places], np.int32),
-        np.array([p.features for p in places], np.int32))
+        np.array([p.features for p in places], np.int32),
+        *np.array([constrain.part_limits(p, part_bars) for p in places], np.int32).reshape(count, 2).T)
 
 
 def shard_rows(tree, batch: int):
@@ -413,10 +417,12 @@ def generate(model, requests: list[Request], **options) -> list[Result]:
 
 def dispatch(model, requests: list[Request], *, max_chars: int = 1200, temperature: float = 1.0, top_k: int = 0,
              top_p: float = 1.0, bars: int | None = None, until: str = "end", min_bars: int = 4,
-             constrained: bool = True, slots: int | None = None, stop_early: bool = True) -> Pending:
+             constrained: bool = True, slots: int | None = None, stop_early: bool = True,
+             part_bars: int | None = None) -> Pending:
     """Start continuing every request's prompt; ``slots`` rows run at once (default: one per request).
 
-    Several draws of one prompt (consecutive requests, draw 0 first) stop once the one
+    ``part_bars``: every part ends after this many bars (0: anywhere; None: the prompt's own length, else 8;
+    see ``constrain.part_limits``). Several draws of one prompt (consecutive requests, draw 0 first) stop once the one
     ``endings.best_ending`` keeps is known, unless ``stop_early`` is False (the kept draws are the same).
 
     Returns at once with the work queued on the device (JAX dispatches asynchronously);
@@ -465,10 +471,8 @@ def dispatch(model, requests: list[Request], *, max_chars: int = 1200, temperatu
     row_ids = np.array([r.row for r in requests] + [0] * filler, np.int32)
     if constrained:
         places_padded = places + [places[0]] * filler
-        cstate = constrain.State(np.array([p.syn for p in places_padded], np.int32),
-                                 np.array([p.ticks for p in places_padded], np.int32),
-                                 np.zeros(batch, np.int32), np.zeros(batch, np.int32), np.zeros(batch, bool))
-        limits = _limits(places_padded, max_chars, bars, until, min_bars)
+        cstate = constrain.start_state(places_padded)
+        limits = _limits(places_padded, max_chars, bars, until, min_bars, part_bars)
     else:
         cstate = limits = None
     tune_of = (np.cumsum([r.draw == 0 for r in requests]) - 1).tolist()  # a draw 0 starts the next tune
@@ -484,7 +488,7 @@ def dispatch(model, requests: list[Request], *, max_chars: int = 1200, temperatu
         np.int32(len(prompts)), ending, max_new=int(max_chars), eos_id=vocab.eos_id, constrained=constrained,
         slots=width, bf16=bf16)
     options = dict(max_chars=max_chars, temperature=temperature, top_k=top_k, top_p=top_p, bars=bars, until=until,
-                   min_bars=min_bars, constrained=constrained, slots=slots, stop_early=False)
+                   min_bars=min_bars, constrained=constrained, slots=slots, stop_early=False, part_bars=part_bars)
     rerun = lambda indices: dispatch(model, [requests[i] for i in indices], **options).results()
     return Pending(prompts, arrays, vocab.decode, tune_of, rerun)
 

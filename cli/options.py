@@ -43,7 +43,7 @@ def model_option(func):
 
 
 def sampling_options(func):
-    """--temperature --top-k --top-p --seed --max-chars --bars --until --candidates --no-constrain."""
+    """--temperature --top-k --top-p --seed --max-chars --bars --until --part-bars --candidates --no-constrain."""
     decorators = [
         click.option("--temperature", type=FiniteFloatRange(min=0), default=1.0, show_default=True,
                      help="Sampling temperature (0 = always the likeliest character)."),
@@ -59,6 +59,9 @@ def sampling_options(func):
         click.option("--until", type=click.Choice(["end", "section"]), default="end", show_default=True,
                      help="Finish the whole tune, or only the current part (closed after at most 16 new bars "
                           "unless --bars says otherwise)."),
+        click.option("--part-bars", type=click.IntRange(0, abcflax.MAX_PART_BARS), default=None,
+                     help="Bars in each part (up to ||, :| or |]); 0: any length. Default: the prompt's own "
+                          "last part, else 8 (or 4)."),
         click.option("--candidates", type=click.IntRange(1, abcflax.MAX_CANDIDATES), default=abcflax.DEFAULT_CANDIDATES,
                      show_default=True,
                      help="Draw this many continuations in one batch; keep the first that ends on the key's tonic "
@@ -82,4 +85,5 @@ def output_options(func):
 def sampling_kwargs(options: dict) -> dict:
     return dict(temperature=options["temperature"], top_k=options["top_k"] or None, top_p=options["top_p"],
                 seed=options["seed"], max_chars=options["max_chars"], bars=options["bars"],
-                until=options["until"], constrain=not options["no_constrain"], candidates=options["candidates"])
+                until=options["until"], constrain=not options["no_constrain"], candidates=options["candidates"],
+                part_bars=options["part_bars"])

@@ -295,3 +295,22 @@ def test_the_program_waits_for_a_python_thread_still_running():
         release.set()
         writer.join()
     assert not _threads_left()
+
+
+def test_continue_part_bars_sets_every_parts_length(tiny_model_dir, tmp_path):
+    from test_sample import part_lengths
+
+    source = tmp_path / "tune.abc"
+    source.write_text("X:1\nT:t\nM:4/4\nL:1/8\nK:D\nABcd efga|\n")
+    result = run(["continue", str(source), "--model", str(tiny_model_dir), "--part-bars", "3", "--max-chars",
+                  "1500", "--seed", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    lengths = [bars for bars, second in part_lengths(result.stdout)[:-1] if not second]
+    assert lengths and set(lengths) == {3}, (lengths, result.stdout)
+
+
+def test_continue_part_bars_out_of_range_is_a_usage_error(tmp_path):
+    source = tmp_path / "tune.abc"
+    source.write_text(PROMPT)
+    result = run(["continue", str(source), "--part-bars", "-1"])
+    assert result.exit_code == 2 and "--part-bars" in result.output

@@ -33,8 +33,7 @@ def watched_run(prompt, seed, batch=24, max_chars=240):
     text = prompt + place.text_suffix
     step_fn, carry = random_step(seed, batch)
     keys = jnp.stack([jax.random.key(seed * 1000 + i) for i in range(batch)])
-    cstate = constrain.State(*(np.full(batch, v, np.int32) for v in (place.syn, place.ticks, 0, 0)),
-                             np.zeros(batch, bool))
+    cstate = constrain.start_state([place] * batch)
     limits = sample._limits([place] * batch, max_chars, None, "end", 2)
     ending = sample._ending([text] * batch, [place] * batch, list(range(batch)), host, batch)
     logits = jnp.zeros((batch, VOCAB.size))

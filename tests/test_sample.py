@@ -70,8 +70,7 @@ def constrained_run(prompt, preferred, *, bars=None, until="end", max_chars=300,
     place = constrain.place_prompt(prompt, tables_host, VOCAB.chars)
     step_fn, logits = fake_step(preferred)
     keys = jnp.stack([jax.random.key(i) for i in range(batch)])
-    cstate = constrain.State(*(np.full(batch, v, np.int32) for v in (place.syn, place.ticks, 0, 0)),
-                             np.zeros(batch, bool))
+    cstate = constrain.start_state([place] * batch)
     limits = sample._limits([place] * batch, max_chars, bars, until, 4)
     tokens, finished, stuck, bars_written = jax.jit(
         lambda: sample.sample_loop(step_fn, (), jnp.broadcast_to(logits, (batch, VOCAB.size)), keys, cstate,
@@ -359,3 +358,92 @@ def test_a_bar_count_out_of_range_is_refused_before_sampling(tiny_model, bars):
     # 2**31 bars overflowed the sampler's int32 counters: an internal error, not a clear line
     with pytest.raises(InputError, match="bars must be from 1 to"):
         abcflax.complete("X:1\nT:t\nM:6/8\nL:1/8\nK:G\nGAG", model=tiny_model, bars=bars)
+
+
+# ---------------------------------------------------------------- phrase lengths: where a part may end
+
+def part_lengths(text):
+    """(bars, is a second ending) of each part ``text`` ends, counted as ``constrain.prompt_parts`` counts."""
+    analysis = abcflax.analyze_tune(text)
+    second = {e.bar for e in analysis.events if e.kind == "ending" and e.text.lstrip("[|")[:1] != "1"}
+    found, length, in_second = [], 0.0, False
+    for bar in analysis.bars:
+        in_second |= bar.index in second
+        length += float(bar.duration / bar.expected)
+        if bar.closing in ("||", "|]", "|:", ":|", "::", ":|:", ":||:") or not bar.closing:
+            found.append((round(length), in_second))
+            length, in_second = 0.0, False
+    return found
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("X:1\nT:t\nM:4/4\nL:1/8\nK:G\n", (0, 0, 0)),
+    ("X:1\nT:t\nM:4/4\nL:1/8\nK:G\nGABc dedB|dedB dedB|c2", (2, 0, 0)),
+    # a pickup and a short last bar make one bar: the part is 8 bars; the next part has only its pickup
+    ("X:1\nT:t\nM:4/4\nL:1/8\nK:G\nD2|" + "GABc dedB|" * 7 + "c2A2 A2:|\nB|c", (0, 0, 8)),
+    # the part's first time through: 2 bars, then a 1-bar first ending; the second ending sets no length
+    ("X:1\nT:t\nM:4/4\nL:1/8\nK:G\n|:GABc dedB|dedB dedB|1c2ec B2dB:|2c2A2 A2BA||", (0, 1, 3)),
+    ("X:1\nT:t\nM:3/4\nL:1/8\nK:G\n" + "GABc dB|" * 6 + "|" + "GABc dB|" * 2, (2, 0, 6)),
+    ("X:1\nT:t\nM:4/4\nL:1/8\nK:G\n|:GABc dedB|dedB dedB:|\n", (0, 1, 0)),  # 2 bars set no length
+])
+def test_prompt_parts_counts_the_bars_of_the_open_part_and_the_last_whole_one(text, expected):
+    assert constrain.prompt_parts(text) == expected
+
+
+@pytest.mark.parametrize("preferred", ["||", "|:", ":|", "|]\x03", "abc", "abc|1", '"G"ab'])
+def test_parts_end_only_at_phrase_lengths(preferred):
+    # left free, the model ended parts after 3, 6, 9, 11, 17... bars; a fake model that wants to end a part at
+    # every bar line, or never, writes parts of 4 or 8 bars (second endings of at most 2)
+    prompt = "X:1\nT:t\nM:4/4\nL:1/8\nK:D\nABcd efga|"
+    texts, finished, stuck, _ = constrained_run(prompt, preferred, max_chars=1200, batch=8)
+    assert finished.all() and not stuck.any()
+    for text in texts:
+        parts = part_lengths(text)
+        for bars, second in parts[1:-1]:  # the prompt's part is 8 bars too; the last may close a tune cut short
+            assert (bars <= 2) if second else bars in (constrain.SHORT_PART_BARS, constrain.PHRASE_BARS), (parts, text)
+        assert parts[0] in ((4, False), (8, False)), (parts, text)
+
+
+def test_a_prompts_own_part_length_is_kept():
+    prompt = "X:1\nT:t\nM:3/4\nL:1/8\nK:G\n|:" + "GABc dB|" * 5 + "GABc dB:|\n"
+    texts, finished, stuck, _ = constrained_run(prompt, "abc|:", max_chars=1200, batch=8)
+    assert finished.all() and not stuck.any()
+    lengths = {bars for text in texts for bars, second in part_lengths(text)[1:-1] if not second}
+    assert lengths and lengths <= {4, 6, 8, 12}, lengths
+    assert 6 in lengths
+
+
+def test_free_meter_parts_are_left_free():
+    prompt = "X:1\nT:t\nM:none\nL:1/8\nK:D\nABcd efga|"
+    texts, finished, stuck, _ = constrained_run(prompt, "ab||", max_chars=400, batch=8)
+    assert finished.all() and not stuck.any()
+    assert any(re.search(r"\|\|[^|]*\|\|", text[len(prompt):]) for text in texts)  # a part of one bar
+
+
+@pytest.mark.parametrize("part_bars", [0, 6])
+def test_part_bars_sets_or_frees_the_part_length(part_bars):
+    prompt = "X:1\nT:t\nM:4/4\nL:1/8\nK:D\nABcd efga|"
+    step_fn, logits = fake_step("ab||")
+    tables_host = sample.grammar_tables(VOCAB.chars)
+    place = constrain.place_prompt(prompt, tables_host, VOCAB.chars)
+    limits = sample._limits([place] * 8, 600, None, "end", 4, part_bars)
+    assert (np.asarray(limits.part_length) == part_bars).all() and not np.asarray(limits.part_early).any()
+    keys = jnp.stack([jax.random.key(i) for i in range(8)])
+    tokens, finished, stuck, _ = jax.jit(
+        lambda: sample.sample_loop(step_fn, (), jnp.broadcast_to(logits, (8, VOCAB.size)), keys,
+                                   constrain.start_state([place] * 8), limits,
+                                   constrain.device_tables(tables_host, VOCAB.chars), jnp.float32(1.0),
+                                   jnp.int32(0), jnp.float32(1.0), max_new=600, eos_id=VOCAB.eos_id,
+                                   constrained=True))()
+    assert np.asarray(finished).all() and not np.asarray(stuck).any()
+    texts = [prompt + VOCAB.decode([t for t in row if t >= 0]) for row in np.asarray(tokens)]
+    lengths = {bars for text in texts for bars, second in part_lengths(text)[:-1] if not second}
+    if part_bars:
+        assert lengths == {6}, lengths
+    else:
+        assert 1 in lengths, lengths  # a model fond of || ends parts after one bar when they are free
+
+
+def test_part_bars_out_of_range_is_refused(tiny_model):
+    with pytest.raises(abcflax.AbcflaxError, match="part_bars"):
+        abcflax.complete("X:1\nT:t\nM:4/4\nL:1/8\nK:D\nABcd efga|", model=tiny_model, part_bars=-1)
