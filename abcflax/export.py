@@ -166,6 +166,7 @@ def _parse(tune: Tune):
     if not any(True for _ in score.recurse().notes):
         raise InputError(f"{tune.source}:{tune.line}: tune has no notes music21 can read")
     complete_endings(score)
+    reading.tie_chords(score)
     reading.check(score, tune.source, tune.file_line)
     return score
 

@@ -20,8 +20,9 @@ at the bar line when it stood inside a bar; ``Z4`` as four bars of ``z``; the ke
 accidentals wherever its reading of a note would differ; broken rhythms as note lengths) and refuses, with
 :class:`~abcflax.errors.InputError`, what it cannot (voice overlay ``&``, ``transpose=``). Accidentals follow
 abc2midi: they carry through the bar to the same letter in every octave. :meth:`Reading.check` then compares
-music21's notes, bar by bar, with the tune's and refuses a score that still differs. Only export uses this;
-the ABC text abcflax writes is never rewritten.
+music21's notes (pitches and lengths, in order, ties joined) and repeat signs with the tune's, as
+``abcflax.abc_check`` reads it, and refuses a score that still differs. Only export uses this; the ABC text
+abcflax writes is never rewritten.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ FILLER_FIELD = "N:"
 MUSIC21_DECORATIONS = set(".~uvTLMOPSKk")  # single-letter decorations music21 reads as decorations
 MAX_DECORATION = 19  # music21 looks 20 characters ahead for the closing ! of a decoration
 MODE_CODES = ("maj", "min", "ion", "aeo", "dor", "phr", "lyd", "mix", "loc")  # ABC reads 3 letters of a mode
+ACCIDENTAL_SIGNS = "^=_"
 NOTE = re.compile(r"(\^\^|\^|__|_|=)?([A-Ga-g])([',]*)(\d*)((?:/\d*)*)")
 TUPLET = re.compile(r"\((\d+)(?::(\d*))?(?::(\d*))?")
 SUFFIX = re.compile(r"(\d*)((?:/\d*)*)$")
@@ -210,7 +212,7 @@ class _Voice:
     tie: tuple | None = None  # (letter, octave, alteration) of a note tied to the next one
     last_note: tuple | None = None
     deferred: list = field(default_factory=list)  # field lines that wait for the next bar line
-    pending: list = field(default_factory=list)  # (apply, state change) for music21's state at that bar line
+    pending: list = field(default_factory=list)  # their changes to music21's state, made at that bar line
     broken: Fraction | None = None  # the length factor a broken rhythm gives the next note
     tuplet: list | None = None  # the open (p:q:r, see _Walker.tuplet
     last: "_Timed | None" = None
@@ -231,7 +233,8 @@ class _Music21:
 
 @dataclass
 class _Timed:
-    """A note, chord or rest whose length suffix may change; ``expected`` is what it must sound as."""
+    """A note, chord or rest: where its length is written and by what it changes for music21, and the pitches
+    and length (quarter notes, from the analyzer) music21's score must hold."""
 
     suffix_start: int
     suffix_end: int
@@ -240,8 +243,7 @@ class _Timed:
     pitches: tuple[int, ...] = ()
     duration: Fraction = Fraction(0)  # quarter notes
     tied: bool = False
-    offset: int = 0
-    voice: str = ""
+    offset: int = 0  # in the tune's text, for the line of an error
 
 
 BAR_STYLES = ("|", "[|", "||", "|]")  # weakest first
@@ -270,6 +272,21 @@ class Reading:
     expected: dict[str, list[_Timed]]
     original: str
     marks: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def tie_chords(self, score) -> None:
+        """Tie the chords the ABC ties (``[DF]-[DF]``): music21 reads no tie after a chord, so MIDI would strike
+        a held chord again."""
+        from music21 import tie
+
+        voices = [name for name, notes in self.expected.items() if notes]
+        for name, part in zip(voices, list(getattr(score, "parts", [])) or [score]):
+            elements = _music21_elements(part)
+            if len(elements) != len(self.expected[name]):
+                continue  # a misreading: check() refuses it
+            for timed, element, after in zip(self.expected[name], elements, elements[1:]):
+                if timed.tied and element.isChord and after.isChord and element.pitches == after.pitches:
+                    element.tie = tie.Tie("continue" if element.tie is not None else "start")
+                    after.tie = tie.Tie("stop")
 
     def check(self, score, source: str, file_line: Callable[[int], int]) -> None:
         """InputError at the first note where music21's score differs from the ABC (a misreading left)."""
@@ -315,8 +332,8 @@ class _Walker:
 
     # -- header
 
-    def read_header(self) -> int:
-        """Rewrite the header's M:, L: and K: values; returns the offset where the body starts."""
+    def read_header(self) -> None:
+        """Rewrite the header's M:, L: and K: values into ones music21 reads right."""
         offset, unit_value = 0, None
         for line in self.text.split("\n"):
             end = offset + len(line)
@@ -332,7 +349,6 @@ class _Walker:
         if unit_value is None:  # ABC 2.1: L: by meter when the header has none (as with_explicit_defaults writes)
             self.header.unit = default_unit(self.header.meter)
         self.m21.unit = self.header.unit
-        return offset
 
     def field_value(self, name: str, value: str, state: _Voice, offset: int) -> str:
         """The value music21 should get for a field, after updating ``state`` to what the ABC means."""
@@ -399,6 +415,8 @@ class _Walker:
             text = "!fermata!"  # music21 drops the note a H is written on (HA2)
         elif len(text) > MAX_DECORATION or (len(text) == 1 and text not in MUSIC21_DECORATIONS):
             text = ""  # music21 would read the name's letters (or this user symbol) as notes
+        elif len(text) == 1 and self.text[event.end:event.end + 1] in ACCIDENTAL_SIGNS:
+            text += " "  # music21 reads T=c as C4 (and ~^f without its sharp): a space keeps the note whole
         if text != event.text:
             self.edits.append((event.start, event.end, text))
 
@@ -534,7 +552,7 @@ class _Walker:
         match = SUFFIX.search(self.text, suffix_start, event.end)
         multiplier = parse_length(match.group(1), match.group(2)) if match.group(0) else Fraction(1)
         timed = _Timed(match.start(), event.end, multiplier, voice.unit / self.m21.unit, pitches,
-                       4 * event.duration, offset=event.start, voice=event.voice)
+                       4 * event.duration, offset=event.start)
         if voice.broken is not None:
             timed.factor *= voice.broken
             voice.broken = None
@@ -569,8 +587,8 @@ class _Walker:
         self.edits.append((event.start, event.end, "|".join([bar] * count)))
         voice.content, voice.multirest = True, True
         for _ in range(count):
-            self.expected[event.voice].append(_Timed(event.end, event.end, Fraction(1), duration=4 * voice.meter.length,
-                                                     offset=event.start, voice=event.voice))
+            self.expected[event.voice].append(_Timed(event.end, event.end, Fraction(1),
+                                                     duration=4 * voice.meter.length, offset=event.start))
         voice.last = None
 
     def note(self, event: Event, voice: _Voice) -> None:
@@ -623,8 +641,8 @@ class _Walker:
         m21_alter = (ACCIDENTAL_ALTERS[sign] if sign is not None
                      else m21.key.get(step, 0) if in_chord else m21.bar.get(step, m21.key.get(step, 0)))
         new_sign = sign if m21_alter == alter else ALTER_SIGNS[alter]
-        if not in_chord and new_sign is not None:
-            m21.bar[step] = alter
+        if not in_chord and new_sign is not None:  # music21 carries ^^ and __ as ^ and _
+            m21.bar[step] = max(-1, min(1, alter)) if len(new_sign) == 2 else alter
         new_octave = match.group(3)
         if voice.octave:
             shifted = octave - (5 if letter.islower() else 4)
@@ -689,13 +707,17 @@ def _merged_expected(timeds: list[_Timed]) -> list[list]:
     return _merged([(tuple(sorted(set(t.pitches))), t.duration, t.tied, t.offset) for t in timeds])
 
 
-def _music21_notes(part) -> list[list]:
+def _music21_elements(part) -> list:
+    """The notes, chords and rests of a part in order (no grace notes or chord symbols)."""
     from music21 import harmony
 
+    return [element for element in part.recurse().notesAndRests
+            if not isinstance(element, harmony.ChordSymbol) and not element.duration.isGrace]
+
+
+def _music21_notes(part) -> list[list]:
     items = []
-    for element in part.recurse().notesAndRests:
-        if isinstance(element, harmony.ChordSymbol) or element.duration.isGrace:
-            continue
+    for element in _music21_elements(part):
         pitches = () if element.isRest else tuple(sorted({p.midi for p in element.pitches}))
         tied = element.tie is not None and element.tie.type in ("start", "continue")
         items.append((pitches, Fraction(element.quarterLength).limit_denominator(100_000), tied, 0))

@@ -3,11 +3,12 @@
 For every tune: abcflax's MIDI (``export_bytes(tune, "mid", accompaniment="none")``, through music21's ABC
 reader) and abc2midi's MIDI of the same text (``-NGRA -NGUI -NFER``: no grace notes, chord symbols or fermata
 lengthening, which abcflax's MIDI does not play either; ornaments such as ``~`` and ``T``, which abc2midi
-plays as several notes, and ``R:``, by which it swings a hornpipe, are removed from its copy). Both are read back as the sorted list of
-(onset in quarter notes, MIDI pitch) of every note-on, repeats expanded by each program, the same when
-every pitch is and every onset is within a 64th note (abc2midi starts some notes a few ticks late). A tune is
+plays as several notes, and ``R:``, by which it swings a hornpipe, are removed from its copy). Both are read
+back as the sorted list of (onset in quarter notes, MIDI pitch) of every note-on, repeats expanded by each
+program: the same when every pitch is and every onset is within a 64th note (abc2midi starts some notes a
+few ticks late). A tune is
 
-* ``same``: identical lists; ``count``: same number of notes, some onset or pitch differs;
+* ``same``: the same notes; ``count``: as many notes, some onset or pitch differs;
   ``differ``: another number of notes (``count`` and ``differ`` are silent misreadings: exit 0, wrong music);
 * ``refused``: abcflax raised one of its own errors (InputError...), as it must for what it cannot export;
 * ``crash``: any other exception; ``skip``: abc2midi wrote no MIDI (not counted).
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import collections
 import io
+import re
 import os
 import shlex
 import signal
@@ -170,6 +172,10 @@ def report(results: list[tuple[str, str, str, str]], show: int) -> None:
         print(f"{name:<14}{total:>7}" + "".join(f"{counts[v]:>9}" for v in VERDICTS)
               + f"{agree:>8.1f}%{silent:>8.1f}%")
     print(f"(skip: abc2midi wrote no MIDI for {by_source['all']['skip']} tunes, not counted)")
+    reasons = collections.Counter(re.sub(r"\d+", "N", re.sub(r"^<text>:[\d:]*\s*", "", detail))[:70]
+                                  for _, verdict, _, detail in results if verdict == "refused")
+    for reason, count in reasons.most_common(12):
+        print(f"  refused {count:>4}: {reason}")
     for verdict in ("differ", "count", "crash", "refused"):
         listed = [r for r in results if r[1] == verdict][:show]
         for name, _, title, detail in listed:

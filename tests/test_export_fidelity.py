@@ -265,6 +265,17 @@ def test_tie_over_the_bar_line_keeps_the_sharp():
     assert pitches("X:1\nT:T\nM:4/4\nL:1/8\nK:C\n^F4 z2 F2-|F2 F2 z4|\n") == ["F#4", "F#4", "F#4", "F4"]
 
 
+def test_decoration_before_an_accidental_and_double_accidentals_carry():
+    # music21 read T=c as C4 and carried ^^ as ^ through the bar
+    assert pitches("X:1\nT:t\nM:4/4\nL:1/8\nK:D\n^^c c __B B T=c c ~=f f|\n") == [
+        "C##5", "C##5", "B--4", "B--4", "C5", "C5", "F5", "F5"]
+
+
+def test_tied_chords_are_held():
+    abc = "X:1\nT:t\nM:2/4\nL:1/16\nK:A\n[D2F2]-[D2F2] [C2E2]-[C2E2]|[D4F4]-[D4F4]|\n"
+    assert midi_notes(abc) == [(0.0, 62), (0.0, 66), (1.0, 61), (1.0, 64), (2.0, 62), (2.0, 66)]
+
+
 def test_overfull_bar_keeps_its_repeat():
     abc = H + "|:GABc dedB|GABc dedB c2:|\n|:dedB dedB|c8:|\n"  # bar 2 is a quarter too long
     bars = measures(abc)
