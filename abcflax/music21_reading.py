@@ -53,6 +53,7 @@ MUSIC21_DECORATIONS = set(".~uvTLMOPSKk")  # single-letter decorations music21 r
 MAX_DECORATION = 19  # music21 looks 20 characters ahead for the closing ! of a decoration
 MODE_CODES = ("maj", "min", "ion", "aeo", "dor", "phr", "lyd", "mix", "loc")  # ABC reads 3 letters of a mode
 ACCIDENTAL_SIGNS = "^=_"
+PROPAGATION = re.compile(r"^%%propagate-accidentals\s+(not|octave|pitch)\b", re.M)
 NOTE = re.compile(r"(\^\^|\^|__|_|=)?([A-Ga-g])([',]*)(\d*)((?:/\d*)*)")
 TUPLET = re.compile(r"\((\d+)(?::(\d*))?(?::(\d*))?")
 SUFFIX = re.compile(r"(\d*)((?:/\d*)*)$")
@@ -206,7 +207,7 @@ class _Voice:
     unit: Fraction
     key: dict[str, int]
     octave: int = 0  # K: octave=
-    bar: dict[str, int] = field(default_factory=dict)  # accidentals of the bar, per letter (abc2midi)
+    bar: dict = field(default_factory=dict)  # accidentals of the bar, per letter (abc2midi; see carried())
     content: bool = False  # the bar has a note or rest
     multirest: bool = False  # ... and it is a Z rest
     tie: tuple | None = None  # (letter, octave, alteration) of a note tied to the next one
@@ -225,7 +226,7 @@ class _Music21:
 
     unit: Fraction
     key: dict[str, int]
-    bar: dict[str, int] = field(default_factory=dict)  # accidentals carried in the bar (not from chords)
+    bar: dict = field(default_factory=dict)  # accidentals carried in the bar (not from chords)
 
     def set(self, unit: Fraction, key: dict[str, int]) -> None:
         self.unit, self.key = unit, key
@@ -315,6 +316,8 @@ class _Walker:
         self.marks: dict[str, dict[str, int]] = {}  # per voice: plain bar lines, repeat ends and starts
         self.bars: dict[str, list[_Bar]] = {}
         self.header = _Voice(Meter(None), Fraction(1, 8), {})
+        directives = PROPAGATION.findall(text)  # the last one counts, for music21 and abc2midi
+        self.propagation = directives[-1] if directives else "pitch"
         self.m21 = _Music21(Fraction(1, 8), {})
 
     def refuse(self, offset: int, construct: str, why: str) -> None:
@@ -637,12 +640,13 @@ class _Walker:
         sign, letter = match.group(1), match.group(2)
         step, octave = letter.upper(), self.octave(match, voice)
         alter = self.alteration(sign, step, octave, voice, in_chord or grace)
-        m21 = self.m21
+        m21, carried = self.m21, self.carried(step, octave)
         m21_alter = (ACCIDENTAL_ALTERS[sign] if sign is not None
-                     else m21.key.get(step, 0) if in_chord else m21.bar.get(step, m21.key.get(step, 0)))
+                     else m21.key.get(step, 0) if in_chord or carried is None
+                     else m21.bar.get(carried, m21.key.get(step, 0)))
         new_sign = sign if m21_alter == alter else ALTER_SIGNS[alter]
-        if not in_chord and new_sign is not None:  # music21 carries ^^ and __ as ^ and _
-            m21.bar[step] = max(-1, min(1, alter)) if len(new_sign) == 2 else alter
+        if not in_chord and new_sign is not None and carried is not None:  # music21 carries ^^ and __ as ^ and _
+            m21.bar[carried] = max(-1, min(1, alter)) if len(new_sign) == 2 else alter
         new_octave = match.group(3)
         if voice.octave:
             shifted = octave - (5 if letter.islower() else 4)
@@ -651,17 +655,24 @@ class _Walker:
             self.edits.append((match.start(), match.end(3), (new_sign or "") + letter + new_octave))
         return 12 * (octave + 1) + SEMITONES[step] + alter
 
+    def carried(self, step: str, octave: int):
+        """What an accidental carries to in the bar, for abc2midi and music21 alike: the letter in every octave,
+        or with ``%%propagate-accidentals octave`` only in its octave (``not``: nothing, ``None``)."""
+        return {"pitch": step, "octave": (step, octave)}.get(self.propagation)
+
     def alteration(self, sign: str | None, step: str, octave: int, voice: _Voice, quiet: bool) -> int:
-        """abc2midi's rule: an accidental carries to the same letter in every octave until the bar line; a note
-        tied over the bar line keeps its accidental."""
+        """abc2midi's rule: an accidental carries to the same letter (see ``carried``) until the bar line; a
+        note tied over the bar line keeps its accidental."""
+        carried = self.carried(step, octave)
         if sign is not None:
-            voice.bar[step] = ACCIDENTAL_ALTERS[sign]
+            if carried is not None:
+                voice.bar[carried] = ACCIDENTAL_ALTERS[sign]
             voice.tie = None
             return ACCIDENTAL_ALTERS[sign]
         tie, voice.tie = voice.tie, None
         if tie is not None and tie[:2] == (step, octave) and not quiet:
             return tie[2]
-        return voice.bar.get(step, voice.key.get(step, 0))
+        return voice.bar.get(carried, voice.key.get(step, 0)) if carried is not None else voice.key.get(step, 0)
 
     # -- output
 

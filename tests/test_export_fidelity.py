@@ -271,6 +271,12 @@ def test_decoration_before_an_accidental_and_double_accidentals_carry():
         "C##5", "C##5", "B--4", "B--4", "C5", "C5", "F5", "F5"]
 
 
+@needs_abc2midi
+@pytest.mark.parametrize("directive", ["", "%%propagate-accidentals octave\n", "%%propagate-accidentals not\n"])
+def test_accidentals_carry_as_the_directive_says(directive):
+    assert_plays_as_abc2midi(f"X:1\nT:T\nM:4/4\nL:1/8\n{directive}K:G\n=f f F f ^c C c2|[^cE] c C2 z4|\n")
+
+
 def test_tied_chords_are_held():
     abc = "X:1\nT:t\nM:2/4\nL:1/16\nK:A\n[D2F2]-[D2F2] [C2E2]-[C2E2]|[D4F4]-[D4F4]|\n"
     assert midi_notes(abc) == [(0.0, 62), (0.0, 66), (1.0, 61), (1.0, 64), (2.0, 62), (2.0, 66)]
