@@ -158,10 +158,14 @@ def key_chords(key: Key) -> dict[tuple[int, str], str]:
     dominant = (key.tonic + 7) % 12
     chords.setdefault((dominant, "maj"), "dominant")
     chords.setdefault((dominant, "dom7"), "dominant")
+    minor_tonic = diatonic_triads(key)[0][1] == "min"
     for root, quality in diatonic_triads(key):
-        if quality in ("maj", "min") and root != key.tonic:
-            chords.setdefault(((root + 7) % 12, "dom7"), "secondary")
-            chords.setdefault(((root + 7) % 12, "maj"), "secondary")
+        secondary = (root + 7) % 12
+        # V of iv in a minor or modal tune is the tonic made major (A, A7 in A dorian): it clashes with the
+        # mode's own third (C), and Nottingham's minor tunes give it 1.3% of their chords
+        if quality in ("maj", "min") and root != key.tonic and not (minor_tonic and secondary == key.tonic):
+            chords.setdefault((secondary, "dom7"), "secondary")
+            chords.setdefault((secondary, "maj"), "secondary")
     chords.setdefault(((key.tonic + 10) % 12, "maj"), "borrowed")
     chords.setdefault(((key.tonic + 5) % 12, "min" if key.mode == "" else "maj"), "borrowed")
     return chords
@@ -894,10 +898,24 @@ class Harmonizer:
         per_key = {key: candidate_chords(key, seen, allowed, self.search.candidates, degrees=degrees)
                    for key in {s.key for s in slots}}
         candidates = [per_key[s.key] for s in slots]
+        candidates[-1] = final_candidates(candidates[-1], slots[-1])
         chords = beam_search(self.scorer, prefix, segments, slots, candidates, self.search)
         if self.reverse is not None and self.search.reverse_weight:
             chords = refine(self.scorer, self.reverse, prefix, segments, slots, candidates, chords, self.search)
         return chords
+
+
+def final_candidates(options: list[str], slot: Slot) -> list[str]:
+    """The last span's candidates: the tonic chord alone where the tune's last note is its key's tonic
+    (when the tonic chord is a candidate). Nottingham's tunes that end on the tonic end on its chord 92%
+    of the time (708 of 773); the model, free, put D7 under a dorian tune's final A."""
+    last = next((note for note in reversed(slot.notes) if note.pitches), None)
+    if last is None or max(last.pitches) % 12 != slot.key.tonic:
+        return options
+    root, quality = diatonic_triads(slot.key)[0]
+    tonic = [text for text in options for chord in [parse_chord(text)]
+             if chord is not None and (chord.root, chord.quality) == (root, quality)]
+    return tonic or options
 
 
 def model_view(text: str, analysis, allowed: set[str] | None):

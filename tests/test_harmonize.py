@@ -202,7 +202,7 @@ def test_search_scores_the_chord_with_the_notes_that_follow():
         return 2.0 if match and match.group(1) == match.group(2).upper() else 0.0
 
     scorer = FakeScorer(fn)
-    melody = "X:1\nM:2/4\nL:1/4\nK:C\nGB|ce|FA|Ec|]\n"
+    melody = "X:1\nM:2/4\nL:1/4\nK:C\nGB|ce|FA|Ed|]\n"  # not ending on the tonic, whose chord is fixed
     assert chords_in(abcflax.harmonize(melody, per="bar", scorer=scorer)) == ["G", "C", "F", "Em"]
 
 
@@ -344,7 +344,7 @@ def test_negative_fit_weight_is_refused():
 # ---- refining with a right-to-left model
 
 
-TWO_FOUR = "X:1\nM:2/4\nL:1/4\nK:C\nGB|ce|FA|Ec|]\n"
+TWO_FOUR = "X:1\nM:2/4\nL:1/4\nK:C\nGB|ce|FA|Ed|]\n"  # not ending on the tonic, whose chord is fixed
 
 
 def test_refine_lets_the_right_to_left_model_change_the_chords():
@@ -376,8 +376,8 @@ def test_refine_reads_the_tune_backwards_from_its_end():
     backward = Recording(lambda text, seg: 0.0)
     abcflax.harmonize(TWO_FOUR, per="bar", scorer=FakeScorer(lambda text, seg: 0.0), reverse_scorer=backward)
     text, cuts = readings[0]  # the whole body backwards, cut where spans 0 and 2 need it: two spans on
-    assert text.startswith("\n]|cE") and re.fullmatch(r'("[A-G][^"]*"[^"]+){4}', text[::-1])
-    assert cuts[1] == 0 and re.fullmatch(r'"[A-G][^"]*"FA\|"[A-G][^"]*"Ec\|]\n', text[:cuts[0]][::-1])
+    assert text.startswith("\n]|dE") and re.fullmatch(r'("[A-G][^"]*"[^"]+){4}', text[::-1])
+    assert cuts[1] == 0 and re.fullmatch(r'"[A-G][^"]*"FA\|"[A-G][^"]*"Ed\|]\n', text[:cuts[0]][::-1])
     # every candidate row is whole spans (chord, then melody) read backwards
     rows = [row for call in calls for row in call if row]
     assert len(rows) > 5 and all(re.fullmatch(r'("[A-G][^"]*"[^"]+)+', row[::-1]) for row in rows)
@@ -389,7 +389,7 @@ def test_refine_keeps_what_both_models_agree_on():
         match = re.match(r'"([A-G])[^"]*"([A-Ga-g])', seg)
         return 2.0 if match and match.group(1) == match.group(2).upper() else 0.0
 
-    melody = "X:1\nM:2/4\nL:1/4\nK:C\nGB|ce|FA|Ec|]\n"
+    melody = "X:1\nM:2/4\nL:1/4\nK:C\nGB|ce|FA|Ed|]\n"  # not ending on the tonic, whose chord is fixed
     plain = abcflax.harmonize(melody, per="bar", scorer=FakeScorer(forward_fn), fit_weight=0.0)
     both = abcflax.harmonize(melody, per="bar", scorer=FakeScorer(forward_fn), fit_weight=0.0,
                              reverse_scorer=FakeScorer(lambda text, seg: forward_fn("", seg[::-1])))
@@ -501,3 +501,29 @@ def test_cli_quiet_harmonize_prints_only_the_result():
     book = C_MAJOR.rstrip("\n") + "\n\n" + C_MAJOR.replace("X:1", "X:2", 1)
     result = CliRunner().invoke(main_group, ["harmonize", "-", "--method", "rules", "--quiet"], input=book)
     assert result.exit_code == 0 and result.stderr == "" and result.stdout.count("X:") == 2
+
+
+# ---- minor and modal tunes, and the last chord
+
+
+def test_a_minor_or_modal_tune_gets_no_major_tonic_chord():
+    # A and A7 (V of iv) clashed with an A dorian tune's C naturals; C7 (V of IV) in C major stays
+    from abcflax.harmonizer import key_chords
+
+    for key in ("Am", "ADor"):
+        chords = key_chords(parse_key(key))
+        assert (9, "maj") not in chords and (9, "dom7") not in chords and (9, "min") in chords
+    assert (0, "dom7") in key_chords(parse_key("C"))
+    seen = {"Am": 40, "A": 30, "A7": 20, "G": 20, "Em": 10, "D": 10, "C": 8}
+    assert not {"A", "A7"} & set(candidate_chords(parse_key("ADor"), seen))
+
+
+@pytest.mark.parametrize("key, tonic_chord", [("Ador", "Am"), ("G", "G"), ("Em", "Em")])
+def test_a_tune_ending_on_its_tonic_ends_on_the_tonic_chord(key, tonic_chord):
+    tonic = tonic_chord[0]
+    tune = f"X:1\nT:t\nM:2/4\nL:1/8\nK:{key}\nAB cd|e2 A2|G2 B2|e4|cB AG|{tonic}4|]\n"
+    scorer = FakeScorer(lambda text, seg: 5.0 if seg.startswith('"D"') else 0.0)  # D under every note
+    out = abcflax.harmonize(tune, per="bar", scorer=scorer)
+    assert chords_in(out) == ["D"] * 5 + [tonic_chord]
+    ends_elsewhere = tune.replace(f"|{tonic}4|]", "|B4|]")
+    assert chords_in(abcflax.harmonize(ends_elsewhere, per="bar", scorer=scorer)) == ["D"] * 6
