@@ -159,6 +159,13 @@ def compare(item: tuple[str, str]) -> tuple[str, str, str, str]:
 VERDICTS = ("same", "count", "differ", "refused", "crash")
 
 
+def _reason(detail: str) -> str:
+    """A refusal's message without its place and numbers, up to "cannot be exported" when it says so."""
+    reason = re.sub(r"\d+", "N", re.sub(r"^<text>:[\d:]*\s*", "", detail))
+    return reason.split(" cannot be exported")[0] + " cannot be exported" if "cannot be exported" in reason \
+        else reason[:70]
+
+
 def report(results: list[tuple[str, str, str, str]], show: int) -> None:
     by_source: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     for name, verdict, _, _ in results:
@@ -172,9 +179,8 @@ def report(results: list[tuple[str, str, str, str]], show: int) -> None:
         print(f"{name:<14}{total:>7}" + "".join(f"{counts[v]:>9}" for v in VERDICTS)
               + f"{agree:>8.1f}%{silent:>8.1f}%")
     print(f"(skip: abc2midi wrote no MIDI for {by_source['all']['skip']} tunes, not counted)")
-    reasons = collections.Counter(re.sub(r"\d+", "N", re.sub(r"^<text>:[\d:]*\s*", "", detail))[:70]
-                                  for _, verdict, _, detail in results if verdict == "refused")
-    for reason, count in reasons.most_common(12):
+    reasons = collections.Counter(_reason(detail) for _, verdict, _, detail in results if verdict == "refused")
+    for reason, count in reasons.most_common(15):
         print(f"  refused {count:>4}: {reason}")
     for verdict in ("differ", "count", "crash", "refused"):
         listed = [r for r in results if r[1] == verdict][:show]
