@@ -47,7 +47,7 @@ def _prepared(text: str, vocab, source: str, first_line: int, ends_line: bool) -
     added = written.count("\n") - text.count("\n")  # header lines, before any line the view can complain of
     view = prompt_view(written, vocab.chars, source, first_line - added)  # unknown characters first: it says
     _require_clean(text, source, first_line, ends_line)                   # more than the checker
-    return written, view
+    return written, in_register(view)
 
 
 def _require_one_voice(text: str, source: str, first_line: int) -> None:
@@ -114,7 +114,7 @@ def _continue_checked(loaded, checked: list[tuple[str, "PromptView"]], *, max_ch
         raise UsageError(f"max_chars must be an integer in 1..{MAX_CHARS_LIMIT} (got {max_chars!r})")
     rows = list(range(len(checked))) if rows is None else rows
     draws = draw_count(candidates, temperature, constrain, until)
-    requests = [Request(view.text + view.forced, seed, row, sealed=bool(view.forced), draw=draw)
+    requests = [Request(view.text + view.forced, seed, row, sealed=view.sealed, draw=draw)
                 for (_, view), row in zip(checked, rows) for draw in range(draws)]
     # many rows (a tunebook, times its draws) run a CPU-sized batch at a time, refilled as tunes end: the
     # same tunes, without a huge batch that is mostly filler and waits for its longest tune
@@ -147,6 +147,30 @@ class PromptView:
     text: str  # what the model is primed on: the prompt as training tunes were written (``normalize_tune``)
     joint: str  # written between the user's prompt and the continuation: "\n" after a trailing comment
     forced: str  # what the continuation must start with: the pitch of a tie left open at the prompt's end
+    octaves: int = 0  # the view's notes are this many octaves above the prompt's (``in_register``)
+
+    @property
+    def sealed(self) -> bool:
+        """The prompt's last pitch may take no more octave marks: a tie reaches it, or the view is moved by
+        octaves (a mark written after the move could not be moved back on its own)."""
+        return bool(self.forced) or bool(self.octaves and _ENDS_IN_PITCH.search(self.text))
+
+
+_ENDS_IN_PITCH = re.compile(r"[A-Ga-g][,']*$")
+
+
+def in_register(view: PromptView) -> PromptView:
+    """``view`` moved by whole octaves into the register the model was trained in, if it is far from it
+    (``transposition.register_shift``); ``_rejoin`` moves what the model adds back down (or up)."""
+    from dataclasses import replace
+
+    from .transposition import register_shift, shift_octaves
+
+    octaves = register_shift(view.text)
+    if not octaves:
+        return view
+    return replace(view, text=shift_octaves(view.text, octaves),
+                   forced=shift_octaves(view.forced, octaves, body_only=True), octaves=octaves)
 
 
 _INLINE_FIELD = re.compile(r"\[([A-Za-z]):[^\]\n]*\]")
@@ -330,6 +354,10 @@ def _ends_in_no_chord(prompt: str) -> bool:
 def _rejoin(prompt: str, view: PromptView, result: str) -> str:
     """The user's own prompt followed by what the model added after its view of it."""
     added = result[len(view.text):] if result.startswith(view.text) else result
+    if view.octaves:
+        from .transposition import shift_octaves
+
+        added = shift_octaves(added, -view.octaves, body_only=True)
     if _ends_in_no_chord(prompt):
         added = _LEADING_CHORD_SYMBOL.sub(r"\1", added, count=1)  # "N.C." is the harmony of the notes it stands before
     if not added:
@@ -385,6 +413,6 @@ def _require_placeable(loaded, view: PromptView, where: str) -> None:
 
     try:
         constraint_module.place_prompt(view.text + view.forced, grammar_tables(loaded.vocab.chars),
-                                       loaded.vocab.chars, sealed=bool(view.forced))
+                                       loaded.vocab.chars, sealed=view.sealed)
     except InputError as exc:
         raise InputError(f"{where}: {exc}") from None

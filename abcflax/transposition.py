@@ -154,3 +154,63 @@ def transpose(abc: str, fifths: int) -> str:
         else:
             lines.append(_body_line(line, fifths, steps, semitones))
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- register (octaves)
+
+# the mean pitch (MIDI) of a training tune's notes: Nottingham's tunes average 72.6 (C5), 62-78 between them
+TRAINING_REGISTER = 72
+_FIELD_LINE = re.compile(r"^[A-Za-z]:(?![|:])")
+
+
+def register_shift(abc: str) -> int:
+    """Octaves to move a prompt by so that the model reads it in the register it was trained in: 0 unless
+    the prompt's notes average an octave or more away (a bass-clef tune around B,, was continued two octaves
+    up, in the middle of a bar). Decided on at least 4 notes."""
+    from .abc_check import analyze_tune
+
+    pitches = [max(event.pitches) for event in analyze_tune(abc).events
+               if event.kind in ("note", "chord") and event.pitches]
+    if len(pitches) < 4:
+        return 0
+    distance = TRAINING_REGISTER - sum(pitches) / len(pitches)
+    return round(distance / 12) if abs(distance) >= 12 else 0
+
+
+def shift_octaves(abc: str, octaves: int, body_only: bool = False) -> str:
+    """``abc`` with every note moved by ``octaves`` octaves: letters, accidentals and key unchanged, octave
+    case and marks rewritten (``B,,`` up 2 is ``B``). Field lines, inline fields, chord symbols, annotations,
+    decorations and comments are kept as written; ``body_only``: ``abc`` is a piece of a tune body (no header)."""
+    if octaves == 0:
+        return abc
+    lines, in_body = [], body_only
+    for line in abc.split("\n"):
+        if _FIELD_LINE.match(line):
+            in_body = in_body or line.startswith("K:")
+            lines.append(line)
+        else:
+            lines.append(_shift_line(line, octaves) if in_body else line)
+    return "\n".join(lines)
+
+
+def _shift_line(line: str, octaves: int) -> str:
+    out, i = [], 0
+    while i < len(line):
+        ch = line[i]
+        if ch == "%":
+            out.append(line[i:])
+            break
+        if ch in '"!+' or (ch == "[" and re.match(r"\[[A-Za-z]:", line[i:i + 3])):
+            end = line.find('"' if ch == '"' else "!" if ch == "!" else "+" if ch == "+" else "]", i + 1)
+            end = len(line) - 1 if end < 0 else end
+            out.append(line[i:end + 1])
+            i = end + 1
+            continue
+        match = NOTE.match(line, i)
+        if match:
+            out.append(_note(match, 7 * octaves, 12 * octaves))
+            i = match.end()
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)

@@ -517,3 +517,22 @@ def test_a_tune_the_decoder_cannot_finish_costs_no_other_tune_of_the_book(tiny_m
     assert out.count("X:") == 2 and "X:2" not in out
     alone = abcflax.complete_many([good], model=tiny_model, max_chars=300, seed=2, rows=[0])[0]
     assert out.startswith(alone.rstrip("\n") + "\n")  # the same tune as in a batch without the stuck one
+
+
+def test_a_low_prompt_is_continued_in_its_own_register():
+    # the model reads a bass-clef tune two octaves up and its notes come back down: a continuation of
+    # B,,-B, went on around d-a, two octaves above, in the middle of its first bar
+    import dataclasses
+
+    from abcflax.abc_check import analyze_tune
+    from abcflax.loading import Model
+
+    vocab = abcflax.Vocab.from_texts([string.printable])  # an untrained model: every note is as likely
+    config = dataclasses.replace(abcflax.preset("tiny"), vocab_size=vocab.size)
+    tiny_model = Model.from_module(abcflax.create_model(config), vocab, "<test>", {})
+
+    prompt = "X:1\nT:B\nM:4/4\nL:1/8\nK:Bb clef=bass\nB,,2 D,2 F,2 B,2|A,2 F,2 C,4|"
+    out = abcflax.complete(prompt, model=tiny_model, seed=1, candidates=1, bars=4)
+    assert out.startswith(prompt) and not abcflax.check_tune(out)
+    added = [max(e.pitches) for e in analyze_tune(out).events if e.kind in ("note", "chord") and e.pitches][7:]
+    assert added and sum(added) / len(added) < 62, out

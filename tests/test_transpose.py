@@ -151,3 +151,25 @@ def test_public_transpose_is_the_function_even_after_the_training_module_is_impo
     import abcflax.training  # noqa: F401 - imports the transposition module
 
     assert callable(abcflax.transpose) and abcflax.transpose("X:1\nK:G\nG|\n", 1) == "X:1\nK:D\nD|\n"
+
+
+# ---- register: whole octaves, for prompts far from the register the model was trained in
+
+from abcflax.transposition import register_shift, shift_octaves  # noqa: E402
+
+BASS = 'X:1\nT:B\nM:4/4\nL:1/8\nK:Bb clef=bass\nB,,2 D,2 "Bb/d"F,2 _B,2|[A,C]2 !trill!F,2 C,4|\n'
+
+
+def test_shift_octaves_moves_notes_only_and_comes_back():
+    up = shift_octaves(BASS, 2)
+    assert up.endswith('B2 d2 "Bb/d"f2 _b2|[ac\']2 !trill!f2 c4|\n')  # chord symbol, decoration, key kept
+    assert up.split("\n")[:5] == BASS.split("\n")[:5]
+    assert shift_octaves(up, -2) == BASS
+    assert shift_octaves("c'2 B, =e [K:G] %c d\n", -1, body_only=True) == "c2 B,, =E [K:G] %c d\n"
+
+
+def test_register_shift_only_for_prompts_an_octave_or_more_away():
+    assert register_shift(BASS) == 2
+    assert register_shift("X:1\nK:G\nGABc dedB|\n") == 0
+    assert register_shift("X:1\nK:G\nc'd'e'f' g'f'e'd'|\n") == -1
+    assert register_shift("X:1\nK:G\nC,D,|\n") == 0  # too few notes to judge
