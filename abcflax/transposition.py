@@ -101,6 +101,15 @@ def transpose_chord(symbol: str, fifths: int) -> str:
 
 
 def _body_line(line: str, fifths: int, steps: int, semitones: int) -> str:
+    return _rewrite_notes(line, lambda match: _note(match, steps, semitones),
+                          chord=lambda symbol: transpose_chord(symbol, fifths),
+                          key=lambda value: transpose_key(value, fifths))
+
+
+def _rewrite_notes(line: str, note, chord=lambda symbol: symbol, key=lambda value: value) -> str:
+    """A body line with each note rewritten by ``note(match)`` (``NOTE``), each chord symbol by ``chord``
+    and each inline ``[K:]`` value by ``key``; annotations, decorations, other inline fields and a comment
+    are kept as written."""
     out, i = [], 0
     while i < len(line):
         ch = line[i]
@@ -111,19 +120,19 @@ def _body_line(line: str, fifths: int, steps: int, semitones: int) -> str:
             end = line.find(ch, i + 1)
             end = len(line) - 1 if end < 0 else end
             inner = line[i + 1:end]
-            out.append(ch + (transpose_chord(inner, fifths) if ch == '"' else inner) + line[end:end + 1])
+            out.append(ch + (chord(inner) if ch == '"' else inner) + line[end:end + 1])
             i = end + 1
             continue
         if ch == "[" and re.match(r"\[[A-Za-z]:", line[i:i + 3]):
             end = line.find("]", i)
             end = len(line) if end < 0 else end
             field = line[i + 1:end]
-            out.append("[" + ("K:" + transpose_key(field[2:], fifths) if field[0] == "K" else field) + line[end:end + 1])
+            out.append("[" + ("K:" + key(field[2:]) if field[0] == "K" else field) + line[end:end + 1])
             i = end + 1
             continue
         match = NOTE.match(line, i)
         if match:
-            out.append(_note(match, steps, semitones))
+            out.append(note(match))
             i = match.end()
             continue
         out.append(ch)
@@ -194,23 +203,4 @@ def shift_octaves(abc: str, octaves: int, body_only: bool = False) -> str:
 
 
 def _shift_line(line: str, octaves: int) -> str:
-    out, i = [], 0
-    while i < len(line):
-        ch = line[i]
-        if ch == "%":
-            out.append(line[i:])
-            break
-        if ch in '"!+' or (ch == "[" and re.match(r"\[[A-Za-z]:", line[i:i + 3])):
-            end = line.find('"' if ch == '"' else "!" if ch == "!" else "+" if ch == "+" else "]", i + 1)
-            end = len(line) - 1 if end < 0 else end
-            out.append(line[i:end + 1])
-            i = end + 1
-            continue
-        match = NOTE.match(line, i)
-        if match:
-            out.append(_note(match, 7 * octaves, 12 * octaves))
-            i = match.end()
-            continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
+    return _rewrite_notes(line, lambda match: _note(match, 7 * octaves, 12 * octaves))
