@@ -33,6 +33,7 @@ from .evaluate import bits_per_char
 from .harmonizer import AFTER_MARKER, chord_degrees, chords_after_text
 from .model import CharLSTM, create_model
 from .transposition import transpose as transpose_tune
+from .tunebook import check_music21_name
 from .vocab import Vocab
 
 LOG_NAME = "log.csv"
@@ -478,38 +479,10 @@ def parse_source(spec: str) -> tuple[str, int]:
     return name, int(weight)
 
 
-def check_music21_name(source: str) -> None:
-    """A ``UsageError`` unless ``music21:NAME`` names one folder of music21's corpus: an empty name is the
-    whole corpus, and ``..`` or a path would leave it (``music21:../..`` read every *.abc under Python's lib)."""
-    name = source[len(MUSIC21_PREFIX):]
-    parts = re.split(r"[/\\]", name)
-    if not name or len(parts) > 1 or name in (".", "..") or ":" in name:
-        raise UsageError(f"{source}: name one folder of music21's corpus, as in music21:ryansMammoth, "
-                         "music21:oneills1850 or music21:essenFolksong (no path, no ..)")
-
-
-def _stdin_tunes() -> tuple[list[str], list]:
-    """(training texts, problems) from the ABC on stdin, as ``load_corpus`` gives them for a file."""
-    from .inputs import STDIN, stdin_bytes
-    from .tunebook import _training_text, decode_bytes, read_tunebook
-
-    tunes, problems = read_tunebook(decode_bytes(stdin_bytes(), STDIN), STDIN)
-    texts = []
-    for tune in tunes:
-        normalized, problem = _training_text(tune)
-        if problem is None:
-            texts.append(normalized)
-        else:
-            problems.append(problem)
-    return texts, problems
-
-
 def _load_source(source: str) -> tuple[list[str], list]:
     """(texts, problems) of one source: ``-`` (stdin), ``music21:NAME``, a file or a folder."""
     from .tunebook import load_corpus
 
-    if source == STDIN_SOURCE:
-        return _stdin_tunes()
     return load_corpus([source])
 
 
@@ -521,7 +494,7 @@ def load_training_texts(specs: list[str], holdout: float = 0.0) -> tuple[list[st
         if not source:  # Path("") is the current folder: "" or "@2" would train on whatever lies below it
             raise UsageError(f"{spec!r}: empty source; name a file, a folder, music21:NAME or - (stdin)")
         if source.startswith(MUSIC21_PREFIX):
-            check_music21_name(source)
+            check_music21_name(source[len(MUSIC21_PREFIX):])
     if sum(source == STDIN_SOURCE for source, _ in sources) > 1:
         raise UsageError("- (stdin) is named more than once: stdin can be read only once")
     texts, weights, problems = [], [], []

@@ -524,9 +524,20 @@ def iter_source_files(source: str) -> list[Path]:
     raise InputError(f"{source}: no such file or folder")
 
 
+def check_music21_name(name: str) -> None:
+    """A ``UsageError`` unless ``name`` (of ``music21:NAME``) names one folder of music21's corpus: an empty
+    name is the whole corpus, and ``..`` or a path would leave it (``music21:../..`` read every *.abc under
+    Python's lib, for train and for evaluate)."""
+    if not name or len(re.split(r"[/\\]", name)) > 1 or name in (".", "..") or ":" in name:
+        raise UsageError(f"music21:{name}: name one folder of music21's corpus, as in music21:ryansMammoth, "
+                         "music21:oneills1850 or music21:essenFolksong (no path, no ..)")
+
+
 def music21_corpus_files(name: str) -> list[Path]:
     """The ABC files of one of music21's bundled corpora (``ryansMammoth``, ``oneills1850``, ...)."""
     import music21
+
+    check_music21_name(name)
 
     root = Path(music21.__file__).parent / "corpus" / name
     if not root.is_dir():

@@ -297,3 +297,20 @@ def test_debug_variable_off_values_show_no_traceback(tmp_path):
         assert "no such file" in one_error_line(result, 1)
     shown = CliRunner().invoke(main_group, ["check", str(tmp_path / "none.abc")], env={"ABCFLAX_DEBUG": "1"})
     assert isinstance(shown.exception, abcflax.InputError)  # raised for the traceback
+
+
+@pytest.mark.parametrize("name", ["../../../..", "", "a/b"])
+def test_evaluate_refuses_a_music21_name_that_leaves_the_corpus(name):
+    # train refused it, evaluate scored 12,840 tunes from every *.abc under Python's lib
+    result = CliRunner().invoke(main_group, ["evaluate", f"music21:{name}"])
+    assert result.exit_code == 2 and "name one folder of music21's corpus" in result.output, result.output
+
+
+@pytest.mark.parametrize("command", [["harmonize", "--method", "rules"], ["evaluate"]])
+def test_closed_stdout_with_harmonize_or_evaluate_is_one_line(tune, command):
+    # each exited 0 with its result lost
+    done = subprocess.run([sys.executable, "-m", "abcflax_cli.main", command[0], str(tune), *command[1:]],
+                          preexec_fn=closed_fd(1), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          timeout=120, env={**os.environ, "ABCFLAX_PLUGINS": ""})
+    assert done.stderr.splitlines() == ["abcflax: error: cannot write to stdout: it is closed"]
+    assert done.returncode == 1
