@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import math
 import re
 import time
 import warnings
@@ -27,7 +28,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import atomic, checkpoint, lstm, runtime
-from .config import MAX_COPIES, ModelConfig, TrainConfig
+from .config import MAX_BATCH_SIZE, MAX_COPIES, MAX_SEQ_LEN, MAX_STEPS, ModelConfig, TrainConfig
 from .errors import AbcflaxWarning, InputError, UsageError
 from .evaluate import bits_per_char
 from .harmonizer import AFTER_MARKER, chord_degrees, chords_after_text
@@ -303,6 +304,34 @@ def _valid_subset(texts: list[str], max_chars: int) -> list[str]:
     return chosen
 
 
+# (field, lowest, highest) of the settings a library caller could put out of what the code takes; the CLI's
+# option ranges are the same limits
+_TRAIN_LIMITS = (("steps", 1, MAX_STEPS), ("batch_size", 1, MAX_BATCH_SIZE), ("seq_len", 2, MAX_SEQ_LEN),
+                 ("warmup_steps", 0, MAX_STEPS), ("dropout_from", 0, MAX_STEPS), ("eval_every", 1, MAX_STEPS),
+                 ("eval_chars", 1, 10**9), ("transpose", 0, 6), ("chords_after", 0, MAX_COPIES - 1))
+_MODEL_LIMITS = (("embed_dim", 1, 1 << 16), ("hidden", 1, 1 << 16), ("layers", 1, 64))
+
+
+def check_configs(model_config: ModelConfig, train_config: TrainConfig) -> None:
+    """A ``UsageError`` naming the first setting ``train`` cannot run with (the CLI checks its options the
+    same way; a library call such as ``TrainConfig(steps=2**40)`` overflowed int32 step counters in jit)."""
+    for config, limits in ((train_config, _TRAIN_LIMITS), (model_config, _MODEL_LIMITS)):
+        for name, low, high in limits:
+            value = getattr(config, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise UsageError(f"{name} must be a whole number from {low} to {high} (got {value!r})")
+    for name, low, high in (("learning_rate", 0.0, math.inf), ("clip_norm", 0.0, math.inf),
+                            ("weight_decay", 0.0, math.inf), ("min_lr_ratio", 0.0, 1.0), ("valid_share", 0.0, 1.0)):
+        value = getattr(train_config, name)
+        positive = name in ("learning_rate", "clip_norm")
+        finite = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not (finite and low <= value <= high and (value > 0 or not positive)):
+            raise UsageError(f"{name} must be a finite number from {low} to {high}"
+                             f"{', more than 0' if positive else ''} (got {value!r})")
+    if not (isinstance(model_config.dropout, (int, float)) and 0 <= model_config.dropout < 1):
+        raise UsageError(f"dropout must be from 0 to below 1 (got {model_config.dropout!r})")
+
+
 def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, train_config: TrainConfig, *,
           resume: bool = False, devices: int | None = None, weights: list[int] | None = None,
           sources: list[str] | None = None,
@@ -315,6 +344,7 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
     folder or checkpoint) fine-tunes: a new run starts from that model's weights, shape and vocabulary,
     with a fresh optimizer and schedule (a resumed run ignores it: it continues from its own checkpoint).
     """
+    check_configs(model_config, train_config)
     out = Path(out_dir)
     ckpt_path = out / checkpoint.FILE_NAME
     if not texts:

@@ -314,3 +314,25 @@ def test_closed_stdout_with_harmonize_or_evaluate_is_one_line(tune, command):
                           timeout=120, env={**os.environ, "ABCFLAX_PLUGINS": ""})
     assert done.stderr.splitlines() == ["abcflax: error: cannot write to stdout: it is closed"]
     assert done.returncode == 1
+
+
+@pytest.mark.parametrize("change", [dict(steps=2**40), dict(batch_size=0), dict(warmup_steps=-1),
+                                    dict(learning_rate=float("nan")), dict(clip_norm=0.0), dict(min_lr_ratio=2.0),
+                                    dict(eval_every=0), dict(seq_len=1)])
+def test_library_train_checks_its_config_as_the_cli_does(tmp_path, change):
+    # the CLI's ranges were the only check: TrainConfig(steps=2**40) overflowed int32 inside jit
+    import dataclasses
+
+    config = dataclasses.replace(abcflax.TrainConfig(), **change)
+    with pytest.raises(UsageError, match=next(iter(change))):
+        abcflax.train(tiny_texts(2), tmp_path / "run", abcflax.preset("tiny"), config)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("change", [dict(hidden=0), dict(layers=0), dict(dropout=1.0), dict(dropout=-0.1)])
+def test_library_train_checks_the_model_shape(tmp_path, change):
+    import dataclasses
+
+    model = dataclasses.replace(abcflax.preset("tiny"), **change)
+    with pytest.raises(UsageError, match=next(iter(change))):
+        abcflax.train(tiny_texts(2), tmp_path / "run", model, abcflax.TrainConfig(steps=1))
