@@ -4,12 +4,13 @@ Each case is exported to MusicXML and MIDI, read back (music21, mido) and compar
 of notes per measure and with abc2midi's MIDI of the same text (skipped without abc2midi).
 """
 
-import io
 import os
+import sys
 import shutil
 import subprocess
 import tempfile
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 
@@ -22,7 +23,6 @@ from abcflax.music21_reading import prepare
 H = "X:1\nT:T\nM:4/4\nL:1/8\nK:G\n"
 ABC2MIDI = shutil.which("abc2midi")
 needs_abc2midi = pytest.mark.skipif(ABC2MIDI is None, reason="abc2midi is not installed")
-CHORD_SPREAD = 0.05  # quarter notes: abc2midi starts the notes of a chord a few ticks apart
 TOLERANCE = 1 / 16  # and some notes a few ticks late
 
 
@@ -51,21 +51,11 @@ def pitches(abc: str) -> list[str]:
 
 
 def _note_ons(data: bytes, skip_first_track: bool) -> list[tuple[float, int]]:
-    song = mido.MidiFile(file=io.BytesIO(data))
-    found = []
-    for number, track in enumerate(song.tracks):
-        if skip_first_track and number == 0:
-            continue
-        time = 0
-        for message in track:
-            time += message.time
-            if message.type == "note_on" and message.velocity > 0:
-                found.append((time / song.ticks_per_beat, message.note))
-    clustered, start = [], None
-    for onset, pitch in sorted(found):
-        start = onset if start is None or onset - start > CHORD_SPREAD else start
-        clustered.append((start, pitch))
-    return sorted(clustered)
+    """(onset, pitch) of every note-on, chords clustered: the agreement benchmark's own reading."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from export_agreement import note_ons
+
+    return note_ons(data, skip_first_track)
 
 
 def midi_notes(abc: str) -> list[tuple[float, int]]:
