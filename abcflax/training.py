@@ -28,8 +28,8 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import atomic, checkpoint, lstm, runtime
-from .config import MAX_BATCH_SIZE, MAX_COPIES, MAX_SEQ_LEN, MAX_STEPS, ModelConfig, TrainConfig
-from .errors import AbcflaxWarning, InputError, UsageError
+from .config import MAX_BATCH_SIZE, MAX_COPIES, MAX_SEQ_LEN, MAX_STEPS, SEED_MODULUS, ModelConfig, TrainConfig
+from .errors import AbcflaxWarning, CheckpointError, InputError, UsageError
 from .evaluate import bits_per_char
 from .harmonizer import AFTER_MARKER, chord_degrees, chords_after_text
 from .model import CharLSTM, create_model
@@ -308,7 +308,9 @@ def _valid_subset(texts: list[str], max_chars: int) -> list[str]:
 # option ranges are the same limits
 _TRAIN_LIMITS = (("steps", 1, MAX_STEPS), ("batch_size", 1, MAX_BATCH_SIZE), ("seq_len", 2, MAX_SEQ_LEN),
                  ("warmup_steps", 0, MAX_STEPS), ("dropout_from", 0, MAX_STEPS), ("eval_every", 1, MAX_STEPS),
-                 ("eval_chars", 1, 10**9), ("transpose", 0, 6), ("chords_after", 0, MAX_COPIES - 1))
+                 ("eval_chars", 1, 10**9), ("transpose", 0, 6), ("chords_after", 0, MAX_COPIES - 1),
+                 ("seed", 0, SEED_MODULUS - 1))  # the CLI takes any seed modulo 2**32; numpy refused -1
+_TRAIN_SWITCHES = ("reverse", "bf16_matmuls", "bf16_recurrence")
 _MODEL_LIMITS = (("embed_dim", 1, 1 << 16), ("hidden", 1, 1 << 16), ("layers", 1, 64))
 
 
@@ -330,6 +332,19 @@ def check_configs(model_config: ModelConfig, train_config: TrainConfig) -> None:
                              f"{', more than 0' if positive else ''} (got {value!r})")
     if not (isinstance(model_config.dropout, (int, float)) and 0 <= model_config.dropout < 1):
         raise UsageError(f"dropout must be from 0 to below 1 (got {model_config.dropout!r})")
+    for name in _TRAIN_SWITCHES:
+        if not isinstance(getattr(train_config, name), bool):  # reverse="no" trained a right-to-left model
+            raise UsageError(f"{name} must be True or False (got {getattr(train_config, name)!r})")
+
+
+def _check_stored(model_config: ModelConfig, train_config: TrainConfig, source, action: str) -> None:
+    """``check_configs`` for the settings a checkpoint brings to ``train`` (a resumed run's, a fine-tuned
+    model's shape): a ``CheckpointError`` naming the checkpoint, as the caller did not choose them. Loading such
+    a checkpoint for continue, harmonize or evaluate is unaffected."""
+    try:
+        check_configs(model_config, train_config)
+    except UsageError as exc:
+        raise CheckpointError(f"{source}: cannot {action}: its stored {exc}") from None
 
 
 def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, train_config: TrainConfig, *,
@@ -354,10 +369,13 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
             atomic.remove_leftovers(out / name)
     previous = checkpoint.load(ckpt_path) if resume and ckpt_path.exists() else None
     if previous is not None:
+        if previous.train_config is None:  # written by checkpoint.save, not by train: replace() crashed on it
+            raise CheckpointError(f"{ckpt_path}: cannot resume: the checkpoint holds no training settings")
         # a resumed run keeps its own shapes, data order and schedule; only the step count may grow
         steps = max(train_config.steps, previous.step) if extend else previous.train_config.steps
         model_config, vocab = previous.model_config, previous.vocab
         train_config = replace(previous.train_config, steps=steps)
+        _check_stored(model_config, train_config, ckpt_path, "resume")  # steps=2**40 ran into int32 in jit
         _require_vocab_covers(vocab, texts, ckpt_path)
     else:
         if ckpt_path.exists() and not resume:
@@ -365,6 +383,7 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
         if init_from is not None:
             initial = checkpoint.load(init_from)
             model_config, vocab = initial.model_config, initial.vocab
+            _check_stored(model_config, train_config, init_from, "fine-tune from it")  # dropout 1 trained NaNs
             _require_vocab_covers(vocab, texts, Path(init_from), "fine-tune from it")
         else:
             # the chords-after format adds its header marker line to the text
@@ -475,8 +494,6 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
 def _require_vocab_covers(vocab: Vocab, texts: list[str], source: Path, action: str = "resume") -> None:
     """A resumed or fine-tuned run's corpus may only use characters of the checkpoint's vocabulary (its shapes
     are fixed)."""
-    from .errors import CheckpointError
-
     new = sorted(set().union(*map(set, texts)) - set(vocab.chars))
     if new:
         shown = "".join(new[:20])
@@ -487,8 +504,6 @@ def _require_vocab_covers(vocab: Vocab, texts: list[str], source: Path, action: 
 def _restore_leaves(template, leaves: list | None, source: Path):
     treedef = jax.tree_util.tree_structure(template)
     if leaves is None or len(leaves) != treedef.num_leaves:
-        from .errors import CheckpointError
-
         raise CheckpointError(f"{source}: optimizer state does not match this model; cannot resume")
     return jax.tree_util.tree_unflatten(treedef, [np.asarray(leaf) for leaf in leaves])
 

@@ -336,3 +336,62 @@ def test_library_train_checks_the_model_shape(tmp_path, change):
     model = dataclasses.replace(abcflax.preset("tiny"), **change)
     with pytest.raises(UsageError, match=next(iter(change))):
         abcflax.train(tiny_texts(2), tmp_path / "run", model, abcflax.TrainConfig(steps=1))
+
+
+@pytest.mark.parametrize("change", [dict(seed=-1), dict(seed=2**32), dict(reverse="yes"), dict(bf16_matmuls=1)])
+def test_library_train_checks_seed_and_switches(tmp_path, change):
+    # seed=-1 was numpy's "expected non-negative integer" (an internal error); reverse="yes" a silent True
+    import dataclasses
+
+    config = dataclasses.replace(abcflax.TrainConfig(), **change)
+    with pytest.raises(UsageError, match=next(iter(change))):
+        abcflax.train(tiny_texts(2), tmp_path / "run", abcflax.preset("tiny"), config)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.fixture(scope="module")
+def one_step_checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("one_step")
+    abcflax.train(tiny_texts(2), out, abcflax.preset("tiny"),
+                  abcflax.TrainConfig(steps=1, batch_size=2, seq_len=8, eval_every=1))
+    return checkpoint.load(out)
+
+
+@pytest.mark.parametrize("stored", [dict(steps=2**40), dict(batch_size=0), dict(seq_len=0), None])
+def test_resume_refuses_stored_settings_out_of_range(stored, one_step_checkpoint, tmp_path):
+    """A checkpoint's own settings (written by a library call before train checked them) resumed with them:
+    steps=2**40 ran into int32, batch 0 trained on nothing, seq_len 0 crashed in scan, none was an
+    AttributeError. Each is one CheckpointError naming the file; the model still loads for continue."""
+    import dataclasses
+
+    ckpt = one_step_checkpoint
+    settings = None if stored is None else dataclasses.replace(ckpt.train_config, **stored)
+    checkpoint.save(tmp_path, dataclasses.replace(ckpt, train_config=settings))
+    before = (tmp_path / checkpoint.FILE_NAME).read_bytes()
+    expected = "the checkpoint holds no training settings" if stored is None else f"its stored {next(iter(stored))} must be"
+    with pytest.raises(abcflax.CheckpointError, match=f"{checkpoint.FILE_NAME}: cannot resume: {expected}"):
+        abcflax.train(tiny_texts(2), tmp_path, abcflax.preset("tiny"), abcflax.TrainConfig(steps=3), resume=True)
+    assert (tmp_path / checkpoint.FILE_NAME).read_bytes() == before
+    assert abcflax.load_model(tmp_path).config == ckpt.model_config
+    line = one_error_line(invoke(["train", corpus_file(tmp_path), "--out", tmp_path, "--resume", "--quiet"]), 1)
+    assert "cannot resume" in line
+
+
+def corpus_file(folder: Path) -> Path:
+    path = folder / "corpus.abc"
+    path.write_text("\n".join(tiny_texts(2)))
+    return path
+
+
+@pytest.mark.parametrize("stored", [dict(dropout=1.0), dict(hidden=0)])
+def test_fine_tuning_refuses_a_stored_shape_out_of_range(stored, one_step_checkpoint, tmp_path):
+    # dropout 1 fine-tuned into NaN weights without a word
+    import dataclasses
+
+    ckpt = one_step_checkpoint
+    checkpoint.save(tmp_path / "base", dataclasses.replace(ckpt, model_config=dataclasses.replace(ckpt.model_config,
+                                                                                                  **stored)))
+    with pytest.raises(abcflax.CheckpointError, match=f"cannot fine-tune from it: its stored {next(iter(stored))}"):
+        abcflax.train(tiny_texts(2), tmp_path / "run", abcflax.preset("tiny"), abcflax.TrainConfig(steps=1),
+                      init_from=tmp_path / "base")
+    assert not (tmp_path / "run").exists()
