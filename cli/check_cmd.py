@@ -31,6 +31,9 @@ def check_command(file, quiet):
     source = "<stdin>" if file == "-" else file
     text = read_abc_text(file)
     problems = abcflax.check_text(text, source)
+    if problems and sys.stdout is None:  # started with stdout closed: the list would go nowhere
+        raise abcflax.InputError(f"{source}: {len(problems)} problem{'s' if len(problems) != 1 else ''} "
+                                 "(not listed: stdout is closed)")
     for line in problems:
         click.echo(line)
     if problems:

@@ -100,6 +100,16 @@ def _env_debug() -> bool:
         return False
 
 
+def require_stdout() -> None:
+    """An InputError when the command was started with stdout closed (``abcflax harmonize tune.abc >&-``):
+    Python then sets ``sys.stdout`` to None and ``click.echo`` drops the result without a word, exit 0. Called
+    before the work by every command whose result goes to stdout."""
+    if sys.stdout is None:
+        from abcflax.errors import InputError
+
+        raise InputError("cannot write to stdout: it is closed")
+
+
 def _writing_stdout(exc: OSError) -> bool:
     """Whether ``exc`` came from ``click.echo`` writing to stdout, as the commands print their results. (The
     library's own writes already say which: an AbcflaxError naming the file, or "cannot write to stdout".)"""

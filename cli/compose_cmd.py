@@ -7,7 +7,7 @@ import time
 
 import click
 
-from .common import cli_errors
+from .common import cli_errors, require_stdout
 from .options import model_option, sampling_kwargs, sampling_options
 
 EXTENSIONS = {"abc": ".abc", "musicxml": ".musicxml", "mxl": ".mxl", "mid": ".mid"}
@@ -110,8 +110,10 @@ def compose_command(seeds_file, per_seed, output, out_dir, formats, model_path, 
     if out_dir and output != "-":
         raise UsageError("choose one of -o (one tunebook) and --out-dir (one file per tune)")
     fmts = _formats(formats, out_dir)
-    if not out_dir and output != "-":
-        abcflax.check_output(output, fmt=fmts[0] if fmts else None, force=force)  # before, not after, sampling
+    if not out_dir:  # before, not after, sampling (a closed stdout or -o - --format mid was refused after it)
+        abcflax.check_output(output, fmt=fmts[0] if fmts else ("abc" if output == "-" else None), force=force)
+        if output == "-":
+            require_stdout()
     text, source = abcflax.read_abc_input(seeds_file)
     problems: list[str] = []
 

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .common import cli_errors
+from .common import cli_errors, require_stdout
 from .options import model_option, output_options, sampling_kwargs, sampling_options
 
 
@@ -35,8 +35,8 @@ def continue_command(file, model_path, output, fmt, force, quiet, **options):
     plain_stdout = output == "-" and fmt in (None, "abc")  # plain ABC to stdout needs no exporter (nor music21)
     if not plain_stdout:
         abcflax.check_output(output, fmt=fmt, force=force)  # before, not after, sampling
-    elif sys.stdout is None:  # started with stdout closed: click.echo would drop the tunes without a word
-        raise abcflax.InputError("cannot write to stdout: it is closed")
+    if output == "-":  # MusicXML to a closed stdout was refused only after sampling
+        require_stdout()
     model = abcflax.load_model(model_path)  # a bad model is one error line, not one after "continuing..."
     announce = None if quiet else (lambda count: click.echo(
         f"continuing {count} tunes..." if count > 1 else "continuing...", err=True))

@@ -7,7 +7,7 @@ import warnings
 
 import click
 
-from .common import cli_errors
+from .common import cli_errors, require_stdout
 from .options import model_option
 
 
@@ -28,8 +28,7 @@ def evaluate_command(tunebook, model_path, quiet):
     import abcflax
     from abcflax.tunebook import source_texts, tunes_as_read
 
-    if sys.stdout is None:  # started with stdout closed: click.echo would drop the figure without a word
-        raise abcflax.InputError("cannot write to stdout: it is closed")
+    require_stdout()  # the bpc line is the result
     books = list(source_texts(list(tunebook)))  # every file read (and refused) before the model is loaded
     model = abcflax.load_model(model_path)
     texts, problems, left_out = tunes_as_read(books, set(model.vocab.chars))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .common import cli_errors
+from .common import cli_errors, require_stdout
 from .options import FiniteFloatRange
 
 ACCOMPANIMENTS = ("none", "block", "vamp")
@@ -50,6 +50,8 @@ def export_command(source, out, fmt, instrument, tempo, accompaniment, repair, f
     # warnings (repeats that cannot be played, ...) become "abcflax: warning:" lines in cli_errors
     options = dict(instrument=instrument, tempo=tempo, accompaniment=accompaniment)
     exporter = abcflax.check_output(out, fmt=fmt, force=force)
+    if out == "-":  # refused now, not after the rendering
+        require_stdout()
     if exporter.tunebook:
         paths, problems = _export_book(abc, name, out, fmt, force, options)
     else:

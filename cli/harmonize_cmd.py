@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .common import cli_errors
+from .common import cli_errors, require_stdout
 
 
 @click.command("harmonize")
@@ -46,8 +46,8 @@ def harmonize_command(source, out, per, method, keep_existing, beam, model_path,
     text, name = abcflax.read_abc_input(source)
     if out != "-":
         abcflax.check_output_path(out, force=force)  # before, not after, the harmonizing
-    elif sys.stdout is None:  # started with stdout closed: click.echo would drop the tunes without a word
-        raise abcflax.InputError("cannot write to stdout: it is closed")
+    else:
+        require_stdout()
     tunes = len(abcflax.read_tunebook(text, name)[0])
     with click.progressbar(length=tunes, label="harmonizing", file=sys.stderr,  # a terminal only, a tunebook only
                            hidden=quiet or tunes < 2 or not sys.stderr.isatty()) as bar:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import cli_errors
+from .common import cli_errors, require_stdout
 
 
 @click.command("plugins")
@@ -17,6 +17,7 @@ def plugins_command():
     """
     import abcflax
 
+    require_stdout()  # the list is the result: it went nowhere, exit 0
     for info in abcflax.list_plugins():
         kind = "built-in" if info.builtin else "installed"
         click.echo(f"{info.name} ({kind})")

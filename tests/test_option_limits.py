@@ -395,3 +395,46 @@ def test_fine_tuning_refuses_a_stored_shape_out_of_range(stored, one_step_checkp
         abcflax.train(tiny_texts(2), tmp_path / "run", abcflax.preset("tiny"), abcflax.TrainConfig(steps=1),
                       init_from=tmp_path / "base")
     assert not (tmp_path / "run").exists()
+
+
+def run_with_stdout_closed(args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "abcflax_cli.main", *map(str, args)], cwd=cwd,
+                          preexec_fn=closed_fd(1), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          timeout=120, env={**os.environ, "ABCFLAX_PLUGINS": ""})
+
+
+@pytest.mark.parametrize("command", ["compose", "continue-musicxml", "export", "plugins"])
+def test_closed_stdout_is_refused_before_the_work(command, tune, tmp_path, tiny_model_dir):
+    """plugins exited 0 with its list lost; compose reported its bad seeds and sampled every tune, continue
+    sampled (no --quiet: "continuing..."), and only then did writing to stdout fail. One line now, before."""
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_text("K:G\n\nK:Zzz\n")  # a good seed, then a bad one (reported while planning)
+    args = {"compose": ["compose", seeds, "--model", tiny_model_dir, "--max-chars", "300"],
+            "continue-musicxml": ["continue", tune, "--model", tiny_model_dir, "--max-chars", "300", "-o", "-",
+                                  "--format", "musicxml"],
+            "export": ["export", tune, "-o", "-", "--format", "abc"],
+            "plugins": ["plugins"]}[command]
+    done = run_with_stdout_closed(args, cwd=tmp_path)
+    assert done.stderr.splitlines() == ["abcflax: error: cannot write to stdout: it is closed"]
+    assert done.returncode == 1
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["seeds.txt", "tune.abc"]
+
+
+def test_compose_refuses_a_binary_format_on_stdout_before_sampling(tmp_path, tiny_model_dir):
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_text("K:G\n\nK:Zzz\n")  # the bad seed's line came first, then the refusal after sampling
+    line = one_error_line(invoke(["compose", seeds, "--model", tiny_model_dir, "-o", "-", "--format", "mid"]), 2)
+    assert "mid is binary" in line
+
+
+def test_check_with_stdout_closed_says_its_problems_are_not_listed(tmp_path):
+    """The problems are check's output: with stdout closed they were lost under a bare "2 problems"; a clean
+    file loses nothing and still passes."""
+    bad = tmp_path / "bad.abc"
+    bad.write_text("X:1\nT:Bad\nM:4/4\nL:1/8\nK:G\n|:GABc dedc|GABc dedc BAGA|GABc dedc|(GABc dedc|\n")
+    done = run_with_stdout_closed(["check", bad])
+    assert done.stderr.splitlines() == [f"abcflax: error: {bad}: 2 problems (not listed: stdout is closed)"]
+    assert done.returncode == 1
+    bad.write_text(TUNE)
+    clean = run_with_stdout_closed(["check", bad])
+    assert (clean.returncode, clean.stderr) == (0, "ok: 1 tune\n")
