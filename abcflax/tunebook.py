@@ -553,6 +553,9 @@ def source_texts(sources: list[str]):
     read once, named ``<stdin>``), one at a time."""
     if sources.count("-") > 1:
         raise UsageError("- (stdin) is named more than once: stdin can be read only once")
+    for source in sources:  # every name checked before any source is read, as train checks its sources
+        if source.startswith("music21:"):
+            check_music21_name(source[8:])
     for source in sources:
         if source == "-":
             from .inputs import STDIN, stdin_bytes  # a closed stdin is one error line, as for the other commands

@@ -438,3 +438,9 @@ def test_check_with_stdout_closed_says_its_problems_are_not_listed(tmp_path):
     bad.write_text(TUNE)
     clean = run_with_stdout_closed(["check", bad])
     assert (clean.returncode, clean.stderr) == (0, "ok: 1 tune\n")
+
+
+def test_evaluate_checks_every_music21_name_before_reading(tmp_path):
+    # a folder before music21:.. was read (and a missing one refused) before the name was looked at
+    line = one_error_line(invoke(["evaluate", tmp_path / "missing.abc", "music21:.."]), 2)
+    assert "music21:..: name one folder of music21's corpus" in line
