@@ -601,12 +601,11 @@ def _first_ending_fits(limits: Limits, chars, bars, column: bool = False):
     return ~finishing & ((target == 0) | (bars + 2 <= target))
 
 
-def _part_bars_after(event, state: State):
-    """[B, V]: the current part's full bars once the character is written (a bar line counts the bar it
-    closes; the first one after a part's end starts the next part at 1)."""
-    is_bar = event == grammar.EV_BAR
-    counted = jnp.where(state.part_closed == 1, 1, state.part_bars + 1)[:, None]
-    return jnp.where(is_bar, counted, state.part_bars[:, None])
+def _part_bars_at(is_bar, part_bars, part_closed):
+    """The current part's full bars once a character is written (a bar line counts the bar it closes; the
+    first one after a part's end starts the next part at 1). Elementwise: [B] in ``advance``, [B, V] in
+    ``allowed``."""
+    return jnp.where(is_bar, jnp.where(part_closed == 1, 1, part_bars + 1), part_bars)
 
 
 def _phrase_allows(tables: Tables, event, nxt_state, state: State, limits: Limits, ok, exempt):
@@ -616,7 +615,7 @@ def _phrase_allows(tables: Tables, event, nxt_state, state: State, limits: Limit
     must end, the last three bars asked for (a first ending and the second one it owes may need the bar
     lines there). A bar line is never refused where no part-ending one could take its place."""
     s = state.syn
-    bars = _part_bars_after(event, state)
+    bars = _part_bars_at(event == grammar.EV_BAR, state.part_bars[:, None], state.part_closed[:, None])
     length = jnp.maximum(limits.part_length, 1)[:, None]
     early = (limits.part_early == 1)[:, None]
     second = tables.second_ending[s][:, None]
@@ -710,7 +709,7 @@ def advance(tables: Tables, state: State, limits: Limits, token_B) -> State:
     is_bar = event == grammar.EV_BAR
     finishing = state.chars >= limits.max_chars - limits.reserve
     fill_note = jnp.where(tables.starts_note[s, token_B], finishing, state.fill_note & (commit == 0))
-    part_bars = jnp.where(is_bar, jnp.where(state.part_closed == 1, 1, state.part_bars + 1), state.part_bars)
+    part_bars = _part_bars_at(is_bar, state.part_bars, state.part_closed)
     part_closed = jnp.where(tables.part_end[s, token_B], 1, jnp.where(is_bar, 0, state.part_closed))
     return State(tables.next_state[s, token_B], jnp.where(is_bar, 0, ticks), state.chars + 1,
                  state.bars + is_bar.astype(jnp.int32), fill_note, part_bars, part_closed)

@@ -255,7 +255,7 @@ def check_sampling_options(temperature, top_k, top_p, bars, error=InputError, pa
         raise error("top_k must be an integer, 0 or more")
     if bars is not None and not 1 <= bars <= MAX_BARS:
         raise error(f"bars must be from 1 to {MAX_BARS}")
-    if part_bars is not None and (not isinstance(part_bars, (int, np.integer)) or not 0 <= part_bars <= MAX_PART_BARS):
+    if part_bars is not None and not (isinstance(part_bars, (int, np.integer)) and 0 <= part_bars <= MAX_PART_BARS):
         raise error(f"part_bars must be a whole number from 0 (parts of any length) to {MAX_PART_BARS}")
 
 
@@ -422,8 +422,9 @@ def dispatch(model, requests: list[Request], *, max_chars: int = 1200, temperatu
     """Start continuing every request's prompt; ``slots`` rows run at once (default: one per request).
 
     ``part_bars``: every part ends after this many bars (0: anywhere; None: the prompt's own length, else 8;
-    see ``constrain.part_limits``). Several draws of one prompt (consecutive requests, draw 0 first) stop once the one
-    ``endings.best_ending`` keeps is known, unless ``stop_early`` is False (the kept draws are the same).
+    see ``constrain.part_limits``). Several draws of one prompt (consecutive requests, draw 0 first) stop
+    once the one ``endings.best_ending`` keeps is known, unless ``stop_early`` is False (the kept draws are
+    the same).
 
     Returns at once with the work queued on the device (JAX dispatches asynchronously);
     ``Pending.results()`` waits for it.

@@ -149,19 +149,27 @@ def transpose(abc: str, fifths: int) -> str:
     if fifths == 0:
         return abc
     steps, semitones = interval(fifths)
-    lines, in_body = [], False
+    return _rewrite_tune(abc, lambda line: _body_line(line, fifths, steps, semitones),
+                         key=lambda value: transpose_key(value, fifths))
+
+
+def _rewrite_tune(abc: str, body_line, key=lambda value: value, in_body: bool = False) -> str:
+    """``abc`` with every body line (after the ``K:`` line, or all of them from the start with ``in_body``)
+    rewritten by ``body_line`` and every ``K:`` value by ``key``; the header and other field lines as
+    written."""
+    lines = []
     for line in abc.split("\n"):
         field = re.match(r"^([A-Za-z]):(.*)$", line)
-        if field and re.match(r"^[A-Ga-g]:[|:]", line):
-            field = None  # a note before a repeat sign (G:|), not a field line
+        if field and re.match(r"^[A-Za-z]:[|:]", line):
+            field = None  # a note or rest before a repeat sign (G:|, z::), not a field line
         if field and field.group(1) == "K":
             value, percent, comment = field.group(2).partition("%")
-            lines.append("K:" + transpose_key(value, fifths) + percent + comment)
+            lines.append("K:" + key(value) + percent + comment)
             in_body = True
         elif field or not in_body:
             lines.append(line)
         else:
-            lines.append(_body_line(line, fifths, steps, semitones))
+            lines.append(body_line(line))
     return "\n".join(lines)
 
 
@@ -169,7 +177,6 @@ def transpose(abc: str, fifths: int) -> str:
 
 # the mean pitch (MIDI) of a training tune's notes: Nottingham's tunes average 72.6 (C5), 62-78 between them
 TRAINING_REGISTER = 72
-_FIELD_LINE = re.compile(r"^[A-Za-z]:(?![|:])")
 
 
 def register_shift(abc: str) -> int:
@@ -192,15 +199,5 @@ def shift_octaves(abc: str, octaves: int, body_only: bool = False) -> str:
     decorations and comments are kept as written; ``body_only``: ``abc`` is a piece of a tune body (no header)."""
     if octaves == 0:
         return abc
-    lines, in_body = [], body_only
-    for line in abc.split("\n"):
-        if _FIELD_LINE.match(line):
-            in_body = in_body or line.startswith("K:")
-            lines.append(line)
-        else:
-            lines.append(_shift_line(line, octaves) if in_body else line)
-    return "\n".join(lines)
-
-
-def _shift_line(line: str, octaves: int) -> str:
-    return _rewrite_notes(line, lambda match: _note(match, 7 * octaves, 12 * octaves))
+    moved = lambda match: _note(match, 7 * octaves, 12 * octaves)  # noqa: E731 - an octave keeps every letter
+    return _rewrite_tune(abc, lambda line: _rewrite_notes(line, moved), in_body=body_only)
