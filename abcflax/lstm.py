@@ -11,7 +11,8 @@ the vocabulary projected once (``token_projection``); its four gates come from o
 one sigmoid. The recurrence has a hand-written backward pass (``lstm_scan``, and ``lstm_layer`` with the
 projection): autodiff of the scan does two small matmuls per time step (for ``dh`` and for ``dW_hh``);
 ours does only the ``dh`` one inside the reverse scan and gets ``dW_hh`` from one large matmul over all
-time steps afterwards (1.2-1.35x faster per layer here).
+time steps afterwards (1.2-1.35x faster per layer here). A wide recurrence (``state_in_columns``) holds its
+state in columns, H x B, so that each step multiplies the matrix by a few columns, which streams it faster.
 """
 
 from __future__ import annotations
@@ -98,11 +99,13 @@ def gate_scale(hidden: int, dtype=jnp.float32):
     return jnp.concatenate([ones, ones, 2 * ones, ones])
 
 
-def cell(gates_Bx4H, c_BxH):
-    """LSTM cell from pre-activation gates (input, forget, cell, output): (c, h, gate activations B x 4H)."""
-    scale = gate_scale(c_BxH.shape[-1], gates_Bx4H.dtype)
+def cell(gates_Bx4H, c_BxH, axis: int = -1):
+    """LSTM cell from pre-activation gates (input, forget, cell, output): (c, h, gate activations B x 4H).
+    ``axis``: the gate axis (0 for a state held in columns: gates 4H x B, c H x B)."""
+    scale = gate_scale(c_BxH.shape[axis], gates_Bx4H.dtype)
+    scale = scale[:, None] if axis == 0 else scale
     acts_Bx4H = jax.nn.sigmoid(gates_Bx4H * scale) * scale + (1 - scale)
-    i, f, g, o = jnp.split(acts_Bx4H, 4, axis=-1)
+    i, f, g, o = jnp.split(acts_Bx4H, 4, axis=axis)
     c_BxH = f * c_BxH + i * g
     return c_BxH, o * jnp.tanh(c_BxH), acts_Bx4H
 
@@ -203,42 +206,60 @@ def recurrent_product(x_BxK, w_KxN):
     return wide_product(x_BxK, w_KxN, (((1,), (0,)), ((), ())), w_KxN.dtype == jnp.bfloat16)
 
 
-# From this many bytes of recurrent matrix on, the recurrence carries h transposed (``carried_state``).
-TRANSPOSED_CARRY_BYTES = 12 * 2**20
+def state_in_columns(w_rec) -> bool:
+    """Whether the recurrence over ``w_rec`` holds its state in columns: h and c as H x B, the gates as 4H x B,
+    each step's product ``w_rec^T @ h`` forward and ``w_hh @ dgates`` backward. A step reads the whole matrix
+    for a few rows of work, so its time is how fast the kernel streams the matrix, and a matrix times a few
+    columns streams it row after row. 100 steps of the MIT lab shape (H = 1024, 8 rows): forward 43 against
+    47 ms (h carried transposed, the layout before) and 68 ms (rows), backward 41 against 75 ms. The
+    training step, both layouts alternated in one process: H = 1024 at 8 rows 1.34x, H = 768 at 8 rows
+    1.15x, H = 512 at 32 rows a device 1.11x; but H = 384 at 16 (0.98x) and H = 256 at 8 (0.91x), where the
+    matrix is small and the transposes around the scans cost what the products gain. With a bfloat16
+    recurrence: 1.23x at H = 1024, 1.03x at H = 512, 0.95x at H = 384 (benchmarks/RESULTS.md, session 22)."""
+    return w_rec.shape[0] >= COLUMN_STATE_MIN_HIDDEN
 
 
-def transposed_carry(w_rec) -> bool:
-    """Whether the recurrence over ``w_rec`` carries h transposed (H x B). XLA hands a row-major ``h @ w`` to
-    YNNPACK, and a column-major left operand, which YNNPACK refuses, to its Eigen dot; for a large float32
-    matrix read at every step Eigen's is the faster: the forward scan over the MIT lab shape's 16 MB matrix
-    (8 x 1024 by 1024 x 4096) took 0.68 against 0.90 ms a step, and its training step ran 1.10x as fast.
-    For smaller matrices, more rows or bfloat16 YNNPACK's is as fast or faster (H = 512 at 32 rows: 0.77x;
-    benchmarks/RESULTS.md, session 20)."""
-    return w_rec.dtype == jnp.float32 and w_rec.size * w_rec.dtype.itemsize >= TRANSPOSED_CARRY_BYTES
+COLUMN_STATE_MIN_HIDDEN = 512  # from this hidden size on, a recurrence holds its state in columns
 
 
-def carried_state(w_rec):
-    """How the recurrence carries h between steps: (into the carry, out of it, the carried h times ``w_rec``),
-    h transposed when ``transposed_carry(w_rec)``, as it is otherwise."""
-    if transposed_carry(w_rec):
-        product = lambda hT_HxB: jax.lax.dot_general(hT_HxB, w_rec, (((0,), (0,)), ((), ())))
-        return jnp.transpose, jnp.transpose, product
-    same = lambda h_BxH: h_BxH
-    return same, same, lambda h_BxH: recurrent_product(h_BxH, w_rec)
+def column_product(w_MxK, state_KxB):
+    """``w @ state`` for a state held in columns; for bfloat16 weights the state is rounded too and the
+    product accumulates and returns float32 (as ``recurrent_product``)."""
+    return wide_product(w_MxK, state_KxB, (((1,), (0,)), ((), ())), w_MxK.dtype == jnp.bfloat16)
+
+
+def _flip(columns: bool):
+    """Between the usual rows (B x D, T x B x D) and the recurrence's layout: a transpose of the last two
+    axes when the state is held in columns (its own inverse), else nothing."""
+    return (lambda a: jnp.swapaxes(a, -1, -2)) if columns else (lambda a: a)
+
+
+def _forward_steps(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, bf16_recurrence: bool, keep_residuals: bool):
+    """The forward recurrence: ((h at every step T x B x H, last c, last h), residuals). With
+    ``keep_residuals`` the residuals are every step's c and gate activations, in the recurrence's layout
+    (``state_in_columns``), for the backward pass; else None."""
+    w_rec = recurrent_weights(w_hh, bf16_recurrence)
+    columns = state_in_columns(w_rec)
+    flip, axis = _flip(columns), 0 if columns else -1
+    if columns:
+        w_t = w_rec.T  # 4H x H, transposed once before the scan
+        times_w = lambda h_HxB: column_product(w_t, h_HxB)
+    else:
+        times_w = lambda h_BxH: recurrent_product(h_BxH, w_rec)
+
+    def scan_step(carry, xproj):
+        c, h = carry
+        c, h, acts = cell(xproj + times_w(h), c, axis)
+        return (c, h), ((h, c, acts) if keep_residuals else h)
+
+    (c, h), per_step = jax.lax.scan(scan_step, (flip(c0_BxH), flip(h0_BxH)), flip(xproj_TxBx4H))
+    h_steps, residuals = (per_step[0], per_step[1:]) if keep_residuals else (per_step, None)
+    return (flip(h_steps), flip(c), flip(h)), residuals
 
 
 def _scan_forward(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, bf16_recurrence: bool = False):
     """The recurrence, also keeping every step's c and gate activations for the backward pass."""
-    w_rec = recurrent_weights(w_hh, bf16_recurrence)
-    into_carry, out_of_carry, times_w = carried_state(w_rec)
-
-    def scan_step(carry, xproj_Bx4H):
-        c, h_carried = carry
-        c, h, acts = cell(xproj_Bx4H + times_w(h_carried), c)
-        return (c, into_carry(h)), (h, c, acts)
-
-    (c, h), (h_TxBxH, c_TxBxH, acts_TxBx4H) = jax.lax.scan(scan_step, (c0_BxH, into_carry(h0_BxH)), xproj_TxBx4H)
-    return (h_TxBxH, c, out_of_carry(h)), (c_TxBxH, acts_TxBx4H)
+    return _forward_steps(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, bf16_recurrence, keep_residuals=True)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(4,))
@@ -247,43 +268,36 @@ def lstm_scan(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision: Precision = FLOAT32
     priming) it keeps only h. ``precision.recurrence``: every step's product, in both directions, reads
     ``w_hh`` rounded to bfloat16 (``recurrent_weights``); ``precision.wide``: the backward pass takes
     ``w_hh``'s gradient as a bfloat16 product (``wide_product``)."""
-    w_rec = recurrent_weights(w_hh, precision.recurrence)
-    into_carry, out_of_carry, times_w = carried_state(w_rec)
-
-    def scan_step(carry, xproj_Bx4H):
-        c, h_carried = carry
-        c, h, _ = cell(xproj_Bx4H + times_w(h_carried), c)
-        return (c, into_carry(h)), h
-
-    (c, h), h_TxBxH = jax.lax.scan(scan_step, (c0_BxH, into_carry(h0_BxH)), xproj_TxBx4H)
-    return h_TxBxH, c, out_of_carry(h)
+    return _forward_steps(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision.recurrence, keep_residuals=False)[0]
 
 
 def _lstm_scan_fwd(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision: Precision = FLOAT32):
-    outputs, (c_TxBxH, acts_TxBx4H) = _scan_forward(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision.recurrence)
-    return outputs, (w_hh, c0_BxH, h0_BxH, outputs[0], c_TxBxH, acts_TxBx4H)
+    outputs, (c_steps, acts_steps) = _scan_forward(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision.recurrence)
+    return outputs, (w_hh, c0_BxH, h0_BxH, outputs[0], c_steps, acts_steps)
 
 
-def cell_backward(dh_BxH, dc_BxH, c_BxH, c_before_BxH, acts_Bx4H, offset_4H):
+def cell_backward(dh_BxH, dc_BxH, c_BxH, c_before_BxH, acts_Bx4H, offset_4H, axis: int = -1):
     """One step of the cell's backward pass, from the gradients reaching its h and c: (the gradient of its
     gate pre-activations, the gradient of the c it started from). ``offset_4H`` is ``gate_scale - 1``: the
     activations' slopes in one expression over all four gates, a(1 - a) for a sigmoid gate and
-    1 - a^2 = (1 - a)(1 + a) for the cell gate's tanh, i.e. (1 - a)(a + scale - 1)."""
-    i, f, g, o = jnp.split(acts_Bx4H, 4, axis=-1)
+    1 - a^2 = (1 - a)(1 + a) for the cell gate's tanh, i.e. (1 - a)(a + scale - 1). ``axis``: the gate axis
+    (0 for a state held in columns, with ``offset`` a 4H x 1 column)."""
+    i, f, g, o = jnp.split(acts_Bx4H, 4, axis=axis)
     tanh_c = jnp.tanh(c_BxH)
     dc_BxH = dc_BxH + dh_BxH * o * (1 - tanh_c * tanh_c)
     # d(gate pre-activation) = upstream x the factor the gate multiplies x the slope
-    upstream = jnp.concatenate([dc_BxH, dc_BxH, dc_BxH, dh_BxH], axis=-1)
-    partner = jnp.concatenate([g, c_before_BxH, i, tanh_c], axis=-1)
+    upstream = jnp.concatenate([dc_BxH, dc_BxH, dc_BxH, dh_BxH], axis=axis)
+    partner = jnp.concatenate([g, c_before_BxH, i, tanh_c], axis=axis)
     return upstream * partner * (1 - acts_Bx4H) * (acts_Bx4H + offset_4H), dc_BxH * f
 
 
 def backward_product(w_hh, bf16: bool):
-    """``dgates -> dgates @ w_hh^T``, the backward scan's per-step product. In float32 ``w_hh`` is transposed
-    once, before the scan: contracting its gate axis in place re-read it slowly every step (100 steps of the
-    MIT lab shape: 88 against 118 ms). In bfloat16 the other way round: XLA's YNNPACK kernel contracts the
-    stored matrix's rows faster (44 against 68 ms), and no transposed copy is made; the MIT lab shape's
-    training step with ``--bf16-recurrence`` ran 1.18x as fast (benchmarks/RESULTS.md, session 20)."""
+    """``dgates -> dgates @ w_hh^T``, the backward scan's per-step product for a state held in rows. In
+    float32 ``w_hh`` is transposed once, before the scan: contracting its gate axis in place re-read it slowly
+    every step (100 steps of the MIT lab shape: 88 against 118 ms). In bfloat16 the other way round: XLA's
+    YNNPACK kernel contracts the stored matrix's rows faster (44 against 68 ms), and no transposed copy is
+    made; the MIT lab shape's training step with ``--bf16-recurrence`` ran 1.18x as fast
+    (benchmarks/RESULTS.md, session 20)."""
     if not bf16:
         w_t = w_hh.T
         return lambda dgates: recurrent_product(dgates, w_t)
@@ -293,24 +307,32 @@ def backward_product(w_hh, bf16: bool):
 
 
 def _lstm_scan_bwd(precision: Precision, residuals, cotangents):
-    w_hh, c0, h0, h_TxBxH, c_TxBxH, acts_TxBx4H = residuals
+    w_hh, c0, h0, h_TxBxH, c_steps, acts_steps = residuals
     dh_TxBxH, dc_last, dh_last = cotangents
-    c_prev = jnp.concatenate([c0[None], c_TxBxH[:-1]], axis=0)
+    columns = state_in_columns(recurrent_weights(w_hh, precision.recurrence))
+    flip, axis = _flip(columns), 0 if columns else -1
+    c_prev = jnp.concatenate([flip(c0)[None], c_steps[:-1]], axis=0)
     h_prev = jnp.concatenate([h0[None], h_TxBxH[:-1]], axis=0)
-    times_w_t = backward_product(w_hh, precision.recurrence)
-    offset = gate_scale(w_hh.shape[0], acts_TxBx4H.dtype) - 1
+    if columns:
+        w_rec = recurrent_weights(w_hh, precision.recurrence)
+        times_w_t = lambda dgates_4HxB: column_product(w_rec, dgates_4HxB)
+    else:
+        times_w_t = backward_product(w_hh, precision.recurrence)
+    offset = gate_scale(w_hh.shape[0], acts_steps.dtype) - 1
+    offset = offset[:, None] if columns else offset
 
     def scan_step(carry, inputs):
         dh_next, dc_next = carry
         dh_out, c, c_before, acts = inputs
-        dgates, dc_before = cell_backward(dh_out + dh_next, dc_next, c, c_before, acts, offset)
+        dgates, dc_before = cell_backward(dh_out + dh_next, dc_next, c, c_before, acts, offset, axis)
         return (times_w_t(dgates), dc_before), dgates
 
-    (dh0, dc0), dgates_TxBx4H = jax.lax.scan(scan_step, (dh_last, dc_last),
-                                            (dh_TxBxH, c_TxBxH, c_prev, acts_TxBx4H), reverse=True)
+    (dh0, dc0), dgates_steps = jax.lax.scan(scan_step, (flip(dh_last), flip(dc_last)),
+                                            (flip(dh_TxBxH), c_steps, c_prev, acts_steps), reverse=True)
+    dgates_TxBx4H = flip(dgates_steps)
     # one large matmul instead of T small ones
     dw_hh = time_and_batch_product(h_prev, dgates_TxBx4H, precision.wide)
-    return dgates_TxBx4H, dw_hh, dc0, dh0
+    return dgates_TxBx4H, dw_hh, flip(dc0), flip(dh0)
 
 
 lstm_scan.defvjp(_lstm_scan_fwd, _lstm_scan_bwd)

@@ -380,10 +380,10 @@ def scan_dot_left_operand_shapes(jaxpr) -> list:
     return found
 
 
-def test_a_large_float32_recurrence_carries_h_transposed_and_computes_the_same(monkeypatch):
-    """From ``TRANSPOSED_CARRY_BYTES`` of float32 recurrent matrix on, the forward scans carry h as H x B (so
-    XLA's Eigen dot takes the product); outputs, last carries and every gradient are those of the usual
-    layout, and a bfloat16 recurrence never carries it transposed."""
+def test_a_wide_float32_recurrence_holds_its_state_in_columns_and_computes_the_same(monkeypatch):
+    """From ``COLUMN_STATE_MIN_HIDDEN`` on, a float32 recurrence holds h, c and the gates as columns (each
+    step's products are ``w_hh^T @ h`` and ``w_hh @ dgates``); outputs, last carries and every gradient are
+    those of the rows layout, with and without a gradient, in float32 and with a bfloat16 recurrence."""
     from abcflax import lstm
 
     keys = jax.random.split(jax.random.key(9), 8)
@@ -394,26 +394,34 @@ def test_a_large_float32_recurrence_carries_h_transposed_and_computes_the_same(m
                  jax.random.normal(keys[4], (batch, hidden)), jax.random.normal(keys[5], (batch, hidden)))
     weights = jax.random.normal(keys[6], (steps, batch, hidden))
 
-    def run(threshold, precision=FLOAT32):
-        monkeypatch.setattr(lstm, "TRANSPOSED_CARRY_BYTES", threshold)
+    def run(min_hidden, precision=FLOAT32):
+        monkeypatch.setattr(lstm, "COLUMN_STATE_MIN_HIDDEN", min_hidden)
         layer = lambda *args: lstm.lstm_layer(*args, precision)
         grads = jax.grad(output_loss(layer, weights), argnums=tuple(range(6)))(*arguments)
         no_grad = lstm.lstm_scan(arguments[0] @ arguments[1] + arguments[2], *arguments[3:], precision)
-        shapes = scan_dot_left_operand_shapes(jax.make_jaxpr(layer)(*arguments))
+        shapes = scan_dot_left_operand_shapes(jax.make_jaxpr(jax.grad(output_loss(layer, weights)))(*arguments))
         return layer(*arguments), no_grad, grads, shapes
 
-    usual, transposed = run(1 << 40), run(0)
-    assert usual[3] == [(batch, hidden)] and transposed[3] == [(hidden, batch)]
-    for ours, theirs in zip(jax.tree.leaves(transposed[:3]), jax.tree.leaves(usual[:3])):
+    rows, columns = run(hidden + 1), run(hidden)
+    assert rows[3] == [(batch, hidden), (batch, 4 * hidden)]  # forward h @ w_hh, backward dgates @ w_hh^T
+    assert columns[3] == [(4 * hidden, hidden), (hidden, 4 * hidden)]  # w_hh^T @ h_HxB, w_hh @ dgates_4HxB
+    for ours, theirs in zip(jax.tree.leaves(columns[:3]), jax.tree.leaves(rows[:3])):
         np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-5, atol=1e-6)
-    assert run(0, Precision(recurrence=True))[3] == [(batch, hidden)]
+    bf16 = Precision(recurrence=True)
+    bf16_rows, bf16_columns = run(hidden + 1, bf16), run(hidden, bf16)
+    assert bf16_columns[3] == [(4 * hidden, hidden), (hidden, 4 * hidden)]
+    for ours, theirs in zip(jax.tree.leaves(bf16_columns[:3]), jax.tree.leaves(bf16_rows[:3])):
+        np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=2e-2, atol=2e-2)
     monkeypatch.undo()
-    assert lstm.transposed_carry(jnp.zeros((1024, 4096))) and not lstm.transposed_carry(jnp.zeros((384, 1536)))
+    assert lstm.state_in_columns(jnp.zeros((1024, 4096))) and lstm.state_in_columns(jnp.zeros((512, 2048)))
+    assert lstm.state_in_columns(jnp.zeros((1024, 4096), jnp.bfloat16))
+    assert not lstm.state_in_columns(jnp.zeros((384, 1536)))
 
 
 def test_the_backward_scan_reads_w_hh_transposed_in_float32_and_in_place_in_bf16():
-    """The backward scan's per-step product contracts the gate axis of a transposed copy of ``w_hh`` in
-    float32 and of ``w_hh`` itself in bfloat16, each the faster kernel for it; both give ``dgates @ w_hh^T``."""
+    """With the state in rows, the backward scan's per-step product contracts the gate axis of a transposed
+    copy of ``w_hh`` in float32 and of ``w_hh`` itself in bfloat16, each the faster kernel for it; both give
+    ``dgates @ w_hh^T``."""
     from jax.extend.core import jaxprs_in_params
 
     from abcflax import lstm
