@@ -376,9 +376,14 @@ class Pending:
         if stuck_at:
             row = tokens[stuck_at[0]]
             ids = row[row >= 0].tolist()
-            raise DeadEnd(f"constrained decoding found no valid character for tune {self.tune_of[stuck_at[0]] + 1} "
-                          f"after {self.decode(ids[:-1])[-40:]!r}: please report this prompt",
-                          sorted({self.tune_of[index] for index in stuck_at}))
+            tune, written = self.tune_of[stuck_at[0]] + 1, self.decode(ids[:-1])
+            if "|" not in written:  # stuck inside the prompt's own last bar (one it began that cannot end)
+                message = (f"the constrained decoder cannot finish tune {tune}'s last bar from where the prompt "
+                           "stops (end the prompt at a bar line, or continue without the constraints)")
+            else:
+                message = (f"constrained decoding found no valid character for tune {tune} "
+                           f"after {written[-40:]!r}: please report this prompt")
+            raise DeadEnd(message, sorted({self.tune_of[index] for index in stuck_at}))
         results = []
         for index, prompt in enumerate(self.prompts):
             row = tokens[index]

@@ -447,3 +447,25 @@ def test_part_bars_sets_or_frees_the_part_length(part_bars):
 def test_part_bars_out_of_range_is_refused(tiny_model):
     with pytest.raises(abcflax.AbcflaxError, match="part_bars"):
         abcflax.complete("X:1\nT:t\nM:4/4\nL:1/8\nK:D\nABcd efga|", model=tiny_model, part_bars=-1)
+
+
+@pytest.mark.parametrize("written, blamed_on_prompt", [("''", True), ("", True), ("/2 c", True),
+                                                        ("A2|B", False), ("|", False)])
+def test_a_dead_end_inside_the_prompts_last_bar_is_the_prompts_and_one_after_it_the_decoders(
+        written, blamed_on_prompt):
+    """A row stuck before it wrote a bar line could not finish the bar the prompt began (a prompt cut where the
+    grammar cannot go on, such as ``(3d`` with a sixteenth's room left): one clear line that says so. Stuck
+    after a bar line of its own, it is a decoder bug to report."""
+    from abcflax.sample import DeadEnd, Pending
+
+    chars = sorted(set("''/2 cA|B") | {"x"})
+    ids = [chars.index(ch) for ch in written] + [chars.index("x")]  # the last id is the one that had no successor
+    tokens = np.full((1, 8), -1, np.int32)
+    tokens[0, :len(ids)] = ids
+    arrays = (tokens, np.array([False]), np.array([True]), np.array([0]))
+    pending = Pending(["X:1\nK:G\n"], arrays, lambda row: "".join(chars[i] for i in row), [0])
+    with pytest.raises(DeadEnd) as raised:
+        pending.results()
+    message = str(raised.value)
+    assert ("cannot finish tune 1's last bar" in message) == blamed_on_prompt
+    assert ("please report" in message) == (not blamed_on_prompt)
