@@ -1045,6 +1045,8 @@ def check_text(text: str, source: str = "<text>") -> list[str]:
 
 UNFINISHED_AT_END = "at the end of the tune"  # a tuplet or broken rhythm still owed notes when the text ends
 _OPEN_AT_END = ("is not closed with", "unclosed ", "never closed with")  # what a partial tune may leave open
+_GRACE_OPEN = "{ grace notes are not closed with }"  # at a partial tune's very end, with a note: closed for it
+OPEN_GRACE = r"\{[\^_=A-Ga-g,'/0-9 \-]*[A-Ga-g][\^_=A-Ga-g,'/0-9 \-]*"  # ``{g``, ``{=fg`` (no "}" yet)
 
 
 def blocking_problem(text: str, *, partial: bool = False) -> CheckProblem | None:
@@ -1052,7 +1054,8 @@ def blocking_problem(text: str, *, partial: bool = False) -> CheckProblem | None
 
     Syntax and header problems block (music21 would guess, e.g. "assuming C", and the sampler's grammar
     would disagree with the prompt); bar lengths do not. A ``partial`` tune (a prompt to continue) may
-    leave a slur open anywhere, and a chord, quote or decoration open on its last line.
+    leave a slur open anywhere, a chord, quote or decoration open on its last line, and grace notes open
+    at its very end.
     """
     last_line = text.rstrip("\n").count("\n") + 1
     for problem in check_tune(text):
@@ -1062,6 +1065,8 @@ def blocking_problem(text: str, *, partial: bool = False) -> CheckProblem | None
         if partial and any(mark in problem.message for mark in _OPEN_AT_END) and (
                 open_at_end or "slur" in problem.message):
             continue
+        if partial and problem.message == _GRACE_OPEN and _at_end(text, problem, OPEN_GRACE):
+            continue  # the continuation writes its "}" (``PromptView.forced``)
         if partial and problem.message.endswith(UNFINISHED_AT_END):
             continue  # a prompt may stop inside a triplet or after a '>': the continuation finishes it
         if partial and "is not followed by a note" in problem.message and _at_end(text, problem, r"[\^_=]+"):

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from .abc_check import close_open_slurs
+from .abc_check import OPEN_GRACE, close_open_slurs
 from .composer import auto_batch_size
 from .endings import DEFAULT_CANDIDATES, draw_count, keep_best_draws
 from .errors import InputError, UsageError
@@ -146,14 +146,15 @@ class PromptView:
 
     text: str  # what the model is primed on: the prompt as training tunes were written (``normalize_tune``)
     joint: str  # written between the user's prompt and the continuation: "\n" after a trailing comment
-    forced: str  # what the continuation must start with: the pitch of a tie left open at the prompt's end
+    forced: str  # what the continuation must start with: the pitch of a tie left open at the prompt's end,
+    # or the "}" of grace notes left open there
     octaves: int = 0  # the view's notes are this many octaves above the prompt's (``in_register``)
 
     @property
     def sealed(self) -> bool:
         """The prompt's last pitch may take no more octave marks: a tie reaches it, or the view is moved by
         octaves (a mark written after the move could not be moved back on its own)."""
-        return bool(self.forced) or bool(self.octaves and _ENDS_IN_PITCH.search(self.text))
+        return bool(self.forced.strip("}")) or bool(self.octaves and _ENDS_IN_PITCH.search(self.text))
 
 
 _ENDS_IN_PITCH = re.compile(r"[A-Ga-g][,']*$")
@@ -217,6 +218,8 @@ def prompt_view(text: str, vocab_chars: tuple[str, ...], source: str = "prompt",
         joint = "\n"
     view_lines = view.split("\n")  # fewer than the text's: text fields and comments are left out of it
     view_body = next((i + 1 for i, line in enumerate(view_lines) if line.startswith("K:")), len(view_lines))
+    if not joint and re.search(OPEN_GRACE + r"\Z", view):
+        return PromptView(view, joint, "}")  # the continuation closes the grace notes the prompt stopped in
     return PromptView(view, joint, _open_tie_pitch(view, view_body))
 
 

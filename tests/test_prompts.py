@@ -219,6 +219,22 @@ def test_tuplet_and_broken_rhythm_may_be_open_at_a_prompts_end_only():
     assert blocking_problem(HEADER + "GABc (3AB|", partial=True) is not None
 
 
+def test_grace_notes_may_be_open_at_a_prompts_very_end_only():
+    for body in ["GABc ({d", "GABc {dc", "GABc {=f ", "GABc\n{g"]:
+        assert blocking_problem(HEADER + body, partial=True) is None
+        assert blocking_problem(HEADER + body) is not None
+    for body in ["GABc {", "GABc ({ ", "GABc {d B2|", "GABc {d\n", "{dGABc| d4 {e"]:
+        assert blocking_problem(HEADER + body, partial=True) is not None
+
+
+@pytest.mark.parametrize("body", ["GABc ({d", "GABc {dc", "GABc {=f "])
+def test_a_continuation_closes_the_grace_notes_its_prompt_stopped_in(body):
+    # the bundled model: it knows { and } (the tiny test model's tunes have no grace notes)
+    out = abcflax.complete(HEADER + body, max_chars=300, seed=3, candidates=1)
+    assert out.startswith(HEADER + body + "}")
+    assert blocking_problem(out) is None
+
+
 def test_an_accidental_may_end_a_prompt_but_not_stand_alone_inside_it():
     for body in ["GABc d=", "GABc d^^", "GABc\nd_"]:
         assert blocking_problem(HEADER + body, partial=True) is None
