@@ -78,9 +78,17 @@ def abc2midi_errors(text: str, folder: Path) -> Counter:
     return Counter(message for _line, _char, message in ABC2MIDI_ERROR.findall(out))
 
 
+# music21's ABC reader drops the note a ``H`` (fermata) is written on (``Hc2`` reads as nothing); the judge
+# reads it as the standard's ``!fermata!``, so that a prompt's own fermata does not fail its bar lengths
+_LETTER_FERMATA = re.compile(r'(?<![A-Za-z"!+])H(?=[_^=]*[A-Ga-gz])')
+
+
 def parse(text: str):
     import music21
 
+    head, k_line, body = text.partition("\nK:")
+    first, newline, rest = body.partition("\n")
+    text = head + k_line + first + newline + _LETTER_FERMATA.sub("!fermata!", rest)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -94,8 +102,10 @@ def measures(score) -> list:
     return list(part.getElementsByClass("Measure"))
 
 
-def bars_ok(prompt: str, score) -> bool:
-    """Measures from the one the prompt ends in onwards are full (the prompt's earlier bars are its own)."""
+def bars_ok(prompt: str, score, added: str = "") -> bool:
+    """Measures from the one the prompt ends in onwards are full (the prompt's earlier bars are its own, and
+    so is the one it ends in when it stops inside the ``:|`` that closes it: a short last bar against the
+    tune's pickup, whose bar line the continuation ``added`` only finishes)."""
     closed_text = prompt[: max(prompt.rfind("|") + 1, prompt.find("\nK:") + 1)] + "\n"
     closed = parse(closed_text)
     first = len(measures(closed)) if closed is not None else 0
@@ -103,6 +113,8 @@ def bars_ok(prompt: str, score) -> bool:
         body = re.sub(r'"[^"\n]*"', "", body_of(closed_text)).lstrip()
         body = re.sub(r"^(?:\|:|\|\||\|)", "", body)  # a bar line that opens the tune closes no bar
         first = len(BAR_LINE.findall(body))
+    if prompt.rstrip(" \t").endswith(":") and re.match(r"\|", added):
+        first += 1  # the prompt began the bar line that closes its last bar: that bar holds only its notes
     for measure in measures(score)[first:]:
         if abs(measure.duration.quarterLength - measure.barDuration.quarterLength) > 1e-6:
             return False
@@ -160,7 +172,7 @@ def odd_values(prompt: str, output: str) -> tuple[int, int]:
 def judge(prompt: str, output: str, folder: Path) -> dict:
     score = parse(output)
     verdict = dict(abc2midi=not (abc2midi_errors(output, folder) - abc2midi_errors(prompt, folder)),
-                   music21=score is not None, bars=score is not None and bars_ok(prompt, score),
+                   music21=score is not None, bars=score is not None and bars_ok(prompt, score, added_part(prompt, output)),
                    fields=fields_ok(prompt, output),
                    ends=output.rstrip().endswith(("|]", "||", ":|")))
     verdict["valid"] = all(verdict.values())
