@@ -45,6 +45,9 @@ class Precision(NamedTuple):
 
     wide: bool = False  # the products over all time steps at once (``wide_product``; ``--bf16-matmuls``)
     recurrence: bool = False  # the recurrence's per-step products (``recurrent_product``; ``--bf16-recurrence``)
+    # the devices a training batch is split over (data parallel): each runs the recurrence on its share of
+    # the rows, which decides its layout (``state_in_columns``); set where the step is built for a mesh
+    devices: int = 1
 
 
 FLOAT32 = Precision()
@@ -206,20 +209,23 @@ def recurrent_product(x_BxK, w_KxN):
     return wide_product(x_BxK, w_KxN, (((1,), (0,)), ((), ())), w_KxN.dtype == jnp.bfloat16)
 
 
-def state_in_columns(w_rec) -> bool:
-    """Whether the recurrence over ``w_rec`` holds its state in columns: h and c as H x B, the gates as 4H x B,
-    each step's product ``w_rec^T @ h`` forward and ``w_hh @ dgates`` backward. A step reads the whole matrix
-    for a few rows of work, so its time is how fast the kernel streams the matrix, and a matrix times a few
-    columns streams it row after row. 100 steps of the MIT lab shape (H = 1024, 8 rows): forward 43 against
-    47 ms (h carried transposed, the layout before) and 68 ms (rows), backward 41 against 75 ms. The
-    training step, both layouts alternated in one process: H = 1024 at 8 rows 1.34x, H = 768 at 8 rows
-    1.15x, H = 512 at 32 rows a device 1.11x; but H = 384 at 16 (0.98x) and H = 256 at 8 (0.91x), where the
-    matrix is small and the transposes around the scans cost what the products gain. With a bfloat16
-    recurrence: 1.23x at H = 1024, 1.03x at H = 512, 0.95x at H = 384 (benchmarks/RESULTS.md, session 22)."""
+def state_in_columns(w_rec, rows: int) -> bool:
+    """Whether the recurrence over ``w_rec`` holds its state in columns, ``rows`` of them on each device: h
+    and c as H x B, the gates as 4H x B, each step's products ``w_rec^T @ h`` forward and ``w_hh @ dgates``
+    backward. A step reads the whole matrix for a few rows of work, and a matrix times a few columns streams
+    it row after row: 100 steps of the MIT lab shape (H = 1024, 8 rows) took 43 against 68 ms forward and
+    41 against 75 ms backward. The whole training step, both layouts alternated in one process
+    (benchmarks/RESULTS.md, session 22): in float32 1.38x at H = 1024 (8 rows a device), 1.06x at H = 384
+    (16 rows), 1.00x at H = 384 (8 rows), but 0.96x and 0.92x at H = 256 (8 and 16 rows), so from
+    ``COLUMN_STATE_MIN_HIDDEN`` on. With a bfloat16 recurrence the rows decide: 1.13-1.27x at 8 rows a
+    device (H = 256, 384, 1024), 0.90-0.95x at 16 (H = 256, 384)."""
+    if w_rec.dtype == jnp.bfloat16:
+        return rows <= COLUMN_STATE_MAX_BF16_ROWS
     return w_rec.shape[0] >= COLUMN_STATE_MIN_HIDDEN
 
 
-COLUMN_STATE_MIN_HIDDEN = 512  # from this hidden size on, a recurrence holds its state in columns
+COLUMN_STATE_MIN_HIDDEN = 384  # from this hidden size on, a float32 recurrence holds its state in columns
+COLUMN_STATE_MAX_BF16_ROWS = 8  # up to this many rows a device, a bfloat16 recurrence holds it in columns
 
 
 def column_product(w_MxK, state_KxB):
@@ -229,17 +235,23 @@ def column_product(w_MxK, state_KxB):
 
 
 def _flip(columns: bool):
-    """Between the usual rows (B x D, T x B x D) and the recurrence's layout: a transpose of the last two
-    axes when the state is held in columns (its own inverse), else nothing."""
+    """Between the usual rows (B x D) and the recurrence's layout: a transpose when the state is held in
+    columns (its own inverse), else nothing. Applied to each step's slices inside the scan: transposing
+    the stacked T x B x 4H inputs and gate gradients around the scans instead made the default's training
+    step 6% slower (benchmarks/RESULTS.md, session 22)."""
     return (lambda a: jnp.swapaxes(a, -1, -2)) if columns else (lambda a: a)
 
 
-def _forward_steps(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, bf16_recurrence: bool, keep_residuals: bool):
+def _columns(w_rec, batch: int, precision: Precision) -> bool:
+    return state_in_columns(w_rec, max(1, batch // max(1, precision.devices)))
+
+
+def _forward_steps(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision: Precision, keep_residuals: bool):
     """The forward recurrence: ((h at every step T x B x H, last c, last h), residuals). With
     ``keep_residuals`` the residuals are every step's c and gate activations, in the recurrence's layout
     (``state_in_columns``), for the backward pass; else None."""
-    w_rec = recurrent_weights(w_hh, bf16_recurrence)
-    columns = state_in_columns(w_rec)
+    w_rec = recurrent_weights(w_hh, precision.recurrence)
+    columns = _columns(w_rec, c0_BxH.shape[0], precision)
     flip, axis = _flip(columns), 0 if columns else -1
     if columns:
         w_t = w_rec.T  # 4H x H, transposed once before the scan
@@ -247,19 +259,19 @@ def _forward_steps(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, bf16_recurrence: bool, ke
     else:
         times_w = lambda h_BxH: recurrent_product(h_BxH, w_rec)
 
-    def scan_step(carry, xproj):
+    def scan_step(carry, xproj_Bx4H):
         c, h = carry
-        c, h, acts = cell(xproj + times_w(h), c, axis)
-        return (c, h), ((h, c, acts) if keep_residuals else h)
+        c, h, acts = cell(flip(xproj_Bx4H) + times_w(h), c, axis)
+        return (c, h), ((flip(h), c, acts) if keep_residuals else flip(h))
 
-    (c, h), per_step = jax.lax.scan(scan_step, (flip(c0_BxH), flip(h0_BxH)), flip(xproj_TxBx4H))
-    h_steps, residuals = (per_step[0], per_step[1:]) if keep_residuals else (per_step, None)
-    return (flip(h_steps), flip(c), flip(h)), residuals
+    (c, h), per_step = jax.lax.scan(scan_step, (flip(c0_BxH), flip(h0_BxH)), xproj_TxBx4H)
+    h_TxBxH, residuals = (per_step[0], per_step[1:]) if keep_residuals else (per_step, None)
+    return (h_TxBxH, flip(c), flip(h)), residuals
 
 
-def _scan_forward(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, bf16_recurrence: bool = False):
+def _scan_forward(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision: Precision = FLOAT32):
     """The recurrence, also keeping every step's c and gate activations for the backward pass."""
-    return _forward_steps(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, bf16_recurrence, keep_residuals=True)
+    return _forward_steps(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision, keep_residuals=True)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(4,))
@@ -268,11 +280,11 @@ def lstm_scan(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision: Precision = FLOAT32
     priming) it keeps only h. ``precision.recurrence``: every step's product, in both directions, reads
     ``w_hh`` rounded to bfloat16 (``recurrent_weights``); ``precision.wide``: the backward pass takes
     ``w_hh``'s gradient as a bfloat16 product (``wide_product``)."""
-    return _forward_steps(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision.recurrence, keep_residuals=False)[0]
+    return _forward_steps(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision, keep_residuals=False)[0]
 
 
 def _lstm_scan_fwd(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision: Precision = FLOAT32):
-    outputs, (c_steps, acts_steps) = _scan_forward(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision.recurrence)
+    outputs, (c_steps, acts_steps) = _scan_forward(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision)
     return outputs, (w_hh, c0_BxH, h0_BxH, outputs[0], c_steps, acts_steps)
 
 
@@ -309,7 +321,7 @@ def backward_product(w_hh, bf16: bool):
 def _lstm_scan_bwd(precision: Precision, residuals, cotangents):
     w_hh, c0, h0, h_TxBxH, c_steps, acts_steps = residuals
     dh_TxBxH, dc_last, dh_last = cotangents
-    columns = state_in_columns(recurrent_weights(w_hh, precision.recurrence))
+    columns = _columns(recurrent_weights(w_hh, precision.recurrence), c0.shape[0], precision)
     flip, axis = _flip(columns), 0 if columns else -1
     c_prev = jnp.concatenate([flip(c0)[None], c_steps[:-1]], axis=0)
     h_prev = jnp.concatenate([h0[None], h_TxBxH[:-1]], axis=0)
@@ -323,13 +335,12 @@ def _lstm_scan_bwd(precision: Precision, residuals, cotangents):
 
     def scan_step(carry, inputs):
         dh_next, dc_next = carry
-        dh_out, c, c_before, acts = inputs
-        dgates, dc_before = cell_backward(dh_out + dh_next, dc_next, c, c_before, acts, offset, axis)
-        return (times_w_t(dgates), dc_before), dgates
+        dh_out_BxH, c, c_before, acts = inputs
+        dgates, dc_before = cell_backward(flip(dh_out_BxH) + dh_next, dc_next, c, c_before, acts, offset, axis)
+        return (times_w_t(dgates), dc_before), flip(dgates)
 
-    (dh0, dc0), dgates_steps = jax.lax.scan(scan_step, (flip(dh_last), flip(dc_last)),
-                                            (flip(dh_TxBxH), c_steps, c_prev, acts_steps), reverse=True)
-    dgates_TxBx4H = flip(dgates_steps)
+    (dh0, dc0), dgates_TxBx4H = jax.lax.scan(scan_step, (flip(dh_last), flip(dc_last)),
+                                             (dh_TxBxH, c_steps, c_prev, acts_steps), reverse=True)
     # one large matmul instead of T small ones
     dw_hh = time_and_batch_product(h_prev, dgates_TxBx4H, precision.wide)
     return dgates_TxBx4H, dw_hh, flip(dc0), flip(dh0)

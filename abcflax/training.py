@@ -208,8 +208,10 @@ def sharded_train_step(graphdef, tx: optax.GradientTransformation, params, opt_s
 
 def jitted_train_step(graphdef, tx: optax.GradientTransformation, mesh: Mesh, dropout: bool = True,
                       precision: lstm.Precision = lstm.FLOAT32):
-    """The train step jitted for ``mesh``: state replicated and donated, outputs replicated."""
+    """The train step jitted for ``mesh``: state replicated and donated, outputs replicated; the layers
+    told how many devices share the batch (``lstm.Precision.devices``: it decides their layout)."""
     replicated = NamedSharding(mesh, PartitionSpec())
+    precision = precision._replace(devices=mesh.size)
     return jax.jit(make_train_step(graphdef, tx, dropout, precision), donate_argnums=(0, 1),
                    out_shardings=(replicated, replicated, replicated))
 

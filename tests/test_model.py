@@ -380,51 +380,77 @@ def scan_dot_left_operand_shapes(jaxpr) -> list:
     return found
 
 
-def test_a_wide_float32_recurrence_holds_its_state_in_columns_and_computes_the_same(monkeypatch):
-    """From ``COLUMN_STATE_MIN_HIDDEN`` on, a float32 recurrence holds h, c and the gates as columns (each
-    step's products are ``w_hh^T @ h`` and ``w_hh @ dgates``); outputs, last carries and every gradient are
-    those of the rows layout, with and without a gradient, in float32 and with a bfloat16 recurrence."""
+def test_a_recurrence_in_columns_computes_what_one_in_rows_does(monkeypatch):
+    """A float32 recurrence from ``COLUMN_STATE_MIN_HIDDEN`` on, and a bfloat16 one on at most
+    ``COLUMN_STATE_MAX_BF16_ROWS`` rows a device, holds h, c and the gates as columns (each step's products
+    ``w_hh^T @ h`` and ``w_hh @ dgates``); outputs, last carries and every gradient are those of the rows
+    layout, with and without a gradient."""
     from abcflax import lstm
 
     keys = jax.random.split(jax.random.key(9), 8)
-    steps, batch, in_dim, hidden = 6, 3, 4, 5
+    steps, batch, in_dim, hidden = 6, 4, 4, 5
     arguments = (jax.random.normal(keys[0], (steps, batch, in_dim)),
                  jax.random.normal(keys[1], (in_dim, 4 * hidden)) / 2, jax.random.normal(keys[2], (4 * hidden,)),
                  jax.random.normal(keys[3], (hidden, 4 * hidden)) / hidden**0.5,
                  jax.random.normal(keys[4], (batch, hidden)), jax.random.normal(keys[5], (batch, hidden)))
     weights = jax.random.normal(keys[6], (steps, batch, hidden))
 
-    def run(min_hidden, precision=FLOAT32):
-        monkeypatch.setattr(lstm, "COLUMN_STATE_MIN_HIDDEN", min_hidden)
+    def run(precision):
         layer = lambda *args: lstm.lstm_layer(*args, precision)
         grads = jax.grad(output_loss(layer, weights), argnums=tuple(range(6)))(*arguments)
         no_grad = lstm.lstm_scan(arguments[0] @ arguments[1] + arguments[2], *arguments[3:], precision)
         shapes = scan_dot_left_operand_shapes(jax.make_jaxpr(jax.grad(output_loss(layer, weights)))(*arguments))
         return layer(*arguments), no_grad, grads, shapes
 
-    rows, columns = run(hidden + 1), run(hidden)
-    assert rows[3] == [(batch, hidden), (batch, 4 * hidden)]  # forward h @ w_hh, backward dgates @ w_hh^T
-    assert columns[3] == [(4 * hidden, hidden), (hidden, 4 * hidden)]  # w_hh^T @ h_HxB, w_hh @ dgates_4HxB
+    in_rows = [(batch, hidden), (batch, 4 * hidden)]  # forward h @ w_hh, backward dgates @ w_hh^T
+    in_columns = [(4 * hidden, hidden), (hidden, 4 * hidden)]  # w_hh^T @ h_HxB, w_hh @ dgates_4HxB
+    monkeypatch.setattr(lstm, "COLUMN_STATE_MIN_HIDDEN", hidden + 1)
+    rows = run(FLOAT32)
+    monkeypatch.setattr(lstm, "COLUMN_STATE_MIN_HIDDEN", hidden)
+    columns = run(FLOAT32)
+    assert rows[3] == in_rows and columns[3] == in_columns
     for ours, theirs in zip(jax.tree.leaves(columns[:3]), jax.tree.leaves(rows[:3])):
         np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-5, atol=1e-6)
-    bf16 = Precision(recurrence=True)
-    bf16_rows, bf16_columns = run(hidden + 1, bf16), run(hidden, bf16)
-    assert bf16_columns[3] == [(4 * hidden, hidden), (hidden, 4 * hidden)]
+    monkeypatch.setattr(lstm, "COLUMN_STATE_MAX_BF16_ROWS", batch // 2)
+    bf16_rows, bf16_columns = run(Precision(recurrence=True)), run(Precision(recurrence=True, devices=2))
+    assert bf16_rows[3] == in_rows and bf16_columns[3] == in_columns  # batch / 2 rows on each of 2 devices
     for ours, theirs in zip(jax.tree.leaves(bf16_columns[:3]), jax.tree.leaves(bf16_rows[:3])):
         np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=2e-2, atol=2e-2)
     monkeypatch.undo()
-    assert lstm.state_in_columns(jnp.zeros((1024, 4096))) and lstm.state_in_columns(jnp.zeros((512, 2048)))
-    assert lstm.state_in_columns(jnp.zeros((1024, 4096), jnp.bfloat16))
-    assert not lstm.state_in_columns(jnp.zeros((384, 1536)))
+    for shape, dtype, rows_a_device, expected in [((1024, 4096), jnp.float32, 64, True),
+                                                  ((384, 1536), jnp.float32, 16, True),
+                                                  ((256, 1024), jnp.float32, 8, False),
+                                                  ((256, 1024), jnp.bfloat16, 8, True),
+                                                  ((1024, 4096), jnp.bfloat16, 16, False)]:
+        assert lstm.state_in_columns(jnp.zeros(shape, dtype), rows_a_device) == expected
 
 
-def test_the_backward_scan_reads_w_hh_transposed_in_float32_and_in_place_in_bf16():
+def test_a_training_step_tells_the_layers_how_many_devices_share_its_batch(monkeypatch):
+    from abcflax import lstm, training
+
+    seen = []
+    real = lstm._columns
+    monkeypatch.setattr(lstm, "_columns", lambda w, batch, precision: seen.append(precision.devices) or real(
+        w, batch, precision))
+    model = abcflax.create_model(CONFIG)
+    graphdef, params = nnx.split(model, nnx.Param)
+    tx = training.make_optimizer(abcflax.TrainConfig(steps=10))
+    mesh = training.make_mesh(1, 4)
+    step, params, opt_state, rows = training.sharded_train_step(graphdef, tx, params, tx.init(params), mesh)
+    x = jax.device_put(tokens(), rows)
+    step(params, opt_state, x, x, jax.random.key(0))
+    assert seen and set(seen) == {mesh.size}
+
+
+def test_the_backward_scan_reads_w_hh_transposed_in_float32_and_in_place_in_bf16(monkeypatch):
     """With the state in rows, the backward scan's per-step product contracts the gate axis of a transposed
     copy of ``w_hh`` in float32 and of ``w_hh`` itself in bfloat16, each the faster kernel for it; both give
     ``dgates @ w_hh^T``."""
     from jax.extend.core import jaxprs_in_params
 
     from abcflax import lstm
+
+    monkeypatch.setattr(lstm, "COLUMN_STATE_MAX_BF16_ROWS", 0)  # rows, whatever the batch
 
     steps, batch, hidden = 4, 2, 3
     xproj = jax.random.normal(jax.random.key(1), (steps, batch, 4 * hidden))
