@@ -140,8 +140,9 @@ def _rewrite_notes(line: str, note, chord=lambda symbol: symbol, key=lambda valu
     return "".join(out)
 
 
-def transpose(abc: str, fifths: int) -> str:
-    """One tune's ABC text moved by ``fifths`` fifths (+1: G major -> D major, -1: G -> C).
+def transpose(abc: str, fifths: int, body_only: bool = False) -> str:
+    """One tune's ABC text moved by ``fifths`` fifths (+1: G major -> D major, -1: G -> C); ``body_only``:
+    ``abc`` is a piece of a tune body (no header).
 
     Raises InputError when the result cannot be written plainly: a key beyond six sharps or flats, a
     bagpipe or explicit-accidental key, a note or chord that would need a triple or double accidental.
@@ -150,7 +151,7 @@ def transpose(abc: str, fifths: int) -> str:
         return abc
     steps, semitones = interval(fifths)
     return _rewrite_tune(abc, lambda line: _body_line(line, fifths, steps, semitones),
-                         key=lambda value: transpose_key(value, fifths))
+                         key=lambda value: transpose_key(value, fifths), in_body=body_only)
 
 
 def _rewrite_tune(abc: str, body_line, key=lambda value: value, in_body: bool = False) -> str:
@@ -171,6 +172,28 @@ def _rewrite_tune(abc: str, body_line, key=lambda value: value, in_body: bool = 
         else:
             lines.append(body_line(line))
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- home key
+
+# tonics (fifths above C) the bundled model ends tunes on best: from a bare header it ended on the tonic in
+# 89-95% of tunes on G and D (major, minor, dorian, mixolydian), 47-80% on A, E and B, 58-71% on C, F, Bb,
+# Eb (256 prompts per key; benchmarks/RESULTS.md, session 22)
+HOME_TONICS = (1, 2)
+
+
+def home_key_shift(abc: str) -> int:
+    """Fifths that move one tune's tonic to the nearest of ``HOME_TONICS`` (G before D), keeping its mode;
+    0 when it is there, or when the key is not one plain ``K:`` with a tonic letter (none, bagpipes,
+    explicit accidentals, a key change in the body)."""
+    keys = [line[2:] for line in abc.split("\n") if line.startswith("K:")]
+    if len(keys) != 1 or re.search(r"\[K:", abc):
+        return 0
+    match = KEY_TONIC.match(normalize_key(keys[0].split("%", 1)[0]))
+    if not match or re.search(r"(^|\s)(exp\s|[=^_][A-Ga-g])", match.group(4)):
+        return 0
+    tonic = LETTER_FIFTHS[match.group(1)] + 7 * SIGN_VALUE[match.group(2)]
+    return min((home - tonic for home in HOME_TONICS), key=abs)
 
 
 # ---------------------------------------------------------------- register (octaves)

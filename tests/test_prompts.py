@@ -552,3 +552,32 @@ def test_a_low_prompt_is_continued_in_its_own_register():
     assert out.startswith(prompt) and not abcflax.check_tune(out)
     added = [max(e.pitches) for e in analyze_tune(out).events if e.kind in ("note", "chord") and e.pitches][7:]
     assert added and sum(added) / len(added) < 62, out
+
+
+def test_a_prompt_in_another_key_is_read_in_g_and_continued_in_its_own(monkeypatch):
+    # the model ends tunes on G and D best: a tune in F is read a tone up, in G, and what the model writes
+    # comes back down to F (chord symbols, accidentals and a tie left open included)
+    from abcflax import continuation
+    from abcflax.sample import Result
+
+    prompt = 'X:1\nT:t\nM:4/4\nL:1/8\nK:F\n"F"FGAc "Bb"d2 =B2|"C7"c4 G2 A-'
+    seen = []
+
+    def fake_generate(loaded, requests, **options):
+        seen.extend(request.prompt for request in requests)
+        return [Result(request.prompt + ' "D7"A^c d2|"G"G4|]\n', 20, True, 2) for request in requests]
+
+    monkeypatch.setattr(continuation, "generate", fake_generate)
+    out = abcflax.complete(prompt, candidates=1)
+    assert seen == ['X:1\nT:t\nM:4/4\nL:1/8\nK:G\n"G"GABd "C"e2 ^c2|"D7"d4 A2 B-B']  # the tie's note forced
+    assert out == prompt + 'A "C7"G=B c2|"F"F4|]\n'
+
+
+@pytest.mark.parametrize("end", ["^", '"C', "[K:", "!tri", "=f4 _"])
+def test_a_prompt_that_stops_where_the_key_spells_the_next_character_is_not_moved(end):
+    from abcflax.continuation import in_home_key, prompt_view
+
+    view = prompt_view(f"X:1\nM:4/4\nL:1/8\nK:F\nFGAc d2 {end}", tuple(string.printable))
+    assert in_home_key(view) == view
+    moved = in_home_key(prompt_view("X:1\nM:4/4\nL:1/8\nK:F\nFGAc d2 c", tuple(string.printable)))
+    assert moved.fifths == 2 and moved.text.endswith("K:G\nGABd e2 d") and moved.sealed  # no octave mark after d

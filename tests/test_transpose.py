@@ -173,3 +173,20 @@ def test_register_shift_only_for_prompts_an_octave_or_more_away():
     assert register_shift("X:1\nK:G\nGABc dedB|\n") == 0
     assert register_shift("X:1\nK:G\nc'd'e'f' g'f'e'd'|\n") == -1
     assert register_shift("X:1\nK:G\nC,D,|\n") == 0  # too few notes to judge
+
+
+@pytest.mark.parametrize("key, fifths", [("G", 0), ("D", 0), ("Dm", 0), ("Gdor", 0), ("F", 2), ("C", 1),
+                                         ("Bb", 3), ("Eb", 4), ("A", -1), ("E", -2), ("Bm", -3), ("Am", -1),
+                                         ("F#m", -4), ("Ador", -1), ("Emix", -2), ("Cm", 1)])
+def test_the_home_key_shift_moves_the_tonic_to_the_nearest_of_g_and_d(key, fifths):
+    from abcflax.transposition import home_key_shift
+
+    assert home_key_shift(f"X:1\nM:4/4\nL:1/8\nK:{key}\nABcd|") == fifths
+
+
+@pytest.mark.parametrize("tune", ["X:1\nK:none\nABcd|", "X:1\nK:HP\nABcd|", "X:1\nK:F exp _B _e\nABcd|",
+                                  "X:1\nK:F\nABcd|\nK:C\ncdef|", "X:1\nK:F\nABcd|[K:C] cdef|", "X:1\nT:no key\n"])
+def test_no_home_key_shift_for_a_key_that_cannot_be_moved_plainly_or_changes(tune):
+    from abcflax.transposition import home_key_shift
+
+    assert home_key_shift(tune) == 0
