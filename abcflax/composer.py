@@ -102,6 +102,7 @@ class TunePlan:
     # and where the model's view of it ends in ``prompt``; "" when the output shows the prompt itself
     shown: str = ""
     view_length: int = 0
+    fifths: int = 0  # the prompt is the seed moved by this many fifths (``continuation.in_home_key``)
 
 
 @dataclass(frozen=True)
@@ -341,6 +342,7 @@ def plan_tunes(seeds: str | list[Seed], n: int = 1, *, model=None, constrain: bo
     without ``on_problem`` the first bad seed raises InputError.
     """
     from . import constrain as constraint_module
+    from .continuation import PromptView, in_home_key
     from .loading import resolve_model
     from .sample import grammar_tables
 
@@ -359,15 +361,20 @@ def plan_tunes(seeds: str | list[Seed], n: int = 1, *, model=None, constrain: bo
         generated = seed.field("T") is None
         shown = seed_prompt(seed, base_title(seed))
         prompt = _model_header(seed_prompt(seed, _vocab_safe(base_title(seed), chars)), chars)
-        sealed, view_length = False, len(prompt)
+        sealed, view_length, fifths = False, len(prompt), 0
         try:
             if seed.tunebook and seed.body:
-                view = _tune_seed_prompt(seed, prompt, loaded.vocab.chars)
-                prompt, sealed, view_length = view.text + view.forced, bool(view.forced), len(view.text)
+                view = in_home_key(_tune_seed_prompt(seed, prompt, loaded.vocab.chars))
+                prompt, sealed, view_length = view.text + view.forced, view.sealed, len(view.text)
+                fifths = view.fifths
                 shown = with_explicit_defaults(shown)
                 shown += "" if shown.endswith("\n") else view.joint
             else:
                 _check_characters(seed, prompt, chars)
+                view = in_home_key(PromptView(prompt, "", ""))
+                if view.fifths:  # the output shows the seed's own key; the model reads the moved prompt
+                    shown = shown if shown != prompt else prompt
+                    prompt, sealed, view_length, fifths = view.text, view.sealed, len(view.text), view.fifths
             if constrain:
                 constraint_module.place_prompt(prompt, tables, loaded.vocab.chars, sealed)
         except InputError as exc:
@@ -378,7 +385,7 @@ def plan_tunes(seeds: str | list[Seed], n: int = 1, *, model=None, constrain: bo
             number = len(plans) + 1
             title = f"{base_title(seed)} no. {number}" if generated else base_title(seed)
             plans.append(TunePlan(number, title, seed.index, seed.index * n + copy, prompt, sealed, seed.where(),
-                                  shown if shown != prompt else "", view_length))
+                                  shown if shown != prompt else "", view_length, fifths))
     return plans
 
 
@@ -523,12 +530,21 @@ def _finish(batch: list[TunePlan], work, sample_pool: Callable, report: Callable
             options: dict, draws: int) -> Iterator[ComposedTune]:
     from .abc_check import check_tune, close_open_slurs
     from .sample import warn_if_short
+    from .transposition import transpose
 
     limits = {key: options[key] for key in ("bars", "until", "max_chars", "constrained")}
 
     for plan, result in zip(*_results(batch, work, sample_pool, report, draws)):
         warn_if_short(result, f"{plan.where or 'seed'}: tune {plan.number} ({plan.title})", **limits)
-        written = plan.shown + result.text[plan.view_length:] if plan.shown else result.text
+        added = result.text[plan.view_length:]
+        if plan.fifths:
+            try:
+                added = transpose(added, -plan.fifths, body_only=True)
+            except InputError as exc:  # a note the model spelled that needs a triple accidental back home
+                report(f"{plan.where or 'seed'}: tune {plan.number} ({plan.title}): cannot be written back in "
+                       f"its key: {exc}")
+                continue
+        written = plan.shown + added if plan.shown else result.text
         text = close_open_slurs(_set_header(written, plan.number, plan.title))
         yield ComposedTune(plan.number, plan.title, plan.seed_index, text, not check_tune(text), result.generated)
 

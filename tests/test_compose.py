@@ -294,3 +294,16 @@ def test_cli_a_seeds_file_with_only_bad_seeds_is_its_error_lines_alone(tiny_mode
     result = run(["compose", str(seeds), "--model", str(tiny_model_dir), "--max-chars", str(MAX)])
     assert result.exit_code == 1
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("abcflax: error:")
+
+
+def test_a_seed_in_another_key_is_composed_in_g_and_written_in_its_own():
+    # the bundled model ends tunes best on G and D: a seed in F is sampled a tone up, written back in F
+    from abcflax.transposition import transpose
+
+    plan = composer.plan_tunes("M:6/8 K:F\n")[0]
+    assert plan.fifths == 2 and plan.prompt.endswith("K:G") and plan.shown.endswith("K:F")
+    tune = next(abcflax.compose("M:6/8 K:F\n", seed=3, candidates=1))
+    assert "\nK:F\n" in tune.text and tune.valid
+    assert transpose(transpose(tune.text, 2), -2) == tune.text  # written plainly in F: it moves there and back
+    tune_seed = composer.plan_tunes("X:1\nT:Seed\nM:4/4\nL:1/8\nK:Bb\nBcde f2 d2|\n")[0]
+    assert tune_seed.fifths == 3 and "K:G\nGABc d2 B2|" in tune_seed.prompt and "K:Bb" in tune_seed.shown
