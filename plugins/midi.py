@@ -90,10 +90,12 @@ def play_order(starts: list[bool], ends: list[bool], endings: list[set[int]],
 
     A ``:|`` goes back to the last ``|:``; without one, to the end of the previous repeat, or, as abc2midi
     plays it, to a double bar (``||``, ``|]``, ``[|``) after that repeat (a double bar before any repeat
-    starts nothing: ``A|B||C|D:|`` plays A to D twice)."""
+    starts nothing: ``A|B||C|D:|`` plays A to D twice). A double bar inside a section opened by ``|:`` (or
+    ``::``) does not move its start: ``A::B||C:|`` plays B and C twice."""
     count = len(starts)
     doubles = doubles or [False] * count
     repeated = False  # a :| has been played
+    opened = False  # the section started at a |: that no :| has closed yet
     limit = MAX_EXPANSION * count + 16
     order: list[int] = []
     i, section, pass_number, furthest = 0, 0, 1, -1
@@ -104,8 +106,9 @@ def play_order(starts: list[bool], ends: list[bool], endings: list[set[int]],
             return list(range(count))
         if i > furthest and not endings[i] and pass_number > 1:
             section, pass_number = i, 1  # left the repeated section and its endings
+            opened = False
         if starts[i] and pass_number == 1:
-            section = i
+            section, opened = i, True
         if endings[i] and pass_number not in endings[i]:
             i += 1
             continue
@@ -118,8 +121,8 @@ def play_order(starts: list[bool], ends: list[bool], endings: list[set[int]],
             continue
         if ends[i]:
             section, pass_number = i + 1, 1
-            repeated = True
-        elif doubles[i] and repeated and pass_number == 1 and not endings[i]:
+            repeated, opened = True, False
+        elif doubles[i] and repeated and pass_number == 1 and not endings[i] and not opened:
             section = i + 1
         i += 1
     return order

@@ -293,6 +293,16 @@ def test_repeat_without_start_goes_back_to_the_double_bar_after_a_repeat():
 
 
 @needs_abc2midi
+@pytest.mark.parametrize("body", ["GABc dedB::c2ec B2dB||d2B2 G4|c2e2 d4:|",  # found: My Wife's A Wanton Wee Thing
+                                  "|:GABc dedB:|\n|:c2ec B2dB||d2B2 G4|c2e2 d4:|"])
+def test_double_bar_inside_an_open_repeat_keeps_its_start(body):
+    # the :| goes back to the |: (or ::), not to the || after it; a || after a closed repeat still counts
+    assert len(midi_notes(H + body + "\n")) == 40  # 2 x 8 + 2 x 12
+    assert_plays_as_abc2midi(H + body + "\n")
+    assert_plays_as_abc2midi(H + "|:GABc dedB:|c2ec B2dB||d2B2 G4|c2e2 d4:|\n")
+
+
+@needs_abc2midi
 def test_empty_bar_before_a_repeat_sign_keeps_the_repeat():
     assert_plays_as_abc2midi(H + "|:GABc dedB|c2ec B2dB| :|\n")
 
