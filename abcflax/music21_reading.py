@@ -215,6 +215,7 @@ class _Voice:
     deferred: list = field(default_factory=list)  # field lines that wait for the next bar line
     pending: list = field(default_factory=list)  # their changes to music21's state, made at that bar line
     broken: Fraction | None = None  # the length factor a broken rhythm gives the next note
+    broken_from: tuple | None = None  # (the > or < event, the unbroken length of the note before it)
     tuplet: list | None = None  # the open (p:q:r, see _Walker.tuplet
     last: "_Timed | None" = None
 
@@ -557,6 +558,7 @@ class _Walker:
         timed = _Timed(match.start(), event.end, multiplier, voice.unit / self.m21.unit, pitches,
                        4 * event.duration, offset=event.start)
         if voice.broken is not None:
+            self.unequal_broken(voice, timed.duration / voice.broken)
             timed.factor *= voice.broken
             voice.broken = None
         self.expected[event.voice].append(timed)
@@ -569,6 +571,17 @@ class _Walker:
         if voice.last is not None:
             voice.last.factor *= first
         voice.broken = second
+        voice.broken_from = (event, voice.last.duration / first if voice.last is not None else None)
+
+    def unequal_broken(self, voice: _Voice, after: Fraction) -> None:
+        """Refuse ``e>g/`` or ``e<a3``: a broken rhythm between notes of unequal lengths. ABC 2.1 leaves its
+        meaning undefined; the analyzer (and so music21's score) dots the first note and halves the second,
+        abc2midi ignores the mark ("Cannot apply broken rhythm. Notes not equal durations")."""
+        event, before = voice.broken_from
+        voice.broken_from = None
+        if before is not None and before != after:
+            self.refuse(event.start, f"broken rhythm {event.text} between notes of unequal lengths",
+                        "ABC 2.1 leaves its meaning undefined and abc2midi ignores it (write the two lengths out)")
         self.edits.append((event.start, event.end, ""))  # written into the lengths instead
 
     def rest(self, event: Event, voice: _Voice) -> None:
