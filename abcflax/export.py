@@ -299,30 +299,35 @@ def export_bytes(abc: str, fmt: str, **options) -> bytes:
     from .plugins import find_exporter
 
     exporter = find_exporter(fmt)
-    if not exporter.tunebook:
-        abc = _one_tune(abc).full_text
-    return _render(exporter, abc, options, "<text>:1")
+    if exporter.tunebook:
+        return _render(exporter, abc, options, "<text>:1")
+    tune = _one_tune(abc)
+    return _render(exporter, tune.full_text, options, f"<text>:{tune.line}", tune)
 
 
-def _render(exporter, abc: str, options: dict, where: str) -> bytes:
-    """``exporter.write`` with any non-abcflax exception (music21 raises many kinds) as one InputError."""
+def _render(exporter, abc: str, options: dict, where: str, tune: Tune | None = None) -> bytes:
+    """``exporter.write`` with any non-abcflax exception (music21 raises many kinds) as one InputError. ``abc``
+    is ``tune.full_text`` when a tune is given: its lines are named by ``tune.file_line``, the file's (the
+    file header's fields written into the tune's header shift the lines below them)."""
     from .errors import AbcflaxError
 
     try:
         return exporter.write(abc, options)
     except AbcflaxError as exc:
         # the exporter sees the tune alone; name the tune's place in the user's file instead
-        raise type(exc)(re.sub(r"^<text>:\d+(?::\d+)?:", lambda m: _shift(m.group(0), where), str(exc))) from None
+        raise type(exc)(re.sub(r"^<text>:\d+(?::\d+)?:", lambda m: _shift(m.group(0), where, tune),
+                               str(exc))) from None
     except Exception as exc:  # noqa: BLE001 - a plugin or music21 failing on odd input is still bad input
         detail = str(exc).splitlines()[0] if str(exc) else ""
         raise InputError(f"{where}: {exporter.name} export failed: {type(exc).__name__}: {detail}") from None
 
 
-def _shift(prefix: str, where: str) -> str:
-    """``<text>:L:C:`` from a lone tune, as ``source:line:C:`` in the file where the tune starts at ``where``."""
+def _shift(prefix: str, where: str, tune: Tune | None = None) -> str:
+    """``<text>:L:C:`` from a lone tune, as ``source:line:C:`` in the file where the tune starts at ``where``
+    (with ``tune``, line L of its ``full_text`` is ``tune.file_line(L)``)."""
     source, _, first = where.rpartition(":")
     parts = prefix.rstrip(":").split(":")[1:]
-    line = int(first) + int(parts[0]) - 1
+    line = tune.file_line(int(parts[0])) if tune is not None else int(first) + int(parts[0]) - 1
     return ":".join([source, str(line), *parts[1:]]) + ":"
 
 
@@ -396,8 +401,9 @@ def write_output(abc: str, out: str, *, fmt: str | None = None, force: bool = Fa
         for path in paths:  # refused now, before the rendering
             check_output_path(path, force=force)
     starts = [f"{source}:1"] if exporter.tunebook else [f"{source}:{tune.line}" for tune in tunes]
+    placed = [None] if exporter.tunebook else tunes
     # all rendered before anything is written
-    blobs = [_render(exporter, text, options, where) for text, where in zip(texts, starts)]
+    blobs = [_render(exporter, text, options, where, tune) for text, where, tune in zip(texts, starts, placed)]
     if to_stdout:
         _write_stdout(blobs[0])
         return ["-"]

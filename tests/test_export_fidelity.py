@@ -383,6 +383,26 @@ def test_refusal_names_the_line_in_the_file(tmp_path):
         abcflax.write_output(book.read_text(), str(tmp_path / "x.musicxml"), source=str(book))
 
 
+@pytest.mark.parametrize("fmt", ["musicxml", "mid"])
+def test_refusal_under_a_file_header_names_the_line_in_the_file(tmp_path, fmt):
+    # the file header's M: L: R: are written into each tune's header for music21; the lines below them are
+    # still named as the file numbers them (they were 3 lines too far down)
+    from abcflax.tunebook import read_tunebook, tune_in_place
+
+    book = tmp_path / "book.abc"
+    text = ("M:4/4\nL:1/8\nR:reel\n\nX:1\nT:A\nK:G\nGABc dedB|\nGABc dedB & cBAG FGAB|\n\n"
+            "X:2\nT:B\nK:G transpose=2\nGABc dedB|\n\nX:3\nT:C\nK:G\nGABc dedB|\nc2 e>d/ B4 z|\n\n"
+            "X:4\nT:D\nK:G\nGABc dedB|\nGA=|\n")
+    book.write_text(text)
+    expected = [(9, "voice overlay &"), (13, "K: transpose="), (20, "broken rhythm >"), (26, "accidental =")]
+    for tune, (line, construct) in zip(read_tunebook(text, str(book))[0], expected, strict=True):
+        with pytest.raises(InputError) as raised:  # each tune alone at its lines, as the CLI exports it
+            abcflax.write_output(tune_in_place(text, tune), str(tmp_path / f"x.{fmt}"), source=str(book))
+        assert str(raised.value).startswith(f"{book}:{line}:") and construct in str(raised.value), str(raised.value)
+    with pytest.raises(InputError, match=r"^<text>:9: voice overlay &"):
+        abcflax.export_bytes(text.split("\n\nX:2")[0], fmt)
+
+
 def test_a_misreading_left_is_refused_not_written():
     """The check after parsing: a score that differs from the ABC (here: another tune's) is refused."""
     from music21 import converter
