@@ -371,6 +371,14 @@ def test_refused_with_construct_and_line(body, line, construct):
     assert "\n" not in message
 
 
+def test_part_order_is_refused_for_midi_only():
+    abc = "X:1\nT:T\nP:ABA\nM:4/4\nL:1/8\nK:G\nP:A\nGABc dedB|\nP:B\nc2ec B2dB|\n"
+    with pytest.raises(InputError, match=r"^<text>:3: part order P:ABA cannot be exported to MIDI"):
+        abcflax.export_bytes(abc, "mid")
+    assert pitches(abc)[:2] == ["G4", "A4"]  # MusicXML holds the parts as written
+    assert midi_notes(abc.replace("P:ABA\n", "P:A\n"))[0] == (0.0, 67)  # a single part name orders nothing
+
+
 def test_transpose_is_refused():
     with pytest.raises(InputError, match=r"^<text>:5: K: transpose= cannot be exported"):
         abcflax.export_bytes("X:1\nT:T\nM:4/4\nL:1/8\nK:G transpose=-2\nGABc dedB|\n", "mid")
