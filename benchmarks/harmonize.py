@@ -29,6 +29,9 @@ Speed: the model's time per tune, as a ratio to ``abcflax.complete`` asked to wr
 tune has after its first two (prompt: the chord-free tune cut after its second bar line).
 
     python benchmarks/harmonize.py --model runs/default --subset test --limit 30 --append
+
+``--transpose F`` moves every held-out tune, melody and reference chords, by F fifths first (the tunes in
+other keys than Nottingham's G and D; a tune that cannot be moved plainly is left out).
 """
 
 from __future__ import annotations
@@ -223,6 +226,17 @@ def run(args) -> dict:
         reverse = reverse_companion(model)
     args.reverse_used = reverse.path if reverse is not None else "none"
     tunes = held_out(args.subset)[:args.limit]
+    if args.transpose:  # the same tunes in other keys (those that cannot be moved plainly are left out)
+        from abcflax.errors import InputError
+        from abcflax.transposition import transpose
+
+        moved = []
+        for tune in tunes:
+            try:
+                moved.append(transpose(tune, args.transpose))
+            except InputError:
+                pass
+        tunes = moved
     totals = {"model": [0, 0, 0], "rules": [0, 0, 0]}
     per_metric: dict[str, dict[str, list]] = {k: {} for k in ("model", "rules", "original")}
     times, ratios = [], []
@@ -299,6 +313,8 @@ def main() -> None:
                         help="right-to-left model that refines the chords: auto (beside the model), none, or a path")
     parser.add_argument("--reverse-weight", type=float, default=None, help="(default: the library's)")
     parser.add_argument("--no-timing", dest="timing", action="store_false", help="Skip the complete() timing.")
+    parser.add_argument("--transpose", type=int, default=0,
+                        help="move every tune (melody and reference chords) by this many fifths first")
     parser.add_argument("--append", action="store_true", help="Append the figures to benchmarks/RESULTS.md.")
     args = parser.parse_args()
     from abcflax.harmonizer import DEFAULT_CHORD_WEIGHT, DEFAULT_FIT_WEIGHT, DEFAULT_REVERSE_WEIGHT, MAX_CANDIDATES
