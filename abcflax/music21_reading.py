@@ -617,16 +617,19 @@ class _Walker:
     def chord(self, event: Event, voice: _Voice) -> None:
         self.opened(event, voice)
         close = self.text.rfind("]", event.start, event.end)
-        pitches = []
+        pitches, ties = [], 0
         position = event.start + 1
         while position < close:
             match = NOTE.match(self.text, position, close)
             if match and match.group(2):
                 pitches.append(self.pitch(match, voice, in_chord=True))
                 position = match.end()
+                ties += self.text.startswith("-", position)
             else:
                 position += 1
-        self.timed(event, voice, close + 1, tuple(pitches))
+        timed = self.timed(event, voice, close + 1, tuple(pitches))
+        if pitches and ties == len(pitches):  # [c-a-][ca]: every note tied inside, the chord is held
+            timed.tied = True
 
     def grace(self, event: Event, voice: _Voice) -> None:
         position, count = event.start + 1, 0

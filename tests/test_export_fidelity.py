@@ -272,6 +272,15 @@ def test_tied_chords_are_held():
     assert midi_notes(abc) == [(0.0, 62), (0.0, 66), (1.0, 61), (1.0, 64), (2.0, 62), (2.0, 66)]
 
 
+def test_chords_tied_inside_are_held():
+    # [c-a-][ca]: each note tied inside the brackets (found: Mazawattee Tea Break, Clear The Way, East Tennessee
+    # Blues struck the chord again)
+    abc = "X:1\nT:t\nM:4/4\nL:1/8\nK:C\nz[c-a-][ca] [F3-A3-d3-][F3A3d3] z|\n"
+    assert midi_notes(abc) == [(0.5, 72), (0.5, 81), (1.5, 65), (1.5, 69), (1.5, 74)]
+    if ABC2MIDI is not None:
+        assert_plays_as_abc2midi(abc)
+
+
 def test_overfull_bar_keeps_its_repeat():
     abc = H + "|:GABc dedB|GABc dedB c2:|\n|:dedB dedB|c8:|\n"  # bar 2 is a quarter too long
     bars = measures(abc)
