@@ -15,7 +15,9 @@ few ticks late). A tune is
 * ``excluded``: the two differ where abc2midi is known to be wrong (not counted; each is listed with its reason,
   see ``abc2midi_wrong``): a repeat without ``|:`` after a second ending, which abc2midi plays once or from the
   tune's start (ABC 2.1: from the previous double bar or repeat), and ``(5``, ``(7``, ``(9`` in 3/4, 3/8 or 3/2,
-  which abc2midi puts in the time of 3 notes (ABC 2.1: of 2, these meters being simple).
+  which abc2midi puts in the time of 3 notes (ABC 2.1: of 2, these meters being simple); and a meter or unit
+  field with notes after it on its line (``M:9/8 EDC DA,B, CDE|``), whose notes abc2midi drops as part of the
+  field while abcflax plays them, as the tunebook means (``abcflax.export.inline_fields_with_music``).
 
     python benchmarks/export_agreement.py [--limit N] [--every K] [--jobs J] [--show N]
 
@@ -137,6 +139,7 @@ def abc2midi_wrong(text: str) -> str | None:
       ABC 2.1 (4.13) in the time of 2 unless "the time signature is compound (6/8, 9/8, 12/8)".
     """
     from abcflax.abc_check import analyze_tune, parse_meter
+    from abcflax.export import inline_fields_with_music
 
     numerator = 0
     for line in text.split("\n"):
@@ -163,6 +166,8 @@ def abc2midi_wrong(text: str) -> str | None:
                 opened = False
             if token.endswith(":"):
                 opened = True
+    if inline_fields_with_music(text) != text:
+        reasons.append("abc2midi drops the notes after a field on its line (M:9/8 EDC...), abcflax plays them")
     return "; ".join(dict.fromkeys(reasons)) or None
 
 

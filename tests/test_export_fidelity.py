@@ -339,6 +339,19 @@ def test_quintuplet_in_three_four_is_in_the_time_of_two():
 
 
 @needs_abc2midi
+def test_meter_with_notes_on_its_line_plays_its_notes():
+    # abc2midi drops the notes of "M:9/8 EDC..." with the field; abcflax plays them as [M:9/8] (found: Swedish,
+    # Guns of the Magnificent Seven), and the agreement benchmark excludes such tunes with this reason
+    abc = H + "GABc dedB|\nM:3/4 c2ec B2|\n"
+    assert len(midi_notes(abc)) == 8 + 4
+    assert_plays_as_abc2midi(abc.replace("M:3/4 ", "[M:3/4] "))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from export_agreement import abc2midi_wrong
+
+    assert "after a field on its line" in abc2midi_wrong(abc)
+
+
+@needs_abc2midi
 def test_chord_of_four_notes_plays_as_abc2midi():
     # abc2midi starts a chord's fourth note 30 ticks late; the comparison must still see one chord (found: Walk
     # Around, "Carve dat possum", counted as differing)
