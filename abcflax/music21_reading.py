@@ -472,10 +472,20 @@ class _Walker:
         self.flush(event, voice)
 
     def bar_lines(self) -> None:
-        """The bar lines' edits and counts, once empty bars are joined."""
+        """The bar lines' edits and counts, once empty bars are joined. A ``|:`` while the one before it is
+        still open (no ``:|`` between) is refused: ABC does not say where the first repeat ends (abc2midi
+        guesses a ``::`` at the second one, abcflax's MIDI played the first part once; found: Molly Bawn's)."""
         for name, bars in self.bars.items():
             marks = self.marks[name]
+            opened = None
             for bar in bars:
+                if bar.ends:
+                    opened = None
+                if bar.starts and not (bar is bars[-1] and bar.empty):
+                    if opened is not None and not bar.ends:
+                        self.refuse(bar.event.start, "repeat start |:", "the |: before it is never closed "
+                                    "with :| (ABC does not say where that repeat ends)")
+                    opened = bar.event.start
                 canonical = bar.text
                 if canonical != bar.event.text:
                     self.edits.append((bar.event.start, bar.event.end, canonical))

@@ -384,6 +384,8 @@ def test_voices_keep_their_own_keys():
     ("GABc dedB|\ne>g/f/a/ g2 e2 B2|", 7, "broken rhythm > between notes of unequal lengths"),
     ("GABc dedB|(e<a3)f g2 e2|", 6, "broken rhythm < between notes of unequal lengths"),
     ("GAB (3cde>f B2|", 6, "broken rhythm > between notes of unequal lengths"),  # in a triplet and out
+    # abc2midi guesses a :: at the second |:, abcflax's MIDI played the first part once (found: Molly Bawn's)
+    ("|:GABc dedB|c2ec B2dB|]\n|:d2B2 G4|c2e2 d4:|", 7, "repeat start |:"),
 ])
 def test_refused_with_construct_and_line(body, line, construct):
     with pytest.raises(InputError) as raised:
