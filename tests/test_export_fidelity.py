@@ -279,6 +279,10 @@ def test_chords_tied_inside_are_held():
     assert midi_notes(abc) == [(0.5, 72), (0.5, 81), (1.5, 65), (1.5, 69), (1.5, 74)]
     if ABC2MIDI is not None:
         assert_plays_as_abc2midi(abc)
+    # in another order (found: Essence of Old Kentucky, refused as "D5+D6 of 3/2 quarter notes" where the ABC
+    # has 2 once the tie was read)
+    abc = "X:1\nT:t\nM:4/4\nL:1/8\nK:C\n[d3-d'3-][d'd] z4|\n"
+    assert midi_notes(abc) == [(0.0, 74), (0.0, 86)]
 
 
 def test_overfull_bar_keeps_its_repeat():
