@@ -17,6 +17,9 @@ MAX_SEQ_LEN = 4096
 # copy, so an unbounded N grew memory until the machine gave out instead of saying why
 MAX_COPIES = 1000
 MAX_PART_BARS = 64  # --part-bars: longer "parts" are no phrases (0 turns the phrase rule off)
+# the highest dropout rate train takes, from the library as from the CLI: masks come from one random byte
+# per element (rates in 256ths), so a rate near 1 drops every unit and the step divides by zero (NaNs)
+MAX_DROPOUT = 0.95
 SEED_MODULUS = 2**32  # seeds are taken modulo this (JAX's keys hold 32 bits of them), by train as by continue
 
 # a field's annotation -> the stored values it takes (an int is a fine float; a bool is no number here)

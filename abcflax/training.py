@@ -28,7 +28,8 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import atomic, checkpoint, lstm, runtime
-from .config import MAX_BATCH_SIZE, MAX_COPIES, MAX_SEQ_LEN, MAX_STEPS, SEED_MODULUS, ModelConfig, TrainConfig
+from .config import (MAX_BATCH_SIZE, MAX_COPIES, MAX_DROPOUT, MAX_SEQ_LEN, MAX_STEPS, SEED_MODULUS, ModelConfig,
+                     TrainConfig)
 from .errors import AbcflaxWarning, CheckpointError, InputError, UsageError
 from .evaluate import bits_per_char
 from .harmonizer import AFTER_MARKER, chord_degrees, chords_after_text
@@ -332,8 +333,8 @@ def check_configs(model_config: ModelConfig, train_config: TrainConfig) -> None:
         if not (finite and low <= value <= high and (value > 0 or not positive)):
             raise UsageError(f"{name} must be a finite number from {low} to {high}"
                              f"{', more than 0' if positive else ''} (got {value!r})")
-    if not (isinstance(model_config.dropout, (int, float)) and 0 <= model_config.dropout < 1):
-        raise UsageError(f"dropout must be from 0 to below 1 (got {model_config.dropout!r})")
+    if not (isinstance(model_config.dropout, (int, float)) and 0 <= model_config.dropout <= MAX_DROPOUT):
+        raise UsageError(f"dropout must be from 0 to {MAX_DROPOUT} (got {model_config.dropout!r})")
     for name in _TRAIN_SWITCHES:
         if not isinstance(getattr(train_config, name), bool):  # reverse="no" trained a right-to-left model
             raise UsageError(f"{name} must be True or False (got {getattr(train_config, name)!r})")

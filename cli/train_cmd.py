@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from abcflax.config import MAX_BATCH_SIZE, MAX_COPIES, MAX_SEQ_LEN, MAX_STEPS
+from abcflax.config import MAX_BATCH_SIZE, MAX_COPIES, MAX_DROPOUT, MAX_SEQ_LEN, MAX_STEPS
 from abcflax.runtime import MAX_DEVICES
 
 from .common import cli_errors
@@ -31,7 +31,7 @@ STEPS = click.IntRange(1, MAX_STEPS)
 @click.option("--clip-norm", type=FiniteFloatRange(min=0, min_open=True),
               help="Clip the gradient's global norm to this.  [default: 1.0]")
 @click.option("--weight-decay", type=FiniteFloatRange(min=0), help="AdamW's decoupled weight decay.  [default: 1e-5]")
-@click.option("--dropout", type=FiniteFloatRange(0, 0.95), help="Dropout rate.")
+@click.option("--dropout", type=FiniteFloatRange(0, MAX_DROPOUT), help="Dropout rate.")
 @click.option("--dropout-from", type=click.IntRange(0, MAX_STEPS),
               help="Train this many steps with dropout off before it switches on.  [default: 0]")
 @click.option("--eval-every", type=STEPS, help="Steps between validation + checkpoint.")

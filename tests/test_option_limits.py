@@ -329,7 +329,8 @@ def test_library_train_checks_its_config_as_the_cli_does(tmp_path, change):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("change", [dict(hidden=0), dict(layers=0), dict(dropout=1.0), dict(dropout=-0.1)])
+@pytest.mark.parametrize("change", [dict(hidden=0), dict(layers=0), dict(dropout=1.0), dict(dropout=-0.1),
+                                    dict(dropout=0.99)])  # 0.99 rounds to 254/256: the CLI's 0.95 is the limit
 def test_library_train_checks_the_model_shape(tmp_path, change):
     import dataclasses
 
@@ -444,3 +445,19 @@ def test_evaluate_checks_every_music21_name_before_reading(tmp_path):
     # a folder before music21:.. was read (and a missing one refused) before the name was looked at
     line = one_error_line(invoke(["evaluate", tmp_path / "missing.abc", "music21:.."]), 2)
     assert "music21:..: name one folder of music21's corpus" in line
+
+
+def test_the_library_and_the_cli_take_the_same_highest_dropout(tmp_path):
+    from abcflax.config import MAX_DROPOUT
+    from abcflax.training import check_configs
+
+    check_configs(dataclasses_replace(abcflax.preset("tiny"), dropout=MAX_DROPOUT), abcflax.TrainConfig(steps=1))
+    result = CliRunner().invoke(main_group, ["train", "-", "--out", str(tmp_path / "run"), "--dropout",
+                                       str(MAX_DROPOUT + 0.01)], input="X:1\nK:G\nGABc|\n")
+    assert result.exit_code == 2 and f"0<=x<={MAX_DROPOUT}" in result.output
+
+
+def dataclasses_replace(config, **change):
+    import dataclasses
+
+    return dataclasses.replace(config, **change)
