@@ -372,8 +372,7 @@ def plan_tunes(seeds: str | list[Seed], n: int = 1, *, model=None, constrain: bo
             else:
                 _check_characters(seed, prompt, chars)
                 view = in_home_key(PromptView(prompt, "", ""))
-                if view.fifths:  # the output shows the seed's own key; the model reads the moved prompt
-                    shown = shown if shown != prompt else prompt
+                if view.fifths:  # the output shows the seed in its own key (``shown``), the model reads it moved
                     prompt, sealed, view_length, fifths = view.text, view.sealed, len(view.text), view.fifths
             if constrain:
                 constraint_module.place_prompt(prompt, tables, loaded.vocab.chars, sealed)
@@ -530,7 +529,7 @@ def _finish(batch: list[TunePlan], work, sample_pool: Callable, report: Callable
             options: dict, draws: int) -> Iterator[ComposedTune]:
     from .abc_check import check_tune, close_open_slurs
     from .sample import warn_if_short
-    from .transposition import transpose
+    from .transposition import moved_back
 
     limits = {key: options[key] for key in ("bars", "until", "max_chars", "constrained")}
 
@@ -539,10 +538,9 @@ def _finish(batch: list[TunePlan], work, sample_pool: Callable, report: Callable
         added = result.text[plan.view_length:]
         if plan.fifths:
             try:
-                added = transpose(added, -plan.fifths, body_only=True)
-            except InputError as exc:  # a note the model spelled that needs a triple accidental back home
-                report(f"{plan.where or 'seed'}: tune {plan.number} ({plan.title}): cannot be written back in "
-                       f"its key: {exc}")
+                added = moved_back(added, plan.fifths)
+            except InputError as exc:
+                report(f"{plan.where or 'seed'}: tune {plan.number} ({plan.title}): {exc}")
                 continue
         written = plan.shown + added if plan.shown else result.text
         text = close_open_slurs(_set_header(written, plan.number, plan.title))

@@ -174,7 +174,7 @@ def in_home_key(view: PromptView) -> PromptView:
     from .transposition import home_key_shift, transpose
 
     fifths = home_key_shift(view.text)
-    if not fifths or _OPEN_AT_END.search(view.text.rsplit("\n", 1)[-1]):
+    if not fifths or _SPELLED_BY_KEY_AT_END.search(view.text.rsplit("\n", 1)[-1]):
         return view
     try:
         return replace(view, text=transpose(view.text, fifths),
@@ -185,7 +185,7 @@ def in_home_key(view: PromptView) -> PromptView:
 
 # the end of a prompt's last line where the next character's spelling depends on the key: an accidental,
 # or inside a chord symbol, an inline field or a !decoration!
-_OPEN_AT_END = re.compile(r'[\^_=]+$|^(?:[^"]*"[^"]*")*[^"]*"[^"]*$|\[[A-Za-z]:[^\]]*$|^(?:[^!]*![^!]*!)*[^!]*![^!]*$')
+_SPELLED_BY_KEY_AT_END = re.compile(r'[\^_=]+$|^(?:[^"]*"[^"]*")*[^"]*"[^"]*$|\[[A-Za-z]:[^\]]*$|^(?:[^!]*![^!]*!)*[^!]*![^!]*$')
 
 
 def in_register(view: PromptView) -> PromptView:
@@ -390,12 +390,9 @@ def _rejoin(prompt: str, view: PromptView, result: str) -> str:
 
         added = shift_octaves(added, -view.octaves, body_only=True)
     if view.fifths:
-        from .transposition import transpose
+        from .transposition import moved_back
 
-        try:
-            added = transpose(added, -view.fifths, body_only=True)
-        except InputError as exc:  # a note the model spelled that needs a triple accidental back home
-            raise InputError(f"the continuation cannot be written back in the prompt's key: {exc}") from None
+        added = moved_back(added, view.fifths)
     if _ends_in_no_chord(prompt):
         added = _LEADING_CHORD_SYMBOL.sub(r"\1", added, count=1)  # "N.C." is the harmony of the notes it stands before
     if not added:

@@ -56,7 +56,7 @@ def transpose_key(value: str, fifths: int) -> str:
             raise InputError(f"cannot transpose the bagpipe key K:{value.strip()}")
         return value
     letter, sign, mode, rest = match.groups()
-    if re.search(r"(^|\s)(exp\s|[=^_][A-Ga-g])", rest):
+    if _explicit_accidentals(rest):
         raise InputError(f"cannot transpose a key with explicit accidentals: K:{value.strip()}")
     signature = LETTER_FIFTHS[letter] + 7 * SIGN_VALUE[sign] + MODE_FIFTHS[mode or ""] + fifths
     if abs(signature) > MAX_SIGNATURE:
@@ -64,6 +64,11 @@ def transpose_key(value: str, fifths: int) -> str:
     steps, semitones = interval(fifths)
     index, accidental = _spell(letter, SIGN_VALUE[sign], steps, semitones)
     return LETTERS[index % 7] + {0: "", 1: "#", -1: "b"}[accidental] + (mode or "") + rest
+
+
+def _explicit_accidentals(key_rest: str) -> bool:
+    """Whether what follows a K: value's tonic and mode sets accidentals of its own (``exp``, ``^f _b``)."""
+    return re.search(r"(^|\s)(exp\s|[=^_][A-Ga-g])", key_rest) is not None
 
 
 def _note(match: re.Match, steps: int, semitones: int) -> str:
@@ -190,10 +195,19 @@ def home_key_shift(abc: str) -> int:
     if len(keys) != 1 or re.search(r"\[K:", abc):
         return 0
     match = KEY_TONIC.match(normalize_key(keys[0].split("%", 1)[0]))
-    if not match or re.search(r"(^|\s)(exp\s|[=^_][A-Ga-g])", match.group(4)):
+    if not match or _explicit_accidentals(match.group(4)):
         return 0
     tonic = LETTER_FIFTHS[match.group(1)] + 7 * SIGN_VALUE[match.group(2)]
     return min((home - tonic for home in HOME_TONICS), key=abs)
+
+
+def moved_back(added: str, fifths: int) -> str:
+    """What the model wrote in the home key (a piece of a tune body) moved back into the prompt's key: an
+    InputError for a note or chord that would need more than a double accidental there."""
+    try:
+        return transpose(added, -fifths, body_only=True)
+    except InputError as exc:
+        raise InputError(f"the continuation cannot be written back in the prompt's key: {exc}") from None
 
 
 # ---------------------------------------------------------------- register (octaves)
