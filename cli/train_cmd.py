@@ -131,4 +131,6 @@ def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_
                          weights=weights, sources=list(corpus), on_progress=report, extend=steps is not None,
                          init_from=init_from)
     if not process_id:  # the checkpoint's path, from the process that wrote it
-        click.echo(str(path))
+        # Started with stdout closed (a nohup job's ``>&-``): the saved model is the result, not this line, so
+        # a finished training still exits 0, and the path goes where the progress went.
+        click.echo(str(path), err=sys.stdout is None)

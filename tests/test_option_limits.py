@@ -421,6 +421,18 @@ def test_closed_stdout_is_refused_before_the_work(command, tune, tmp_path, tiny_
     assert sorted(path.name for path in tmp_path.iterdir()) == ["seeds.txt", "tune.abc"]
 
 
+def test_train_with_stdout_closed_trains_and_names_its_model_on_stderr(tmp_path):
+    """train's result is the saved model, not its stdout line: a nohup job started with ``>&-`` keeps its
+    training, exits 0, and finds the path beside the progress (it was dropped without a word)."""
+    corpus = tmp_path / "corpus.abc"
+    corpus.write_text("\n".join(tiny_texts(2)))
+    done = run_with_stdout_closed(["train", corpus, "--out", tmp_path / "run", "--preset", "tiny", "--steps", "1",
+                                   "--quiet"])
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[-1] == str(tmp_path / "run" / "model.msgpack")
+    assert (tmp_path / "run" / "model.msgpack").is_file()
+
+
 def test_compose_refuses_a_binary_format_on_stdout_before_sampling(tmp_path, tiny_model_dir):
     seeds = tmp_path / "seeds.txt"
     seeds.write_text("K:G\n\nK:Zzz\n")  # the bad seed's line came first, then the refusal after sampling
