@@ -246,10 +246,12 @@ def _columns(w_rec, batch: int, precision: Precision) -> bool:
     return state_in_columns(w_rec, max(1, batch // max(1, precision.devices)))
 
 
-def _forward_steps(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision: Precision, keep_residuals: bool):
+def _forward_steps(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision: Precision, keep_residuals: bool, bias=None):
     """The forward recurrence: ((h at every step T x B x H, last c, last h), residuals). With
     ``keep_residuals`` the residuals are every step's c and gate activations, in the recurrence's layout
-    (``state_in_columns``), for the backward pass; else None."""
+    (``state_in_columns``), for the backward pass; else None. ``bias`` (4H), if given, is added to the
+    projected inputs inside each step, where the step adds its product anyway: added to all of them before
+    the scan it was a pass of its own over the T x B x 4H array (4 ms a step and device for the default)."""
     w_rec = recurrent_weights(w_hh, precision.recurrence)
     columns = _columns(w_rec, c0_BxH.shape[0], precision)
     flip, axis = _flip(columns), 0 if columns else -1
@@ -258,6 +260,9 @@ def _forward_steps(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision: Precision, kee
         times_w = lambda h_HxB: column_product(w_t, h_HxB)
     else:
         times_w = lambda h_BxH: recurrent_product(h_BxH, w_rec)
+    if bias is not None:
+        bias = bias[:, None] if columns else bias
+        times_w_plus_bias, times_w = times_w, lambda h: times_w_plus_bias(h) + bias
 
     def scan_step(carry, xproj_Bx4H):
         c, h = carry
@@ -269,9 +274,9 @@ def _forward_steps(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision: Precision, kee
     return (h_TxBxH, flip(c), flip(h)), residuals
 
 
-def _scan_forward(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision: Precision = FLOAT32):
+def _scan_forward(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision: Precision = FLOAT32, bias=None):
     """The recurrence, also keeping every step's c and gate activations for the backward pass."""
-    return _forward_steps(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision, keep_residuals=True)
+    return _forward_steps(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision, keep_residuals=True, bias=bias)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(4,))
@@ -283,8 +288,8 @@ def lstm_scan(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision: Precision = FLOAT32
     return _forward_steps(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision, keep_residuals=False)[0]
 
 
-def _lstm_scan_fwd(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision: Precision = FLOAT32):
-    outputs, (c_steps, acts_steps) = _scan_forward(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision)
+def _lstm_scan_fwd(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision: Precision = FLOAT32, bias=None):
+    outputs, (c_steps, acts_steps) = _scan_forward(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision, bias)
     return outputs, (w_hh, c0_BxH, h0_BxH, outputs[0], c_steps, acts_steps)
 
 
@@ -364,12 +369,13 @@ def lstm_layer(x_TxBxI, w_ih, bias, w_hh, c0_BxH, h0_BxH, precision: Precision =
     which made XLA copy the 4H-wide gate gradient into the other layout (12.6 MB per layer for the default
     shape) where now it transposes the narrow inputs. ``precision.wide``: the projection and the input
     weights' and inputs' gradients are bfloat16 products too (``wide_product``)."""
-    return lstm_scan(project(x_TxBxI, w_ih, precision.wide) + bias, w_hh, c0_BxH, h0_BxH, precision)
+    return _forward_steps(project(x_TxBxI, w_ih, precision.wide), w_hh, c0_BxH, h0_BxH, precision,
+                          keep_residuals=False, bias=bias)[0]
 
 
 def _lstm_layer_fwd(x_TxBxI, w_ih, bias, w_hh, c0_BxH, h0_BxH, precision: Precision = FLOAT32):
-    xproj_TxBx4H = project(x_TxBxI, w_ih, precision.wide) + bias
-    outputs, scan_residuals = _lstm_scan_fwd(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision)
+    xproj_TxBx4H = project(x_TxBxI, w_ih, precision.wide)  # the bias is added inside the recurrence
+    outputs, scan_residuals = _lstm_scan_fwd(xproj_TxBx4H, w_hh, c0_BxH, h0_BxH, precision, bias)
     return outputs, (x_TxBxI, w_ih, scan_residuals)
 
 
