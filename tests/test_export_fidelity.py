@@ -355,6 +355,44 @@ def test_meter_with_notes_on_its_line_plays_its_notes():
     assert "after a field on its line" in abc2midi_wrong(abc)
 
 
+def _abc2midi_wrong(abc: str):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from export_agreement import abc2midi_wrong
+
+    return abc2midi_wrong(abc)
+
+
+@needs_abc2midi
+def test_repeat_start_after_a_double_bar_is_where_the_repeat_starts():
+    # abc2midi plays the pickup again on the repeat of "A||:dcBA:|" and excludes the tune from the agreement
+    # benchmark with this reason (found: Kitty Clover's); written |: it agrees with abcflax
+    abc = "X:1\nT:T\nM:2/4\nL:1/8\nK:D\nA||:dcBA:|\n"
+    assert [pitch for _, pitch in midi_notes(abc)] == [69, 74, 73, 71, 69, 74, 73, 71, 69]
+    assert_plays_as_abc2midi(abc.replace("||:", "|:"))
+    assert "||:" in _abc2midi_wrong(abc) and _abc2midi_wrong(abc.replace("||:", "|:")) is None
+
+
+@needs_abc2midi
+def test_end_and_start_repeat_after_a_second_ending_repeats_the_next_section():
+    # after a second ending abc2midi plays the section after ":|:" once (found: Little Czech Number); with "::"
+    # it plays it twice, as abcflax does with either
+    abc = "X:1\nT:T\nM:2/4\nL:1/4\nK:Am\n|:E|[1A:|[2 B|\n|:cd:|:\nef:|\n"
+    assert [pitch for _, pitch in midi_notes(abc)] == [64, 69, 64, 71, 72, 74, 72, 74, 76, 77, 76, 77]
+    assert_plays_as_abc2midi(abc.replace(":|:", "::"))
+    assert ":|:" in _abc2midi_wrong(abc) and _abc2midi_wrong(abc.replace(":|:", "::")) is None
+
+
+@needs_abc2midi
+def test_grace_note_accidental_carries_through_the_bar():
+    # "{^g}a2 G2": the grace's sharp holds for the bar's G, as abc2midi plays it with its grace notes; with
+    # -NGRA (grace notes left out, as the comparison runs it) abc2midi drops the sharp too (found: "H -- 'on
+    # the Wabash"), so such tunes are excluded with this reason
+    abc = "X:1\nT:T\nM:4/4\nL:1/8\nK:Am\nz2{^g}a2 G2 A2|G4 z4|\n"
+    assert [pitch for _, pitch in midi_notes(abc)] == [81, 68, 69, 67]
+    assert "grace note's accidental" in _abc2midi_wrong(abc)
+    assert _abc2midi_wrong(abc.replace("{^g}", "{g}")) is None
+
+
 @needs_abc2midi
 def test_chord_of_four_notes_plays_as_abc2midi():
     # abc2midi starts a chord's fourth note 30 ticks late; the comparison must still see one chord (found: Walk
