@@ -106,7 +106,8 @@ def bars_ok(prompt: str, score, added: str = "") -> bool:
     """Measures from the one the prompt ends in onwards are full (the prompt's earlier bars are its own, and
     so is the one it ends in when it stops inside the ``:|`` that closes it: a short last bar against the
     tune's pickup, whose bar line the continuation ``added`` only finishes)."""
-    closed_text = prompt[: max(prompt.rfind("|") + 1, prompt.find("\nK:") + 1)] + "\n"
+    last_bar_line = max(prompt.rfind("|") + 1, prompt.rfind("::") + 2)  # "::" holds no "|"
+    closed_text = prompt[: max(last_bar_line, prompt.find("\nK:") + 1)] + "\n"
     closed = parse(closed_text)
     first = len(measures(closed)) if closed is not None else 0
     if not first:  # music21 makes no measures of a tune of one or two bars: count its bar lines instead
