@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 from .tunebook import is_no_chord
@@ -1073,6 +1073,10 @@ def blocking_problem(text: str, *, partial: bool = False) -> CheckProblem | None
             continue  # a prompt may stop after the accidental of its last note: the continuation writes the note
         if partial and problem.message.startswith("stray ':'") and _at_end(text, problem, ":"):
             continue  # or after the ':' of a ':|' or '::': the continuation writes the rest of the bar line
+        if partial and problem.message == _GRACE_OPEN and _at_end(text, problem, r"\{[\^_=]*"):
+            # the sampler writes no grace notes, so it cannot choose the first one: say what to do instead
+            return replace(problem, message="the prompt stops just after a '{': write its grace "
+                                                        "notes and '}', or end the prompt before the '{'")
         return problem
     return None
 

@@ -227,6 +227,15 @@ def test_grace_notes_may_be_open_at_a_prompts_very_end_only():
         assert blocking_problem(HEADER + body, partial=True) is not None
 
 
+@pytest.mark.parametrize("body", ["GABc {", "GABc ({", "GABc {^", "GABc\n{"])
+def test_a_prompt_stopping_just_after_a_brace_says_what_to_do(body):
+    # the sampler writes no grace notes, so it cannot choose the first one; the line says so (it said only
+    # "{ grace notes are not closed with }", about a prompt the user meant to leave open)
+    problem = blocking_problem(HEADER + body, partial=True)
+    assert "stops just after a '{'" in problem.message and "end the prompt before the '{'" in problem.message
+    assert "stops just after" not in blocking_problem(HEADER + body + "d B2|", partial=True).message
+
+
 @pytest.mark.parametrize("body", ["GABc ({d", "GABc {dc", "GABc {=f "])
 def test_a_continuation_closes_the_grace_notes_its_prompt_stopped_in(body):
     # the bundled model: it knows { and } (the tiny test model's tunes have no grace notes)
