@@ -34,6 +34,9 @@ MAX_PROBLEMS = 200  # per tune; a megabyte of garbage must not produce a megabyt
 MAX_DIGITS = 5  # longer digit strings are absurd values (and int() of huge strings is slow)
 MAX_LENGTH = 256  # largest note length multiplier or divisor accepted
 MAX_TUPLET = 32
+# most notes in one grace group {...}: real ones hold a few; music21's MusicXML writer takes time cubic in a
+# group's size (200 notes 2 s, 500 notes 24 s, 1,000 notes 3 min)
+MAX_GRACE_NOTES = 32
 MAX_MULTIREST = 10_000
 
 _FIELD_LINE = re.compile(r"([A-Za-z+]):")
@@ -741,6 +744,8 @@ class _Scanner:
             return i + 1
         if not pitches:
             self.problem(i, "empty grace notes {}")
+        elif len(pitches) > MAX_GRACE_NOTES:
+            self.problem(i, f"grace notes {{...}} hold {len(pitches)} notes (at most {MAX_GRACE_NOTES} in one group)")
         self.add(i, j + 1, "grace", pitches=tuple(pitches), text=text[i:j + 1])
         return j + 1
 

@@ -160,6 +160,8 @@ def _bad_text_cases() -> list[Case]:
         "huge_length": HEADER + "GABC999999999 dedB|dedB dedB|\n",
         "huge_tuplet": HEADER + "(999GAB dedB|dedB dedB|\n",
         "huge_multirest": HEADER + "Z99999999999|dedB dedB|\n",
+        # music21's MusicXML writer takes time cubic in a grace group's size: 5,000 notes would run for hours
+        "huge_grace_group": HEADER + "{" + "g" * 100 + "}GABc dedB|dedB dedB|\n",
         "junk_key": "X:1\nT:Reel\nM:4/4\nL:1/8\nK:Q##ptolemaic 12\nGABc dedB|dedB dedB|\n",
         "controls": HEADER + "GA\x01Bc\x02de\x03dB|\x04\x05\x06\x07\x08\x0b\x0e\x0f\x10|\n",
         "long_line_1MB": HEADER + "GABc dedB|" * 100_000 + "\n",

@@ -227,6 +227,15 @@ def test_absurd_values_are_problems_not_exceptions(header, body):
     assert problems and not any("internal" in p.message for p in problems)
 
 
+def test_a_grace_group_past_the_limit_is_a_problem_and_one_at_it_is_not():
+    from abcflax.abc_check import MAX_GRACE_NOTES
+
+    assert check_tune(tune("{" + "g" * MAX_GRACE_NOTES + "}GABc dedB|")) == []
+    problems = check_tune(tune("{" + "g" * (MAX_GRACE_NOTES + 1) + "}GABc dedB|"))
+    assert [(p.kind, p.column) for p in problems] == [("syntax", 1)]
+    assert f"{MAX_GRACE_NOTES + 1} notes" in problems[0].message
+
+
 def test_missing_key_and_text_after_a_blank_line():
     assert any(p.kind == "header" and "K:" in p.message for p in check_tune("X:1\nT:No key\nABC|\n"))
     assert any(p.kind == "structure" for p in check_tune(tune("ABcd efga|\n\nABcd efga|")))
