@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,6 +205,8 @@ def save(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
 def load(path: str | os.PathLike) -> Checkpoint:
     target = resolve(path)
     try:
+        if not stat.S_ISREG(target.stat().st_mode):  # a FIFO would block the read, /dev/zero never end it
+            raise CheckpointError(f"{target}: not a regular file, not a checkpoint")
         data = target.read_bytes()
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no model found (expected {target})") from None

@@ -400,3 +400,32 @@ def test_plugins_come_only_from_entry_points_and_can_be_switched_off(monkeypatch
         loaded.clear()
         assert ("fake" in plugins.exporters()) is expected and bool(loaded) is expected, setting
     plugins.reset_plugins()
+
+
+def _fifo(tmp_path: Path) -> Path:
+    os.mkfifo(tmp_path / "pipe.msgpack")
+    return tmp_path / "pipe.msgpack"
+
+
+def _folder_with_a_fifo(tmp_path: Path) -> Path:
+    (tmp_path / "model").mkdir()
+    os.mkfifo(tmp_path / "model" / checkpoint.FILE_NAME)
+    return tmp_path / "model"
+
+
+@pytest.mark.parametrize("make, named", [(_fifo, "pipe.msgpack"), (_folder_with_a_fifo, checkpoint.FILE_NAME),
+                                         (lambda tmp_path: Path("/dev/zero"), "/dev/zero")])
+@pytest.mark.parametrize("command", ["continue", "train"])
+def test_a_model_that_is_no_regular_file_is_one_line_not_a_hang(make, named, command, tmp_path):
+    """A FIFO with no writer blocked the read forever; /dev/zero never ended it (nor did memory)."""
+    model = make(tmp_path)
+    tune = tmp_path / "t.abc"
+    tune.write_text("X:1\nM:4/4\nL:1/8\nK:G\nGABc dedB|dedB dedB|\n")
+    args = ({"continue": ["continue", str(tune), "--model", str(model)],
+             "train": ["train", str(tune), "--out", str(tmp_path / "run"), "--init-from", str(model), *TRAIN_ARGS]})
+    result = subprocess.run([sys.executable, "-m", "abcflax_cli.main", *args[command]], capture_output=True,
+                            text=True, timeout=60, env={**os.environ, "ABCFLAX_PLUGINS": ""})
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("abcflax: error: ") and named in lines[0], result.stderr
+    assert "not a regular file" in lines[0]
