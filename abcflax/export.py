@@ -83,6 +83,27 @@ def _refuse_huge_meter(tune: Tune) -> None:
                              f"beats; export handles at most {MAX_METER_BEATS}")
 
 
+MAX_BARS = 500  # per voice; music21 beams a part in time quadratic in its bars: 500 bars 6 s, 2,000 bars 76 s
+
+
+def _refuse_too_many_bars(tune: Tune) -> None:
+    """InputError, at the first bar past the limit, for a voice of more bars than music21 lays out in
+    reasonable time (10,000 bars fit in MAX_TUNE_CHARS and took half an hour); real tunes have a few hundred."""
+    from collections import Counter
+
+    from .abc_check import analyze_tune
+
+    bars = analyze_tune(tune.full_text).bars
+    counts = Counter(bar.voice for bar in bars)
+    seen = Counter()
+    for bar in bars:
+        seen[bar.voice] += 1
+        if seen[bar.voice] > MAX_BARS:
+            where = f" in voice {bar.voice}" if bar.voice else ""
+            raise InputError(f"{tune.source}:{tune.file_line(bar.line)}: tune has {counts[bar.voice]} bars{where}; "
+                             f"export handles at most {MAX_BARS}")
+
+
 def _one_tune(abc: str) -> Tune:
     tunes = split_tunes(abc)
     if len(tunes) > 1:
@@ -153,6 +174,7 @@ def _parse(tune: Tune):
     tune = replace(tune, text=drop_empty_annotations(inline_fields_with_music(tune.text)))
     _refuse_malformed(tune)  # else music21 guesses ("assuming C") or divides by zero
     _refuse_huge_meter(tune)
+    _refuse_too_many_bars(tune)
     # rewritten into ABC music21 reads as written (or refused), and its reading checked against the ABC
     reading = prepare(tune.full_text, tune.source, tune.file_line)
     try:  # defaults written out: music21 reads no note of a tune without L: and M: ("no active default note length")

@@ -350,3 +350,21 @@ def test_annotation_rewrites_leave_chord_symbols_and_text_fields_alone():
 
     tune = 'X:1\nT:">" in a title\nK:G\n"G"G2 ">x"A2 ">"B2 " "c2|\nW:">"\n'
     assert drop_empty_annotations(tune) == 'X:1\nT:">" in a title\nK:G\n"G"G2 "^x"A2 B2 c2|\nW:">"\n'
+
+
+@pytest.mark.parametrize("voices", ["", "V:1\nGABc dedB|\nV:2\n"])
+def test_a_tune_of_more_bars_than_music21_lays_out_in_time_is_refused_at_the_first_bar_past(voices):
+    """music21 beams a part in time quadratic in its bars: 5,000 bars took 8 minutes, 10,000 half an hour."""
+    from abcflax.export import MAX_BARS
+
+    bars = "GABc dedB|\n" * (MAX_BARS + 1)
+    where = " in voice 2" if voices else ""
+    first = 4 + voices.count("\n") + MAX_BARS + 1  # X: M: L: K: lines, then the bars
+    with pytest.raises(InputError, match=rf"^<text>:{first}: tune has {MAX_BARS + 1} bars{where}; "
+                                         rf"export handles at most {MAX_BARS}$"):
+        abcflax.export_bytes(f"X:1\nM:4/4\nL:1/8\nK:G\n{voices}{bars}", "mid")
+    from abcflax.export import _refuse_too_many_bars
+    from abcflax.tunebook import read_tunebook
+
+    at_limit = read_tunebook(f"X:1\nM:4/4\nL:1/8\nK:G\n{voices}" + "GABc dedB|\n" * MAX_BARS)[0][0]
+    _refuse_too_many_bars(at_limit)  # the most it takes
