@@ -48,15 +48,22 @@ def _out_paths(out_dir: str, plans, formats: list[str], force: bool) -> list[dic
     return paths
 
 
+TUNE_SOURCE = "<text>"  # how write_output names the tune it was given: its errors about the tune start so
+
+
 def _write_tune(tune, paths: dict[str, str], force: bool) -> str | None:
-    """Write one tune in every format; the error line when one fails (the other tunes go on)."""
+    """Write one tune in every format; the error line when the tune cannot be exported (the other tunes go
+    on). An error about the output (a full disk, a folder that takes no files) stops the run, as one line:
+    every other tune would fail alike."""
     import abcflax
     from abcflax.errors import AbcflaxError
 
     for fmt, path in paths.items():
         try:
-            abcflax.write_output(tune.text, path, fmt=fmt, force=force)
+            abcflax.write_output(tune.text, path, fmt=fmt, force=force, source=TUNE_SOURCE)
         except AbcflaxError as exc:
+            if not str(exc).startswith(f"{TUNE_SOURCE}:"):
+                raise
             return f"tune {tune.number} ({tune.title}): {path}: {exc}"
     return None
 

@@ -384,6 +384,26 @@ def test_write_error_is_one_error_line(tmp_path, monkeypatch):
     assert catalogue.files_under(tmp_path / "out") == []
 
 
+@pytest.mark.skipif(not HAS_COMPOSE, reason="compose command not installed")
+def test_compose_out_dir_write_error_stops_at_the_first_tune_in_one_line(tmp_path, tiny_model_dir, monkeypatch):
+    """A folder that takes no file (a full disk, /proc) failed every tune alike: one line a tune, each naming
+    the path twice, after sampling them all. Now the first failure stops the run."""
+    def broken_replace(src, dst):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_text("R:reel K:D\nR:jig K:G\nR:waltz K:A\n")
+    out = tmp_path / "tunes"
+    result = invoke(["compose", str(seeds), "--model", str(tiny_model_dir), "--max-chars", "300", "--out-dir",
+                     str(out), "--quiet"])
+    assert result.exit_code == 1
+    line = one_error_line(result)
+    assert line.startswith(f"abcflax: error: {out}{os.sep}") and line.endswith(": cannot write: Input/output error")
+    assert line.count(str(out)) == 1
+    assert not out.exists() or catalogue.files_under(out) == []
+
+
 def test_tunebook_to_a_fifo_is_refused_not_split_beside_it(tmp_path):
     """Two tunes make two MusicXML files, <stem>-<X>: beside a FIFO (or in /dev) they have no place."""
     book = tmp_path / "book.abc"
