@@ -30,7 +30,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from . import atomic, checkpoint, lstm, runtime
 from .config import (MAX_BATCH_SIZE, MAX_COPIES, MAX_DROPOUT, MAX_SEQ_LEN, MAX_STEPS, SEED_MODULUS, ModelConfig,
                      TrainConfig)
-from .errors import AbcflaxWarning, CheckpointError, InputError, UsageError
+from .errors import AbcflaxError, AbcflaxWarning, CheckpointError, InputError, UsageError
 from .evaluate import bits_per_char
 from .harmonizer import AFTER_MARKER, chord_degrees, chords_after_text
 from .model import CharLSTM, create_model
@@ -446,9 +446,17 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
     elif previous is None and init_from is not None:
         meta["init_from"] = str(init_from)
 
-    def save(step: int, elapsed: float) -> None:
+    def finite_weights(step: int) -> dict:
+        """The weights to save; the divergence error when the last update overflowed them (the loss it was
+        computed from was still finite)."""
+        pure = nnx.to_pure_dict(params)
+        if not all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree_util.tree_leaves(pure)):
+            raise _diverged(step, "the weights hold NaN or Inf values", ckpt_path)
+        return pure
+
+    def save(step: int, elapsed: float, pure: dict | None = None) -> None:
         checkpoint.save(ckpt_path, checkpoint.Checkpoint(
-            model_config, vocab, nnx.to_pure_dict(params), train_config,
+            model_config, vocab, finite_weights(step) if pure is None else pure, train_config,
             jax.tree_util.tree_leaves(jax.device_get(opt_state)), step, {**meta, "elapsed_s": round(elapsed, 1)}))
 
     def fetch(step: int):
@@ -467,6 +475,8 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
             run_step = step_fn if step >= train_config.dropout_from else plain_step_fn
             params, opt_state, loss = run_step(params, opt_state, x, y, jax.random.fold_in(base_key, step))
             done = step + 1
+            if not math.isfinite(float(loss)):
+                raise _diverged(done, f"the loss is {float(loss)}", ckpt_path)
             window_loss += float(loss)
             window_steps += 1
             now = time.perf_counter()
@@ -481,10 +491,11 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
                              "valid_bpc": round(report.valid_bpc, 4), "chars_per_s": round(speed),
                              "elapsed_s": round(elapsed, 1)})
                 if writer:
+                    pure = finite_weights(done)  # a diverged run logs and saves nothing more
                     # log first: a kill between the two leaves a row that resume drops (rows after the
                     # checkpoint's step), never a checkpointed step missing from the log
                     _write_log(log_path, rows)
-                    save(done, elapsed)
+                    save(done, elapsed, pure)
                     write_plot(log_path, out / PLOT_NAME)
                 window_loss, window_steps, window_start = 0.0, 0, time.perf_counter()
             if on_progress:
@@ -492,6 +503,14 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
     if writer and end == train_config.steps and not ckpt_path.exists():
         save(end, elapsed_before + time.perf_counter() - run_start)
     return ckpt_path
+
+
+def _diverged(step: int, what: str, ckpt_path: Path) -> AbcflaxError:
+    """The error that stops a run whose training diverged: no model of NaNs is saved (every command would
+    refuse it), and an earlier checkpoint stays as it was."""
+    kept = (f"the checkpoint in {ckpt_path} is the last good one" if ckpt_path.exists()
+            else "no model was saved")
+    return AbcflaxError(f"training diverged at step {step}: {what}; {kept} (try a lower --lr, or --clip-norm)")
 
 
 def _require_vocab_covers(vocab: Vocab, texts: list[str], source: Path, action: str = "resume") -> None:

@@ -429,3 +429,29 @@ def test_a_model_that_is_no_regular_file_is_one_line_not_a_hang(make, named, com
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("abcflax: error: ") and named in lines[0], result.stderr
     assert "not a regular file" in lines[0]
+
+
+def test_a_diverging_run_stops_in_one_line_and_keeps_its_last_good_checkpoint(tmp_path):
+    """It trained on, exited 0 and saved a model of NaNs that every command then refused."""
+    from click.testing import CliRunner
+
+    from abcflax_cli.common import main_group
+
+    corpus = tmp_path / "corpus.abc"
+    corpus.write_text("\n".join(tiny_texts(2)))
+    run = tmp_path / "run"
+    # step 1 moves the weights by about 1e30 (float32 holds them: step 1 is saved); step 2 overflows
+    args = ["train", str(corpus), "--out", str(run), "--preset", "tiny", "--steps", "6", "--batch-size", "8",
+            "--seq-len", "32", "--eval-every", "1", "--warmup-steps", "0", "--lr", "1e30", "--quiet"]
+    result = CliRunner().invoke(main_group, args)
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("abcflax: error: training diverged at step 2: "), result.stderr
+    assert f"the checkpoint in {run / checkpoint.FILE_NAME} is the last good one" in lines[0]
+    kept = checkpoint.load(run)
+    assert kept.step == 1 and logged_steps(run) == [1]  # loads: its weights are finite
+    with pytest.raises(abcflax.AbcflaxError, match=r"^training diverged at step \d: .*no model was saved"):
+        abcflax.train(tiny_texts(2), tmp_path / "fresh", abcflax.preset("tiny"),
+                      abcflax.TrainConfig(steps=4, batch_size=8, seq_len=32, eval_every=10, warmup_steps=0,
+                                          learning_rate=1e308))
+    assert not (tmp_path / "fresh" / checkpoint.FILE_NAME).exists()
