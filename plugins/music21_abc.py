@@ -164,9 +164,10 @@ def _note_text(element, accidentals: _Accidentals, written: Fraction, where: str
     return _pitch(element.pitch, accidentals, where) + length + tie
 
 
-def _measure_body(measure, number, accidentals: _Accidentals) -> str:
-    """Notes of one measure, beamed by beat (ABC beams notes written without a space between them)."""
-    ts = in_force(measure, meter.TimeSignature)
+def _measure_body(measure, number, accidentals: _Accidentals, ts) -> str:
+    """Notes of one measure, beamed by beat (ABC beams notes written without a space between them); ``ts`` is
+    the time signature in force (looked up by the caller as it walks the measures: music21's context search
+    from each measure took time quadratic in the measures, 2,000 bars 35 s)."""
     beat = q(ts.beatDuration.quarterLength) if ts is not None else Fraction(1)
     words: list[str] = []
     previous_long = True
@@ -336,7 +337,8 @@ def stream_to_abc(obj, *, metadata=None) -> str:
                 lines.append(line.strip())
             lines += changes
             line, in_line = "", 0
-        text = endings.get(id(measure), "") + _measure_body(measure, number, accidentals)
+        ts = measure.getElementsByClass(meter.TimeSignature).first() or ts
+        text = endings.get(id(measure), "") + _measure_body(measure, number, accidentals, ts)
         line = f"{line} {text} {bar_lines[index + 1]}".strip()
         in_line += 1
         if in_line == BARS_PER_LINE or index + 1 == len(measures):
