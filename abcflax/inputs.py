@@ -42,6 +42,12 @@ def _import_file(path: str) -> str | None:
         return None
     if not os.path.isfile(path):
         read_file_text(path)  # raises the usual "no such file" / "is a directory" errors
+    try:
+        size = os.stat(path).st_size
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if size > MAX_INPUT_BYTES:  # as for ABC: music21 would take many minutes over it, then refuse the tune
+        raise InputError(f"{path}: file too large ({size} bytes; limit {MAX_INPUT_BYTES})")
     return importer.read(path)
 
 

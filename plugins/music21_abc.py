@@ -400,7 +400,25 @@ def _import(path: str, **keywords) -> str:
 
 def read_musicxml(path: str) -> str:
     """ABC for the melody of a MusicXML (.musicxml, .xml, .mxl) file."""
+    _require_small_unpacked(path)
     return _import(path)
+
+
+def _require_small_unpacked(path: str) -> None:
+    """Refuse a compressed MusicXML file (.mxl, a zip) that unpacks to more than abcflax reads as text: a
+    300 kB file of 300 MB of spaces took music21 2 GB of memory, a few MB more would take all of it. The
+    zip's own sizes count (Python's zipfile reads no more than they say)."""
+    import zipfile
+
+    from abcflax.tunebook import MAX_INPUT_BYTES
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError):
+        return  # not a zip: plain MusicXML (or a broken file, which music21 reports)
+    if unpacked > MAX_INPUT_BYTES:
+        raise InputError(f"{path}: compressed MusicXML too large unpacked ({unpacked} bytes; limit {MAX_INPUT_BYTES})")
 
 
 def read_midi(path: str) -> str:

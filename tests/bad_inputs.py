@@ -181,9 +181,38 @@ def _bad_text_cases() -> list[Case]:
     return cases
 
 
+def _padded_musicxml(size: int) -> bytes:
+    """Good MusicXML of ``size`` bytes: spaces between its elements."""
+    text = MUSICXML.encode()
+    cut = text.index(b"<part id")
+    return text[:cut] + b" " * (size - len(text)) + text[cut:]
+
+
+def _mxl(size: int) -> bytes:
+    """A compressed MusicXML file (a zip) that unpacks to ``size`` bytes: a few kB on disk."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("META-INF/container.xml", '<?xml version="1.0"?><container><rootfiles>'
+                                                   '<rootfile full-path="score.xml"/></rootfiles></container>')
+        archive.writestr("score.xml", _padded_musicxml(size))
+    return buffer.getvalue()
+
+
+OVER_LIMIT = 17 * 1024 * 1024  # past the 16 MB that abcflax reads
+
+
 def _bad_file_cases() -> list[Case]:
     binary = bytes(range(256)) * 64
     return [
+        # music21 took minutes over a large file, and 2 GB of memory to unpack a 300 kB .mxl of 300 MB
+        Case("musicxml_over_limit", _file("large.musicxml", _padded_musicxml(OVER_LIMIT)), only=IMPORTING,
+             tags=("big",)),
+        Case("mxl_unpacks_over_limit", _file("bomb.mxl", _mxl(OVER_LIMIT)), only=IMPORTING, tags=("big",)),
+        Case("mxl_unpacks_over_limit_stdin", _stdin, stdin=lambda: _mxl(OVER_LIMIT), only=IMPORTING & STDIN_COMMANDS,
+             tags=("big",)),
         Case("binary", _file("noise.abc", binary)),
         Case("binary_no_nul", _file("noise2.abc", bytes(range(1, 32)) * 100)),
         Case("midi_as_abc", _file("song.abc", MIDI)),
