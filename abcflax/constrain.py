@@ -592,6 +592,14 @@ def _min_fill(values, usable, remaining):
     return jnp.max(jnp.where(usable & (values <= limit), values, 0), axis=-1)
 
 
+def _shortest_triplet(values, usable):
+    """int [B]: ticks of the shortest triplet each row may write, three notes of the least ``usable`` value in
+    ``grammar.TRIPLET_VALUES`` (its first note's probe then finds room: ``grammar._probe_charge``)."""
+    triplet = jnp.isin(values, jnp.array(grammar.TRIPLET_VALUES))
+    least = jnp.min(jnp.where(usable[:, 0, :] & triplet, values, 10**6), axis=-1)
+    return 2 * least
+
+
 def _first_ending_fits(limits: Limits, chars, bars, column: bool = False):
     """Whether a first ending may open after ``chars`` characters and ``bars`` bars: not while finishing,
     and with room for its bar and the second ending's before the bars asked for."""
@@ -668,7 +676,7 @@ def allowed(tables: Tables, state: State, limits: Limits):
          event == grammar.EV_QUOTE, (event == grammar.EV_EOS) | (event == grammar.EV_FINAL)],
         [probe_ok, probe_ok & (free | (r1 >= 2 * 12)) & may_start(FEATURE_NOTE_CHORD),
          jnp.where(free, ticks1 > 0, ticks1 == limits.bar_len[:, None]),
-         free | (r1 >= 2 * grammar.TICKS_PER_UNIT), free | (r1 >= arg),
+         free | (r1 >= _shortest_triplet(tables.values, usable)[:, None]), free | (r1 >= arg),
          (free | (r1 >= 12)) & may_start(FEATURE_CHORD_SYMBOL), (state.bars >= limits.min_bars)[:, None] | must_end],
         True)
     forbidden_now = finishing & jnp.isin(event, jnp.array(grammar.FINISH_FORBIDDEN))

@@ -1,7 +1,8 @@
 """The grammar of generated ABC, compiled to tables for the jitted constrained sampler.
 
 A continuation is written in a well-behaved subset of ABC: notes (decoration ``~``/``.``, accidental,
-pitch, octave marks, a length from ``LENGTHS``), rests, ``[CEG]`` chords, ``(3`` triplets, broken
+pitch, octave marks, a length from ``LENGTHS``), rests, ``[CEG]`` chords, ``(3`` triplets of three
+notes of one length from ``TRIPLET_VALUES`` (``(3ABc``, ``(3A/B/c/``, ``(3A2B2c2``), broken
 rhythm ``>``/``<``, chord symbols in quotes, bar lines ``| || |] |: :| ::``, first/second endings
 ``[1``/``[2``, spaces and line breaks after bar lines.
 
@@ -27,7 +28,9 @@ LENGTHS = {
 }
 VALUES = tuple(sorted(set(LENGTHS.values())))  # the distinct written values, in ticks
 BROKEN_OK = (24, 48, 96)  # written values that may take '>' or '<' (their halves stay multiples of 12)
-TRIPLET_NOTE = 32  # a unit note inside (3 takes 2/3 of its written 48 ticks
+# written values a (3 triplet's notes may take, all three the same; each note takes 2/3 of it: sixteenths,
+# eighths, quarters and halves of L:1/8 (24 of 182 triplets in the training tunebooks are halves, (3A/B/c/)
+TRIPLET_VALUES = (12, 24, 48, 96)
 PITCHES_UPPER = "CDEFGAB"
 PITCHES_LOWER = "cdefgab"
 ACCIDENTALS = "^_="
@@ -111,6 +114,7 @@ class Syn:
     octaves: int = 0  # octave marks so far on this pitch
     chord_notes: int = 0  # notes inside the open [..] chord
     tuplet_left: int = 0  # notes still owed to an open (3
+    tuplet_value: int = 0  # written ticks of the open triplet's notes, set by its first one (0: not yet)
     need_note: bool = False  # after a chord symbol or '>'/'<': the next token must be a note
     exact: int = 0  # the next note must be written with exactly this many ticks (after '>'/'<')
     charge: str = "n"  # how the next note is charged: n = as written, h = half ('>'), t = 3/2 ('<')
@@ -149,9 +153,20 @@ class Edge:
 
 
 def _charge(syn: Syn) -> tuple[int, int]:
+    """How the note being written is charged to the bar: written * num / den."""
     if syn.tuplet_left:
         return 2, 3
     return {"n": (1, 1), "h": (1, 2), "t": (3, 2)}[syn.charge]
+
+
+def _probe_charge(syn: Syn) -> tuple[int, int]:
+    """What a probe of the note being written must find room for: the note as charged, or inside a triplet
+    (whose three notes all take the first one's value) the notes still owed, this one included, at 2/3 each:
+    the first note's check alone let a unit first note in where only a triplet of halves fitted, and the
+    third then had no room."""
+    if syn.tuplet_left:
+        return 2 * syn.tuplet_left, 3
+    return _charge(syn)
 
 
 def _charged(syn: Syn, written: int) -> int:
@@ -161,9 +176,9 @@ def _charged(syn: Syn, written: int) -> int:
 
 def _admissible(syn: Syn, node: int) -> int:
     """Mask of written values reachable below length-trie ``node`` for the note being written."""
-    if syn.tuplet_left:
-        return value_mask({48}) if node == 0 else 0
     values = _subtree_values(node)
+    if syn.tuplet_left:
+        return value_mask(values & ({syn.tuplet_value} if syn.tuplet_value else set(TRIPLET_VALUES)))
     if syn.exact:
         values = {v for v in values if v == syn.exact}
     return value_mask(values)
@@ -172,8 +187,10 @@ def _admissible(syn: Syn, node: int) -> int:
 def _after_note(syn: Syn, written: int) -> Syn:
     """State after a note or chord of ``written`` ticks is finished."""
     tuplet_left = max(0, syn.tuplet_left - 1)
+    tuplet_value = written if tuplet_left else 0
     brokenable = written in BROKEN_OK and not syn.tuplet_left and syn.charge == "n" and not syn.staccato
-    return replace(syn, mode="TOK", node=0, octaves=0, chord_notes=0, tuplet_left=tuplet_left, need_note=False,
+    return replace(syn, mode="TOK", node=0, octaves=0, chord_notes=0, tuplet_left=tuplet_left,
+                   tuplet_value=tuplet_value, need_note=False,
                    exact=0, charge="n", last_value=written if brokenable else 0, bar_start=False, owe_bar=False,
                    prev_blank=False, end_point=False, staccato=False)
 
@@ -181,7 +198,7 @@ def _after_note(syn: Syn, written: int) -> Syn:
 def _note_start(syn: Syn, ch: str) -> Edge | None:
     """A character that begins a note, rest or chord from a token boundary."""
     base = replace(syn, bar_start=False, prev_blank=False, end_point=False, last_value=0, need_note=False)
-    num, den = _charge(syn)
+    num, den = _probe_charge(syn)
     fill = not syn.tuplet_left and not syn.exact and syn.charge == "n"
     probe = dict(event=EV_PROBE, arg=_admissible(syn, 0), charge_num=num, charge_den=den, probe_fill=fill,
                  starts_note=True)
@@ -332,11 +349,11 @@ def _length_step(syn: Syn, ch: str) -> Edge | None:
         return Edge(replace(syn, octaves=syn.octaves + 1))
     node = 0 if syn.mode == "PITCH" else syn.node
     child = LEN_CHILDREN[node].get(ch)
-    if child is not None and not syn.tuplet_left:
+    if child is not None:
         mask = _admissible(syn, child)
         if mask:
-            num, den = _charge(syn)
-            fill = not syn.exact and syn.charge == "n"
+            num, den = _probe_charge(syn)
+            fill = not syn.tuplet_left and not syn.exact and syn.charge == "n"
             return Edge(replace(syn, mode="LEN", node=child, upper=False, octaves=0), event=EV_PROBE, arg=mask,
                         charge_num=num,
                         charge_den=den, probe_fill=fill)
@@ -344,13 +361,10 @@ def _length_step(syn: Syn, ch: str) -> Edge | None:
     written = LEN_VALUE[node]
     if written is None or not (_admissible(syn, node) & value_mask({written})):
         return None
-    if syn.tuplet_left and node != 0:
-        return None
     done = _after_note(syn, written)
     follow = step(done, ch)
     if follow is None:
         return None
-    fill = not syn.tuplet_left and not syn.exact and syn.charge == "n"
     return replace(follow, commit=_charged(syn, written))
 
 

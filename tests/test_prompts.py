@@ -152,11 +152,37 @@ def test_the_last_note_of_a_rewritten_tuplet_takes_no_more_length():
     assert [tables.next_state[place.syn, CHARS.index(ch)] >= 0 for ch in "2/>A"] == [False, False, False, True]
 
 
-def test_a_tuplet_that_is_still_open_with_lengths_is_refused_with_its_place():
+@pytest.mark.parametrize("body, goes_on, refused", [
+    ("GA ", ["(3d/e/f/ ", "(3d2e2f2 ", "(3d//e//f// ", "(3def ", "(3d/2e/f/2 "], ["(3d/e2", "(3d3/", "(3d2e/"]),
+    ("GA (3d2c2", ["B2 "], ["B ", "B3", "B/"]),
+    ("GA (3d/c/", ["B/ ", "2B/2 ", "B/2|"], ["/", "B ", "B2"]),
+    ("GA (3d//", ["c//B// ", "c/4B/4 "], ["c/B", "cB"]),
+    ("GA (3d/", ["c/B/ ", "2c/B/2 ", "/c//B// "], ["3", "c ", "cB "]),
+])
+def test_a_triplet_left_open_goes_on_in_the_value_of_its_notes(body, goes_on, refused):
+    """A triplet's notes all take its first one's written value (``(3d/e/f/``, ``(3d2c2B2``; triplets of halves
+    are a quarter of the training tunebooks'): a prompt cut inside one is continued in that value, and a note
+    of another value is not written into it."""
     from abcflax import constrain, sample
 
-    with pytest.raises(InputError, match=r"unsupported ABC at .*\(3d2"):
-        constrain.place_prompt(HEADER + "GA (3d2c2", sample.grammar_tables(CHARS), CHARS)
+    tables = sample.grammar_tables(CHARS)
+    state = constrain.place_prompt(HEADER + body, tables, CHARS).syn
+
+    def follow(text):
+        reached = state
+        for ch in text:
+            reached = tables.next_state[reached, CHARS.index(ch)] if reached >= 0 else -1
+        return reached
+
+    assert [follow(text) >= 0 for text in goes_on] == [True] * len(goes_on)
+    assert [follow(text) >= 0 for text in refused] == [False] * len(refused)
+
+
+def test_a_triplet_of_notes_of_different_values_is_refused_with_its_place():
+    from abcflax import constrain, sample
+
+    with pytest.raises(InputError, match=r"unsupported ABC at .*\(3d2c/"):
+        constrain.place_prompt(HEADER + "GA (3d2c/", sample.grammar_tables(CHARS), CHARS)
 
 
 @pytest.mark.parametrize("body", ["dedBA4 | A3BA4 G", "A3BA4 G2", "A3BA4 [GB]", "dedB | A3B\nA4 G"])

@@ -96,6 +96,25 @@ def test_constrained_sampler_writes_valid_abc_for_a_model_that_wants_invalid_abc
             assert not problems, (text, [str(p) for p in problems])
 
 
+TRIPLET = re.compile(r"\(3((?:[_^=]?[A-Ga-gz][,']*(\d*/*\d*)){3})")
+
+
+@pytest.mark.parametrize("meter, unit, body", [("4/4", "1/8", "GABc dedB|"), ("3/4", "1/4", "G A B|"),
+                                              ("2/4", "1/16", "A2cB A2E2|"), ("6/8", "1/8", "GAB d2B|")])
+@pytest.mark.parametrize("preferred", ["(3", "(3/", "(3//", "(32", "(3d/e/f/", "(3d2/"])
+def test_triplets_of_any_one_value_fill_their_bars_and_never_dead_end(meter, unit, body, preferred):
+    """Triplets of halves, quarters and doubles as well as unit notes, all three notes of one value, and no row
+    stuck, for a model that wants triplets everywhere, of every length, wherever they fit or not."""
+    prompt = f"X:1\nT:t\nM:{meter}\nL:{unit}\nK:G\n{body}"
+    texts, finished, stuck, _ = constrained_run(prompt, preferred, max_chars=160)
+    assert finished.all() and not stuck.any()
+    for text in texts:
+        assert not abcflax.check_tune(text), (text, [str(p) for p in abcflax.check_tune(text)])
+        for group in TRIPLET.finditer(text[len(prompt):]):
+            lengths = re.findall(r"[A-Ga-gz][,']*(\d*/*\d*)", group.group(1))
+            assert len({length.replace("/2", "/") for length in lengths}) == 1, group.group(0)
+
+
 def written_lengths(text):
     return re.findall(r"[A-Ga-gz\]][,']*(\d*/*\d*)", re.sub(r'"[^"]*"', "", text))
 
