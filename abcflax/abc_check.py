@@ -1052,6 +1052,7 @@ UNFINISHED_AT_END = "at the end of the tune"  # a tuplet or broken rhythm still 
 _OPEN_AT_END = ("is not closed with", "unclosed ", "never closed with")  # what a partial tune may leave open
 _GRACE_OPEN = "{ grace notes are not closed with }"  # at a partial tune's very end, with a note: closed for it
 OPEN_GRACE = r"\{[\^_=A-Ga-g,'/0-9 \-]*[A-Ga-g][\^_=A-Ga-g,'/0-9 \-]*"  # ``{g``, ``{=fg`` (no "}" yet)
+EMPTY_GRACE = r"\{[\^_=]*"  # ``{``, ``{^``: grace notes begun, their first note not yet written
 
 
 def blocking_problem(text: str, *, partial: bool = False) -> CheckProblem | None:
@@ -1072,16 +1073,14 @@ def blocking_problem(text: str, *, partial: bool = False) -> CheckProblem | None
             continue
         if partial and problem.message == _GRACE_OPEN and _at_end(text, problem, OPEN_GRACE):
             continue  # the continuation writes its "}" (``PromptView.forced``)
+        if partial and problem.message == _GRACE_OPEN and _at_end(text, problem, EMPTY_GRACE):
+            continue  # and a note before it, the model's choice (``continuation.with_grace_note``)
         if partial and problem.message.endswith(UNFINISHED_AT_END):
             continue  # a prompt may stop inside a triplet or after a '>': the continuation finishes it
         if partial and "is not followed by a note" in problem.message and _at_end(text, problem, r"[\^_=]+"):
             continue  # a prompt may stop after the accidental of its last note: the continuation writes the note
         if partial and problem.message.startswith("stray ':'") and _at_end(text, problem, ":"):
             continue  # or after the ':' of a ':|' or '::': the continuation writes the rest of the bar line
-        if partial and problem.message == _GRACE_OPEN and _at_end(text, problem, r"\{[\^_=]*"):
-            # the sampler writes no grace notes, so it cannot choose the first one: say what to do instead
-            return replace(problem, message="the prompt stops just after a '{': write its grace "
-                                                        "notes and '}', or end the prompt before the '{'")
         return problem
     return None
 

@@ -342,7 +342,7 @@ def plan_tunes(seeds: str | list[Seed], n: int = 1, *, model=None, constrain: bo
     without ``on_problem`` the first bad seed raises InputError.
     """
     from . import constrain as constraint_module
-    from .continuation import PromptView, in_home_key
+    from .continuation import PromptView, in_home_key, with_grace_note
     from .loading import resolve_model
     from .sample import grammar_tables
 
@@ -364,7 +364,7 @@ def plan_tunes(seeds: str | list[Seed], n: int = 1, *, model=None, constrain: bo
         sealed, view_length, fifths = False, len(prompt), 0
         try:
             if seed.tunebook and seed.body:
-                view = in_home_key(_tune_seed_prompt(seed, prompt, loaded.vocab.chars))
+                view = with_grace_note(loaded, in_home_key(_tune_seed_prompt(seed, prompt, loaded.vocab.chars)))
                 prompt, sealed, view_length = view.text + view.forced, view.sealed, len(view.text)
                 fifths = view.fifths
                 shown = with_explicit_defaults(shown)

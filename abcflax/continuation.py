@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from .abc_check import OPEN_GRACE, close_open_slurs
+from .abc_check import EMPTY_GRACE, OPEN_GRACE, close_open_slurs
 from .composer import auto_batch_size
 from .endings import DEFAULT_CANDIDATES, draw_count, keep_best_draws
 from .errors import InputError, UsageError
@@ -114,6 +114,7 @@ def _continue_checked(loaded, checked: list[tuple[str, "PromptView"]], *, max_ch
         raise UsageError(f"max_chars must be an integer in 1..{MAX_CHARS_LIMIT} (got {max_chars!r})")
     rows = list(range(len(checked))) if rows is None else rows
     draws = draw_count(candidates, temperature, constrain, until)
+    checked = [(text, with_grace_note(loaded, view)) for text, view in checked]
     requests = [Request(view.text + view.forced, seed, row, sealed=view.sealed, draw=draw)
                 for (_, view), row in zip(checked, rows) for draw in range(draws)]
     # many rows (a tunebook, times its draws) run a CPU-sized batch at a time, refilled as tunes end: the
@@ -148,6 +149,9 @@ class PromptView:
     joint: str  # written between the user's prompt and the continuation: "\n" after a trailing comment
     forced: str  # what the continuation must start with: the pitch of a tie left open at the prompt's end,
     # or the "}" of grace notes left open there
+    # the prompt stops just after a '{' (or '{^'): the grace note is the model's to choose (``with_grace_note``)
+    # and goes before ``forced``'s "}"
+    grace_note_owed: bool = False
     octaves: int = 0  # the view's notes are this many octaves above the prompt's (``in_register``)
     fifths: int = 0  # the view is the prompt moved by this many fifths (``in_home_key``)
 
@@ -186,6 +190,28 @@ def in_home_key(view: PromptView) -> PromptView:
 # the end of a prompt's last line where the next character's spelling depends on the key: an accidental,
 # or inside a chord symbol, an inline field or a !decoration!
 _SPELLED_BY_KEY_AT_END = re.compile(r'[\^_=]+$|^(?:[^"]*"[^"]*")*[^"]*"[^"]*$|\[[A-Za-z]:[^\]]*$|^(?:[^!]*![^!]*!)*[^!]*![^!]*$')
+
+
+GRACE_LETTERS = "ABCDEFGabcdefg"
+
+
+def with_grace_note(loaded, view: PromptView) -> PromptView:
+    """``view`` with the grace note it owes (``grace_note_owed``) chosen: the pitch letter the model finds
+    likeliest after the prompt's '{'. The sampler writes no grace notes of its own; graces take no time, so
+    the choice does not change where the continuation stands in its bar."""
+    if not view.grace_note_owed:
+        return view
+    from dataclasses import replace
+
+    import numpy as np
+
+    from .scoring import prime
+
+    ids = np.concatenate([[loaded.vocab.bos_id], loaded.vocab.encode(view.text)]).astype(np.int32)
+    logits = np.asarray(prime(loaded.weights, [ids])[2])[0]
+    letters = [ch for ch in GRACE_LETTERS if ch in loaded.vocab.chars]
+    best = max(letters, key=lambda ch: logits[loaded.vocab.id_of(ch)])
+    return replace(view, forced=best + view.forced, grace_note_owed=False)
 
 
 def in_register(view: PromptView) -> PromptView:
@@ -248,6 +274,8 @@ def prompt_view(text: str, vocab_chars: tuple[str, ...], source: str = "prompt",
     view_body = next((i + 1 for i, line in enumerate(view_lines) if line.startswith("K:")), len(view_lines))
     if not joint and re.search(OPEN_GRACE + r"\Z", view):
         return PromptView(view, joint, "}")  # the continuation closes the grace notes the prompt stopped in
+    if not joint and re.search(EMPTY_GRACE + r"\Z", view):
+        return PromptView(view, joint, "}", grace_note_owed=True)  # and writes their note first
     return PromptView(view, joint, _open_tie_pitch(view, view_body))
 
 
