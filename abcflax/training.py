@@ -418,6 +418,9 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
         nnx.replace_by_pure_dict(params, previous.params)
         opt_state = _restore_leaves(opt_state, previous.opt_state, ckpt_path)
         start = previous.step
+        if start >= train_config.steps:  # resumed with nothing left: it returned the path and said nothing
+            warnings.warn(f"{ckpt_path}: this run has trained all its {train_config.steps} steps, nothing to do "
+                          "(a larger --steps trains on)", AbcflaxWarning, stacklevel=2)
     elif init_from is not None:
         nnx.replace_by_pure_dict(params, initial.params)
     precision = precision_of(train_config)

@@ -135,6 +135,9 @@ def test_train_then_resume(tmp_path):
     resumed = run(args[:6] + ["--steps", "9", "--resume", "--quiet"])
     assert resumed.exit_code == 0, resumed.output
     assert abcflax.checkpoint.load(out).step == 9
+    finished = run(args[:6] + ["--resume"])  # nothing left: said in one line, not a silent exit
+    assert finished.exit_code == 0 and "trained all its 9 steps, nothing to do" in finished.stderr
+    assert finished.stderr.count("warning") == 1 and finished.stdout.strip() == str(out / "model.msgpack")
 
 
 def test_evaluate_names_a_bad_tune_and_scores_the_rest(tiny_model_dir, tmp_path):
