@@ -67,6 +67,9 @@ _BROKEN = {1: (Fraction(3, 2), Fraction(1, 2)), 2: (Fraction(7, 4), Fraction(1, 
            3: (Fraction(15, 8), Fraction(1, 8))}
 TUPLET_Q = {2: 3, 3: 2, 4: 3, 6: 2, 8: 3}  # others: 3 in compound meters, else 2 (ABC 2.1, 4.13)
 _DECORATION_CHARS = set(".~HIJKLMNOPQRSTUVWhijklmnopqrstuvw")  # H-W, h-w: ABC 2.1 user symbols
+_DECORATED = set("ABCDEFGabcdefg^_=zx[") | _DECORATION_CHARS  # what may follow a one-character decoration
+DECORATION_NOT_ON_A_NOTE = "must stand just before its note"
+ROLL_ON_A_CHORD = "cannot decorate a chord"
 _BOUNDARY_FIELDS = ("P", "K", "M")  # a part, key or meter change starts a new section
 
 
@@ -504,9 +507,21 @@ class _Scanner:
                 i = self.rest(i, end)
             elif c in _DECORATION_CHARS:
                 self.add(i, i + 1, "decoration", text=c)
+                self.decorated_note_follows(c, i)
                 i += 1
             else:
                 i = self.other(c, i, end)
+
+    def decorated_note_follows(self, c: str, i: int) -> None:
+        """A one-character decoration stands just before its note, rest or chord (or another decoration):
+        abc2midi refuses ``~ d``, ``.{g}d``, ``~(d``, ``~"G"d`` ("Malformed note"), and rolls and trills
+        on a chord."""
+        after = self.text[i + 1:i + 2]
+        if after not in _DECORATED:  # "structure": music21 reads it, and abc2midi plays the notes
+            self.problem(i, f"decoration {c} {DECORATION_NOT_ON_A_NOTE}", "structure")
+        elif after == "[" and c in "~T":
+            self.problem(i, f"a roll or trill ({c}) {ROLL_ON_A_CHORD} (abc2midi does not play it)",
+                         "structure")
 
     def other(self, c: str, i: int, end: int) -> int:
         """The less common tokens."""
@@ -729,6 +744,9 @@ class _Scanner:
     def grace(self, i: int, end: int) -> int:
         """``{gab}``: grace notes take no time."""
         text = self.text
+        if self._tie_pending():
+            self.problem(i, "a tie '-' cannot reach over grace notes { } to the next note "
+                            "(abc2midi: \"Could not find note to be tied\")")
         j, pitches = i + 1, []
         while j < end and text[j] != "}":
             match = _NOTE.match(text, j, end) if text[j] in "ABCDEFGabcdefg^_=" else None
@@ -908,6 +926,16 @@ class _Scanner:
         voice.broken_at = -1
         return j
 
+    _PASSED_BY_A_TIE = frozenset({"slur", "tuplet", "decoration", "chord_symbol", "annotation", "field"})
+
+    def _tie_pending(self) -> bool:
+        """Whether this voice's last note-like token is a tie still waiting for its note."""
+        name = self.voice.name
+        for event in reversed(self.events):
+            if event.voice == name and event.kind not in self._PASSED_BY_A_TIE:
+                return event.kind == "tie"
+        return False
+
     def tie(self, i: int, end: int) -> int:
         self.add(i, i + 1, "tie", text="-")
         return i + 1
@@ -1052,7 +1080,14 @@ UNFINISHED_AT_END = "at the end of the tune"  # a tuplet or broken rhythm still 
 _OPEN_AT_END = ("is not closed with", "unclosed ", "never closed with")  # what a partial tune may leave open
 _GRACE_OPEN = "{ grace notes are not closed with }"  # at a partial tune's very end, with a note: closed for it
 OPEN_GRACE = r"\{[\^_=A-Ga-g,'/0-9 \-]*[A-Ga-g][\^_=A-Ga-g,'/0-9 \-]*"  # ``{g``, ``{=fg`` (no "}" yet)
-EMPTY_GRACE = r"\{[\^_=]*"  # ``{``, ``{^``: grace notes begun, their first note not yet written
+EMPTY_GRACE = r"\{(?:\^{1,2}|_{1,2}|=)?"  # ``{``, ``{^``, ``{__``: grace notes begun, their first
+# note not yet written (one accidental at most: ``{^_`` or ``{^^^`` is no note's beginning)
+
+
+def ends_in_open_grace(text: str) -> bool:
+    """Whether ``text`` stops inside grace notes (``{``, ``{^``, ``{g``), blanks aside: a line break after them
+    is a file's last newline, not music (grace notes do not go on across lines), and is left out."""
+    return re.search(f"(?:{OPEN_GRACE}|{EMPTY_GRACE})\\Z", text.rstrip("\n")) is not None
 
 
 def blocking_problem(text: str, *, partial: bool = False) -> CheckProblem | None:
@@ -1061,10 +1096,15 @@ def blocking_problem(text: str, *, partial: bool = False) -> CheckProblem | None
     Syntax and header problems block (music21 would guess, e.g. "assuming C", and the sampler's grammar
     would disagree with the prompt); bar lengths do not. A ``partial`` tune (a prompt to continue) may
     leave a slur open anywhere, a chord, quote or decoration open on its last line, and grace notes open
-    at its very end.
+    at its very end; but not a decoration out of its place (``~ d``, ``.{g}d``), which a whole tune may
+    have: music21 reads it, abc2midi reports an error, and the continued tune must be one both accept.
     """
     last_line = text.rstrip("\n").count("\n") + 1
     for problem in check_tune(text):
+        if partial and (DECORATION_NOT_ON_A_NOTE in problem.message or ROLL_ON_A_CHORD in problem.message):
+            if _at_end(text, problem, r"[.~]"):
+                continue  # a prompt may stop after a decoration: the continuation writes its note
+            return problem  # the continued tune must be one abc2midi reads without an error
         if problem.kind not in ("syntax", "header"):
             continue
         open_at_end = problem.line == last_line and not text.endswith("\n")

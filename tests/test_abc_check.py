@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import abcflax
-from abcflax.abc_check import KINDS, analyze_tune, check_text, check_tune
+from abcflax.abc_check import KINDS, analyze_tune, blocking_problem, check_text, check_tune
 from abcflax_cli.common import main_group
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -91,7 +91,7 @@ def test_broken_rhythm_after_a_slur_end_or_at_the_start_of_the_next_line():
 
 
 def test_chords_grace_notes_ties_decorations_and_symbols():
-    text = tune('"G"[GBd]2 {/a}B- B !trill!c .d ~e T f|"^Coda" [G2B]3/2 [CEG]4 {gag}a|', "M:4/4\nL:1/8\nK:G")
+    text = tune('"G"[GBd]2 {/a}B- B !trill!c .d ~e Tf|"^Coda" [G2B]3/2 [CEG]4 {gag}a|', "M:4/4\nL:1/8\nK:G")
     analysis = analyze_tune(text)
     assert analysis.problems == []
     chord = next(e for e in analysis.events if e.kind == "chord")
@@ -100,6 +100,33 @@ def test_chords_grace_notes_ties_decorations_and_symbols():
     assert second.duration == F(3, 8)  # first note's length (2) times the suffix (3/2)
     assert {e.kind for e in analysis.events} >= {"grace", "tie", "decoration", "chord_symbol", "annotation"}
     assert all(e.duration == 0 for e in analysis.events if e.kind == "grace")
+
+
+@pytest.mark.parametrize("body, where", [
+    ("GABc ~ d4|", 6), ("GABc .{g}d4|", 6), ("GABc ~(de) d2|", 6), ('GABc u"^4"d4|', 6), ("GABc dcBA ~|d4 dcBA|", 11),
+    ("GABc ~[df]4|", 6),
+])
+def test_a_decoration_away_from_its_note_is_reported_and_blocks_only_a_prompt(body, where):
+    # abc2midi: "Malformed note : expecting a-g or A-G" (it drops the decoration); music21 reads the tune, so
+    # a whole tune may still be exported, but a continued one must be read by both
+    text = tune(body, "M:4/4\nL:1/8\nK:G")
+    problems = check_tune(text)
+    assert [(p.column, p.kind) for p in problems] == [(where, "structure")]
+    assert blocking_problem(text) is None
+    assert blocking_problem(text.rstrip("|\n"), partial=True).column == where
+
+
+@pytest.mark.parametrize("body", ["GABc .d4|", "GABc ~.d4|", "GABc .[df]4|", "GABc ~z4|", "GABc ~^d4|", "GABc Hd4|"])
+def test_a_decoration_just_before_its_note_is_fine(body):
+    assert check_tune(tune(body, "M:4/4\nL:1/8\nK:G")) == []
+
+
+@pytest.mark.parametrize("body", ["GABc d-{e}d3|", "GABc d- {e}d3|", "GABc d-\n{e}d3|", "GABc [df]-{e}[df]3|",
+                                  "GABc d-(3{e}def d|"])
+def test_a_tie_cannot_reach_over_grace_notes(body):
+    # abc2midi: "Could not find note to be tied"
+    problems = check_tune(tune(body, "M:4/4\nL:1/8\nK:G"))
+    assert [p.kind for p in problems] == ["syntax"] and "cannot reach over grace notes" in problems[0].message
 
 
 def test_rests_and_multibar_rests():
