@@ -252,7 +252,18 @@ def _tuplet_as_rests(match: re.Match, compound: bool) -> str:
     tail = match.group(4)
     for _ in range(r):  # notes after the r-th belong to the bar, not the tuplet
         tail = tail[re.match(rf" ?{_TUPLET_NOTE}", tail).end():]
+    if not tail and match.end() == len(match.string) and _last_note_may_take_the_value(p, q, r, notes, written):
+        return group  # the prompt stops on its last note: the grammar gives it the triplet's value
     return _rests(int(ticks)) + " " + tail.lstrip(" ")
+
+
+def _last_note_may_take_the_value(p: int, q: int, r: int, lengths: list[str], written: list[Fraction]) -> bool:
+    """Whether a triplet the prompt stops on (``(3d//e//f``) is one the grammar writes, three notes of one
+    value, its last length suffix still a beginning of that value's: then its last note is left open (a
+    blank would end ``f`` as a unit note, a triplet of unequal notes)."""
+    value = written[0]
+    return (p, q, r) == (3, 2, 3) and written[1] == value and value in grammar.TRIPLET_VALUES and any(
+        spelling.startswith(lengths[2]) for spelling, ticks in grammar.LENGTHS.items() if ticks == value)
 
 
 # a note, chord or rest (with its chord symbol and one-character decoration) and the length written after it
@@ -301,6 +312,8 @@ def _clean_body(body: str, compound: bool = False) -> str:
     text = re.sub(r"\n[ \t\n]*", "\n", text)
     text = re.sub(r"[ \t]+", " ", text)
     text = re.sub(f"[ \\t]*({_UNIT_CHANGE.pattern})[ \\t]*", r"\1", text)  # a blank either side would be two
+    # a unit change at the prompt's end finishes the note before it: a length written next is the new unit's
+    text = re.sub(f"(?<=[A-Ga-gz,'0-9/\\]])({_UNIT_CHANGE.pattern})$", r" \1", text)
     text = _TUPLET_GROUP.sub(lambda m: _tuplet_as_rests(m, compound), text)
     return re.sub("  +", " ", _VALUED_NOTE.sub(_long_value_as_rests, text))
 
@@ -361,12 +374,9 @@ def place_prompt(prompt: str, tables: grammar.Tables, chars: tuple[str, ...], se
     unit_before = _unit(changes[-1]) if changes else effective_meter("\n".join(_header_and_body(prompt)[0]))[1]
     tail, start, unit_before = _line_end_as_bar_line(tables, chars, tail, start, unit_before, unit, bar_len)
     try:
-        syn, ticks = _consume_in_units(tables, chars, tables.index_of(start), tail, unit_before, unit)
-    except InputError:
-        if not tail.endswith(" "):
-            raise
-        # inside a tuplet no blank is allowed: the note before the slur mark is left open, as written
-        syn, ticks = _consume_in_units(tables, chars, tables.index_of(start), tail.rstrip(" "), unit_before, unit)
+        syn, ticks = _consume_last_bar(tables, chars, start, tail, unit_before, unit)
+    except InputError as error:
+        raise _in_the_prompts_words(error, prompt) from None
     if bar_len != FREE_BAR and ticks >= bar_len and not _bar_line_may_follow(tables, chars, syn, 0):
         raise InputError("cannot continue from the prompt's last bar: it is full, and what it ends with (a note "
                          "begun after that, a chord symbol, '>' or a tuplet) needs more time (end the prompt at "
@@ -374,6 +384,28 @@ def place_prompt(prompt: str, tables: grammar.Tables, chars: tuple[str, ...], se
     # an overfull prompt bar cannot be mended by what follows: close it at once
     return PromptPlace(syn, min(ticks, bar_len), bar_len, suffix, _continuation_values(text, bar_len, ticks),
                        _continuation_features(text), *prompt_parts(prompt + suffix))
+
+
+def _consume_last_bar(tables: grammar.Tables, chars: tuple[str, ...], start: grammar.Syn, tail: str,
+                      unit_before: Fraction, unit: Fraction) -> tuple[int, int]:
+    try:
+        return _consume_in_units(tables, chars, tables.index_of(start), tail, unit_before, unit)
+    except InputError:
+        if not tail.endswith(" "):
+            raise
+        # inside a tuplet no blank is allowed: the note before the slur mark is left open, as written
+        return _consume_in_units(tables, chars, tables.index_of(start), tail.rstrip(" "), unit_before, unit)
+
+
+def _in_the_prompts_words(error: InputError, prompt: str) -> InputError:
+    """``error`` quoting the prompt's own text: the automaton reads a cleaned copy, in which a tuplet the
+    grammar does not write is rests (``(3d/e/f/>`` reads "z >"); such a quote is replaced by the prompt's end."""
+    quoted = re.search(r"unsupported ABC at (['\"])(.*)\1 \(", str(error))
+    if quoted is None or quoted.group(2) in prompt.replace("\n", " "):
+        return error
+    end = prompt.rstrip("\n").split("\n")[-1][-16:]
+    return InputError(f"cannot continue from the prompt's last bar: unsupported ABC near its end, {end!r} "
+                      f"(finish the bar, or use --no-constrain)")
 
 
 # ---------------------------------------------------------------- phrase lengths
@@ -454,6 +486,8 @@ def _continuation_values(text: str, bar_len: int, ticks: int) -> int:
     if bar_len != FREE_BAR and (bar_len % 24 or ticks % 24):
         return grammar.value_mask(grammar.VALUES)
     written = {_written_ticks(length) for length in _WRITTEN_LENGTH.findall(re.sub(r'"[^"\n]*"', "", text))}
+    if re.search(r"\(3 *\Z", text):  # a triplet the prompt stops at may need the shortest notes to fit its bar
+        written |= set(grammar.TRIPLET_VALUES)
     return grammar.value_mask(COMMON_VALUES | written)
 
 

@@ -159,6 +159,8 @@ def test_the_last_note_of_a_rewritten_tuplet_takes_no_more_length():
     ("GA (3d/c/", ["B/ ", "2B/2 ", "B/2|"], ["/", "B ", "B2"]),
     ("GA (3d//", ["c//B// ", "c/4B/4 "], ["c/B", "cB"]),
     ("GA (3d/", ["c/B/ ", "2c/B/2 ", "/c//B// "], ["3", "c ", "cB "]),
+    ("GA (3d//e//f", ["// ", "/4 "], [" ", "/ ", "2", "|"]),  # its last note is still open: it takes the value
+    ("GA (3d2e2f", ["2 "], [" ", "/", "|"]),
 ])
 def test_a_triplet_left_open_goes_on_in_the_value_of_its_notes(body, goes_on, refused):
     """A triplet's notes all take its first one's written value (``(3d/e/f/``, ``(3d2c2B2``; triplets of halves
@@ -184,6 +186,27 @@ def test_a_triplet_of_notes_of_different_values_is_refused_with_its_place():
 
     with pytest.raises(InputError, match=r"unsupported ABC at .*\(3d2c/"):
         constrain.place_prompt(HEADER + "GA (3d2c/", sample.grammar_tables(CHARS), CHARS)
+
+
+def test_a_refusal_quotes_the_prompt_not_the_automatons_rewrite_of_it():
+    # a finished triplet the grammar reads as rests ("z"): the refusal of the '>' after it once quoted 'GABc z >'
+    from abcflax import constrain, sample
+
+    with pytest.raises(InputError, match=r"unsupported ABC near its end, 'GABc \(3d/e/f/>'") as refused:
+        constrain.place_prompt(HEADER + "GABc (3d/e/f/>", sample.grammar_tables(CHARS), CHARS)
+    assert "z" not in str(refused.value)
+
+
+@pytest.mark.parametrize("body, units", [("GABc [L:1/16]", 8), ("GABc[L:1/16]", 8), ("GABc2 [L:1/16]", 10),
+                                         ("GABc [L:1/16] d", 8)])
+def test_a_unit_change_at_the_prompts_end_finishes_the_note_before_it(body, units):
+    # "GABc [L:1/16]" left c open: the continuation's first length lengthened it, in sixteenths, a bar of 17/16
+    from abcflax import constrain, grammar, sample
+
+    tables = sample.grammar_tables(CHARS)
+    place = constrain.place_prompt(HEADER + body, tables, CHARS)
+    assert place.ticks == units * grammar.TICKS_PER_UNIT
+    assert (tables.next_state[place.syn, CHARS.index("2")] >= 0) == body.endswith("d")
 
 
 @pytest.mark.parametrize("body", ["dedBA4 | A3BA4 G", "A3BA4 G2", "A3BA4 [GB]", "dedB | A3B\nA4 G"])
@@ -250,8 +273,10 @@ def test_grace_notes_may_be_open_at_a_prompts_very_end_only():
     for body in ["GABc ({d", "GABc {dc", "GABc {=f ", "GABc\n{g", "GABc {", "GABc ({", "GABc {^", "GABc\n{"]:
         assert blocking_problem(HEADER + body, partial=True) is None
         assert blocking_problem(HEADER + body) is not None
-    for body in ["GABc ({ ", "GABc {d B2|", "GABc {d\n", "{dGABc| d4 {e", "GABc {\n", "GABc {^ "]:
-        assert blocking_problem(HEADER + body, partial=True) is not None
+    for body in ["GABc ({ ", "GABc {d B2|", "GABc {d\n", "{dGABc| d4 {e", "GABc {\n", "GABc {^ ", "GABc {^_",
+                 "GABc {=^", "GABc {^^^", "GABc d-{", "GABc dedB-{", "GABc d-{g", "GABc ~{", "GABc .{"]:
+        assert blocking_problem(HEADER + body, partial=True) is not None, body  # no note begins so (abc2midi
+        # refuses the continued tune: a malformed accidental, a tie into grace notes, a decoration before them)
 
 
 @pytest.mark.parametrize("body", ["GABc {", "GABc ({", "GABc d2 {^", "GABc|\n{", "(d>cB) {"])
@@ -272,6 +297,21 @@ def test_a_prompt_stopping_just_after_a_brace_gets_the_models_grace_note(body):
     logits = np.asarray(prime(model.weights, [ids])[2])[0]
     known = [ch for ch in GRACE_LETTERS if ch in model.vocab.chars]
     assert letter == max(known, key=lambda ch: logits[model.vocab.id_of(ch)])
+
+
+@pytest.mark.parametrize("body", ["GABc {\n", "GABc {g\n", "GABc {=f \n\n"])
+def test_the_line_break_after_grace_notes_at_a_files_end_is_its_last_newline_not_music(body):
+    """An editor ends a file with a newline; grace notes do not go on across lines, so a prompt stopping in
+    them with one is continued as without it (the newline is left out of the tune)."""
+    model = abcflax.load_model(None)
+    out = abcflax.complete(HEADER + body, model=model, max_chars=300, seed=3, candidates=1)
+    assert out.startswith(HEADER + body.rstrip("\n")) and "}" in out[len(HEADER + body.rstrip("\n")):][:2]
+    assert blocking_problem(out) is None
+    book = f"{HEADER}GABc {{\n\nX:2\nT:u\nM:6/8\nL:1/8\nK:D\nDEF {{^\n"  # every tune of a book ends so
+    continued, problems = abcflax.complete_tunebook(book, "book.abc", model=model, max_chars=200, seed=3)
+    assert problems == [] and continued.count("}") >= 2 and "{\n" not in continued and "{^\n" not in continued
+    composed = list(abcflax.compose(book, n=1, model=model, max_chars=200, seed=3))  # and so does every seed
+    assert len(composed) == 2 and all(blocking_problem(tune.text) is None for tune in composed)
 
 
 @pytest.mark.parametrize("body", ["GABc ({d", "GABc {dc", "GABc {=f "])

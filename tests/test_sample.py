@@ -115,6 +115,17 @@ def test_triplets_of_any_one_value_fill_their_bars_and_never_dead_end(meter, uni
             assert len({length.replace("/2", "/") for length in lengths}) == 1, group.group(0)
 
 
+@pytest.mark.parametrize("body", ["GABc dedB/(3", "GABc dedB/(3 ", "GABc ded(3", "G3A B/(3"])
+@pytest.mark.parametrize("preferred", ["c", "c2", "c/"])
+def test_a_triplet_the_prompt_stops_at_finds_notes_short_enough_for_its_bar(body, preferred):
+    # "dedB/(3" with a sixteenth of the bar left needs thirty-second notes, a value no continuation wrote:
+    # every row stuck, whatever the model wanted
+    prompt = f"X:1\nT:t\nM:4/4\nL:1/8\nK:G\n{body}"
+    texts, finished, stuck, _ = constrained_run(prompt, preferred, max_chars=120)
+    assert finished.all() and not stuck.any()
+    assert all(not abcflax.check_tune(text) for text in texts)
+
+
 def written_lengths(text):
     return re.findall(r"[A-Ga-gz\]][,']*(\d*/*\d*)", re.sub(r'"[^"]*"', "", text))
 
