@@ -70,6 +70,9 @@ _DECORATION_CHARS = set(".~HIJKLMNOPQRSTUVWhijklmnopqrstuvw")  # H-W, h-w: ABC 2
 _DECORATED = set("ABCDEFGabcdefg^_=zx[") | _DECORATION_CHARS  # what may follow a one-character decoration
 DECORATION_NOT_ON_A_NOTE = "must stand just before its note"
 ROLL_ON_A_CHORD = "cannot decorate a chord"
+# a decoration at a prompt's end with what stands between it and its note still open (``~{``, ``~ ``, ``~(``,
+# ``~"G"``, ``~[d``): whatever note the continuation writes next, abc2midi refuses the pair
+_DECORATION_LEFT_OPEN = r"""[.~H-Wh-w][ \t(]*(?:\{[^}\n]*|"[^"\n]*"?|\[[^\]\n]*)?"""
 _BOUNDARY_FIELDS = ("P", "K", "M")  # a part, key or meter change starts a new section
 
 
@@ -1096,15 +1099,16 @@ def blocking_problem(text: str, *, partial: bool = False) -> CheckProblem | None
     Syntax and header problems block (music21 would guess, e.g. "assuming C", and the sampler's grammar
     would disagree with the prompt); bar lengths do not. A ``partial`` tune (a prompt to continue) may
     leave a slur open anywhere, a chord, quote or decoration open on its last line, and grace notes open
-    at its very end; but not a decoration out of its place (``~ d``, ``.{g}d``), which a whole tune may
-    have: music21 reads it, abc2midi reports an error, and the continued tune must be one both accept.
+    at its very end; but not with a decoration at its end away from the note the continuation would write
+    (``~{``, ``~ ``): abc2midi would report an error the prompt did not have.
     """
     last_line = text.rstrip("\n").count("\n") + 1
     for problem in check_tune(text):
         if partial and (DECORATION_NOT_ON_A_NOTE in problem.message or ROLL_ON_A_CHORD in problem.message):
-            if _at_end(text, problem, r"[.~]"):
-                continue  # a prompt may stop after a decoration: the continuation writes its note
-            return problem  # the continued tune must be one abc2midi reads without an error
+            if not _at_end(text, problem, r"[.~]") and _at_end(text, problem, _DECORATION_LEFT_OPEN):
+                return problem  # the continuation would write the note it stands away from: a new error
+            continue  # a decoration the prompt ends with is the continuation's to finish; one earlier is the
+            # prompt's own, kept as written (music21 reads it; abc2midi reports it and plays the notes)
         if problem.kind not in ("syntax", "header"):
             continue
         open_at_end = problem.line == last_line and not text.endswith("\n")

@@ -106,14 +106,27 @@ def test_chords_grace_notes_ties_decorations_and_symbols():
     ("GABc ~ d4|", 6), ("GABc .{g}d4|", 6), ("GABc ~(de) d2|", 6), ('GABc u"^4"d4|', 6), ("GABc dcBA ~|d4 dcBA|", 11),
     ("GABc ~[df]4|", 6),
 ])
-def test_a_decoration_away_from_its_note_is_reported_and_blocks_only_a_prompt(body, where):
-    # abc2midi: "Malformed note : expecting a-g or A-G" (it drops the decoration); music21 reads the tune, so
-    # a whole tune may still be exported, but a continued one must be read by both
+def test_a_decoration_away_from_its_note_is_reported_but_blocks_nothing_it_did_not_write(body, where):
+    # abc2midi: "Malformed note : expecting a-g or A-G" (it drops the decoration and plays the notes); music21
+    # reads the tune: a whole tune may be exported, and a prompt with one is continued, keeping it as written
     text = tune(body, "M:4/4\nL:1/8\nK:G")
     problems = check_tune(text)
     assert [(p.column, p.kind) for p in problems] == [(where, "structure")]
     assert blocking_problem(text) is None
-    assert blocking_problem(text.rstrip("|\n"), partial=True).column == where
+    assert blocking_problem(text.rstrip("|\n"), partial=True) is None
+
+
+@pytest.mark.parametrize("body", ["GABc ~{", "GABc .{g", "GABc ~ ", "GABc ~(", 'GABc ~"G', 'GABc ~"G"', "GABc ~[d",
+                                  "GABc u{", "GABc (3d~ "])
+def test_a_prompt_ending_in_a_decoration_away_from_the_note_to_come_is_refused(body):
+    # whatever note the continuation writes next, abc2midi would report the pair: an error the prompt did not have
+    problem = blocking_problem(tune(body, "M:4/4\nL:1/8\nK:G").rstrip("\n"), partial=True)
+    assert problem is not None and problem.column == body.rindex(next(c for c in body[::-1] if c in "~.u")) + 1
+
+
+@pytest.mark.parametrize("body", ["GABc ~", "GABc .", "GABc ~.", "GABc ~d", "GABc ~[df]"])
+def test_a_prompt_ending_just_after_a_decoration_or_its_note_is_continued(body):
+    assert blocking_problem(tune(body, "M:4/4\nL:1/8\nK:G").rstrip("\n"), partial=True) is None
 
 
 @pytest.mark.parametrize("body", ["GABc .d4|", "GABc ~.d4|", "GABc .[df]4|", "GABc ~z4|", "GABc ~^d4|", "GABc Hd4|"])
