@@ -495,7 +495,8 @@ def _line_end_as_bar_line(tables: grammar.Tables, chars: tuple[str, ...], tail: 
                           unit_before: Fraction, unit: Fraction, bar_len: int) -> tuple[str, grammar.Syn, Fraction]:
     """The last bar's text, start state and unit, taking a line break for a bar line where the bar before
     it is exactly full: Essen's tunebooks (7,669 tunes in music21's corpus) leave out the bar line at a line
-    end, so a prompt cut on a later line read as one bar running over."""
+    end, so a prompt cut on a later line read as one bar running over. A line that leaves its bar overfull
+    ends it as well (Essen's "Laogongji" opens with a 20/16 line in 4/4, and every later line read on from it)."""
     lines = tail.split(LINE_MARK)
     if len(lines) == 1:
         return tail, start, unit_before
@@ -512,7 +513,7 @@ def _line_end_as_bar_line(tables: grammar.Tables, chars: tuple[str, ...], tail: 
                                          unit)  # the blank finishes its last note
         except InputError:
             ticks = -1
-        if ticks == bar_len:
+        if ticks >= bar_len:  # a line past a whole bar ends it too: Essen's lines are its bars, a few overfull
             changes = _UNIT_CHANGE.findall(bar)
             unit_before = _unit(changes[-1]) if changes else unit_before
             start = _bar_start_after(start)

@@ -235,6 +235,8 @@ def test_a_first_ending_after_a_closed_repeat_assumes_its_repeat_as_abc2midi_doe
     ("dedBA4 | A2\nB2\nG2A", 6),  # no line ends a bar: the bar runs across both line breaks
     ("dedBA4\nA3BA4\nG2A", 2),  # no bar line at all in the last lines
     ("dedBA4 | A3BA4\n", 8),  # the prompt ends at the line break: the bar stays full, a bar line comes first
+    ("dedBA4 | A3BA4 G2\nG2A", 2),  # an overfull line ends its bar as well (Essen: a 20/16 line in 4/4)
+    ("dedBA4A3BA4 G2\nA3BA4\nG2A", 2),
 ])
 def test_a_line_that_ends_a_whole_bar_ends_it_without_a_bar_line(body, units):
     from abcflax import constrain, grammar, sample
