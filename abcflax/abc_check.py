@@ -70,6 +70,7 @@ _DECORATION_CHARS = set(".~HIJKLMNOPQRSTUVWhijklmnopqrstuvw")  # H-W, h-w: ABC 2
 _DECORATED = set("ABCDEFGabcdefg^_=zx[") | _DECORATION_CHARS  # what may follow a one-character decoration
 DECORATION_NOT_ON_A_NOTE = "must stand just before its note"
 ROLL_ON_A_CHORD = "cannot decorate a chord"
+TIE_OVER_GRACE_NOTES = "cannot reach over grace notes { }"
 # a decoration at a prompt's end with what stands between it and its note still open (``~{``, ``~ ``, ``~(``,
 # ``~"G"``, ``~[d``): whatever note the continuation writes next, abc2midi refuses the pair
 _DECORATION_LEFT_OPEN = r"""[.~H-Wh-w][ \t(]*(?:\{[^}\n]*|"[^"\n]*"?|\[[^\]\n]*)?"""
@@ -747,9 +748,9 @@ class _Scanner:
     def grace(self, i: int, end: int) -> int:
         """``{gab}``: grace notes take no time."""
         text = self.text
-        if self._tie_pending():
-            self.problem(i, "a tie '-' cannot reach over grace notes { } to the next note "
-                            "(abc2midi: \"Could not find note to be tied\")")
+        if self._tie_pending():  # "structure": music21 reads the notes, abc2midi reports it and plays them
+            self.problem(i, f"a tie '-' {TIE_OVER_GRACE_NOTES} to the next note "
+                            "(abc2midi: \"Could not find note to be tied\")", "structure")
         j, pitches = i + 1, []
         while j < end and text[j] != "}":
             match = _NOTE.match(text, j, end) if text[j] in "ABCDEFGabcdefg^_=" else None
@@ -1100,7 +1101,8 @@ def blocking_problem(text: str, *, partial: bool = False) -> CheckProblem | None
     would disagree with the prompt); bar lengths do not. A ``partial`` tune (a prompt to continue) may
     leave a slur open anywhere, a chord, quote or decoration open on its last line, and grace notes open
     at its very end; but not with a decoration at its end away from the note the continuation would write
-    (``~{``, ``~ ``): abc2midi would report an error the prompt did not have.
+    (``~{``, ``~ ``), or a tie into grace notes there (``d-{``): abc2midi would report an error the prompt
+    did not have.
     """
     last_line = text.rstrip("\n").count("\n") + 1
     for problem in check_tune(text):
@@ -1109,6 +1111,10 @@ def blocking_problem(text: str, *, partial: bool = False) -> CheckProblem | None
                 return problem  # the continuation would write the note it stands away from: a new error
             continue  # a decoration the prompt ends with is the continuation's to finish; one earlier is the
             # prompt's own, kept as written (music21 reads it; abc2midi reports it and plays the notes)
+        if partial and TIE_OVER_GRACE_NOTES in problem.message:
+            if _at_end(text, problem, r"\{[^}\n]*\}?[ \t]*"):
+                return problem  # the note the continuation writes after these grace notes would get the tie
+            continue  # one earlier is the prompt's own, as above
         if problem.kind not in ("syntax", "header"):
             continue
         open_at_end = problem.line == last_line and not text.endswith("\n")
