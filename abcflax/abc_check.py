@@ -71,9 +71,9 @@ _DECORATED = set("ABCDEFGabcdefg^_=zx[") | _DECORATION_CHARS  # what may follow 
 DECORATION_NOT_ON_A_NOTE = "must stand just before its note"
 ROLL_ON_A_CHORD = "cannot decorate a chord"
 TIE_OVER_GRACE_NOTES = "cannot reach over grace notes { }"
-# a decoration at a prompt's end with what stands between it and its note still open (``~{``, ``~ ``, ``~(``,
+# a decoration at a prompt's end with what stands between it and its note (``~{``, ``~{g}``, ``~ ``, ``~(``,
 # ``~"G"``, ``~[d``): whatever note the continuation writes next, abc2midi refuses the pair
-_DECORATION_LEFT_OPEN = r"""[.~H-Wh-w][ \t(]*(?:\{[^}\n]*|"[^"\n]*"?|\[[^\]\n]*)?"""
+_DECORATION_LEFT_OPEN = r"""[.~H-Wh-w][ \t(]*(?:\{[^}\n]*\}?[ \t(]*|"[^"\n]*"?[ \t(]*|\[[^\]\n]*)?"""
 _BOUNDARY_FIELDS = ("P", "K", "M")  # a part, key or meter change starts a new section
 
 
@@ -1088,10 +1088,17 @@ EMPTY_GRACE = r"\{(?:\^{1,2}|_{1,2}|=)?"  # ``{``, ``{^``, ``{__``: grace notes 
 # note not yet written (one accidental at most: ``{^_`` or ``{^^^`` is no note's beginning)
 
 
-def ends_in_open_grace(text: str) -> bool:
-    """Whether ``text`` stops inside grace notes (``{``, ``{^``, ``{g``), blanks aside: a line break after them
-    is a file's last newline, not music (grace notes do not go on across lines), and is left out."""
-    return re.search(f"(?:{OPEN_GRACE}|{EMPTY_GRACE})\\Z", text.rstrip("\n")) is not None
+_OWES_ITS_NOTE = r"""(?<![A-Za-z"])[.~H-Wh-w]+"""  # one-character decorations ending a music line
+
+
+def ends_open(text: str) -> bool:
+    """Whether ``text`` stops inside grace notes (``{``, ``{^``, ``{g``) or after a decoration (``~``, ``T``):
+    a line break after them is a file's last newline, not music (grace notes do not go on across lines, and a
+    decoration stands just before its note), and is left out."""
+    last = text.rstrip("\n").rsplit("\n", 1)[-1]
+    if _FIELD_LINE.match(last) or last.startswith("%"):
+        return False
+    return re.search(f"(?:{OPEN_GRACE}|{EMPTY_GRACE}|{_OWES_ITS_NOTE})\\Z", last) is not None
 
 
 def blocking_problem(text: str, *, partial: bool = False) -> CheckProblem | None:
@@ -1105,14 +1112,15 @@ def blocking_problem(text: str, *, partial: bool = False) -> CheckProblem | None
     did not have.
     """
     last_line = text.rstrip("\n").count("\n") + 1
+    written = text.rstrip("\n")  # what the prompt's last line ends with, its line break aside
     for problem in check_tune(text):
         if partial and (DECORATION_NOT_ON_A_NOTE in problem.message or ROLL_ON_A_CHORD in problem.message):
-            if not _at_end(text, problem, r"[.~]") and _at_end(text, problem, _DECORATION_LEFT_OPEN):
+            if not _at_end(written, problem, r"[.~H-Wh-w]") and _at_end(written, problem, _DECORATION_LEFT_OPEN):
                 return problem  # the continuation would write the note it stands away from: a new error
             continue  # a decoration the prompt ends with is the continuation's to finish; one earlier is the
             # prompt's own, kept as written (music21 reads it; abc2midi reports it and plays the notes)
         if partial and TIE_OVER_GRACE_NOTES in problem.message:
-            if _at_end(text, problem, r"\{[^}\n]*\}?[ \t]*"):
+            if _at_end(written, problem, r"\{[^}\n]*\}?[ \t]*"):
                 return problem  # the note the continuation writes after these grace notes would get the tie
             continue  # one earlier is the prompt's own, as above
         if problem.kind not in ("syntax", "header"):

@@ -205,7 +205,7 @@ def _check_seed(seed: Seed) -> None:
 
 def _check_partial_tune(seed: Seed) -> None:
     """ValueError for a seed tune too long to prime or with malformed ABC (as ``complete`` refuses them)."""
-    from .abc_check import blocking_problem, ends_in_open_grace
+    from .abc_check import blocking_problem, ends_open
     from .tunebook import MAX_TUNE_CHARS, several_voices
 
     if len(seed.text) > MAX_TUNE_CHARS:
@@ -213,7 +213,7 @@ def _check_partial_tune(seed: Seed) -> None:
     voices = several_voices(seed.text)
     if voices is not None:
         raise ValueError(f"line {seed.line + voices[0]}: {voices[1]}")
-    finished = "" if ends_in_open_grace(seed.text) else "\n"  # a seed's last line is finished, but for a '{'
+    finished = "" if ends_open(seed.text) else "\n"  # a seed's last line is finished, but for a '{' or '~'
     problem = blocking_problem(seed.text + finished, partial=True)
     if problem is not None:
         raise ValueError(f"line {seed.line + problem.line - 1}:{problem.column}: {problem.message}")

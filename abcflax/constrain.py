@@ -288,7 +288,10 @@ def _clean_body(body: str, compound: bool = False) -> str:
     ``compound``: the meter is compound (6/8, 9/8...), for tuplets such as ``(5`` whose ratio depends on it."""
     lines = [f"[L:{line[2:]}]" if line.startswith("L:") else line for line in body.split("\n")]
     lines = [line for line in lines if not FIELD_LINE.match(line) and not line.startswith("%")]
-    text = "\n".join(line.split("%", 1)[0].rstrip().rstrip("\\") for line in lines)
+    ends = [line.split("%", 1)[0].rstrip().rstrip("\\") for line in lines]
+    if lines and "%" not in lines[-1] and not lines[-1].rstrip().endswith("\\"):
+        ends[-1] = lines[-1]  # a blank that ends the prompt finishes its last note: kept, or '2' could lengthen it
+    text = "\n".join(ends)
     # a unit length change stays as a marker: the notes before it in the same bar count in the old unit
     text = re.sub(r"\[L:([^\]\n]*)\]", lambda m: f"{UNIT_MARK}{m.group(1).strip()}{UNIT_MARK}", text)
     text = re.sub(r"\[[A-Za-z]:[^\]\n]*\]", "", text)  # inline fields
@@ -299,6 +302,8 @@ def _clean_body(body: str, compound: bool = False) -> str:
     # a slur mark right after the prompt's last note ends that note: without it the note would still take
     # a length ("D(" continued "3/4E" writes D's length after the slur); a blank says the same in the grammar
     text = re.sub(r"(?<=[A-Ga-gz,'0-9/\]])[()](?=[ \t]*$)", " ", text)
+    # a letter decoration ending the prompt is read as the '~' the grammar writes: its note must come next
+    text = re.sub(r"(?<![A-Za-z\"])[uvHLMOPSTy]\Z", "~", text)
     text = re.sub(r"\((?!\d)|\)|-|[uvHLMOPSTy`]", "", text)  # slurs, ties, letter decorations, spacers, `
     # the grammar gives a note one decoration, and a staccato note no > or < (abc2midi's rule): a pair the
     # prompt already wrote loses its staccato here, so only the last note's '.' tells the automaton
@@ -314,6 +319,7 @@ def _clean_body(body: str, compound: bool = False) -> str:
     text = re.sub(f"[ \\t]*({_UNIT_CHANGE.pattern})[ \\t]*", r"\1", text)  # a blank either side would be two
     # a unit change at the prompt's end finishes the note before it: a length written next is the new unit's
     text = re.sub(f"(?<=[A-Ga-gz,'0-9/\\]])({_UNIT_CHANGE.pattern})$", r" \1", text)
+    text = re.sub(r"(\(\d+(?::\d*){0,2}) +", r"\1", text)  # a blank after a tuplet mark ends no note
     text = _TUPLET_GROUP.sub(lambda m: _tuplet_as_rests(m, compound), text)
     return re.sub("  +", " ", _VALUED_NOTE.sub(_long_value_as_rests, text))
 
@@ -374,7 +380,8 @@ def place_prompt(prompt: str, tables: grammar.Tables, chars: tuple[str, ...], se
     unit_before = _unit(changes[-1]) if changes else effective_meter("\n".join(_header_and_body(prompt)[0]))[1]
     tail, start, unit_before = _line_end_as_bar_line(tables, chars, tail, start, unit_before, unit, bar_len)
     try:
-        syn, ticks = _consume_last_bar(tables, chars, start, tail, unit_before, unit)
+        syn, ticks = _consume_last_bar(tables, chars, start, tail, unit_before, unit,
+                                       slur_last=prompt.rstrip(" \t")[-1:] in ("(", ")"))
     except InputError as error:
         raise _in_the_prompts_words(error, prompt) from None
     if bar_len != FREE_BAR and ticks >= bar_len and not _bar_line_may_follow(tables, chars, syn, 0):
@@ -387,12 +394,14 @@ def place_prompt(prompt: str, tables: grammar.Tables, chars: tuple[str, ...], se
 
 
 def _consume_last_bar(tables: grammar.Tables, chars: tuple[str, ...], start: grammar.Syn, tail: str,
-                      unit_before: Fraction, unit: Fraction) -> tuple[int, int]:
+                      unit_before: Fraction, unit: Fraction, slur_last: bool) -> tuple[int, int]:
+    """``_consume_in_units`` over the prompt's last bar. ``slur_last``: the prompt ends in a slur mark, which
+    the cleaned text reads as a blank."""
     try:
         return _consume_in_units(tables, chars, tables.index_of(start), tail, unit_before, unit)
     except InputError:
-        if not tail.endswith(" "):
-            raise
+        if not (slur_last and tail.endswith(" ")):
+            raise  # a blank the prompt wrote itself finishes its note: one refused is refused (``(3d/e/f ``)
         # inside a tuplet no blank is allowed: the note before the slur mark is left open, as written
         return _consume_in_units(tables, chars, tables.index_of(start), tail.rstrip(" "), unit_before, unit)
 
@@ -486,7 +495,8 @@ def _continuation_values(text: str, bar_len: int, ticks: int) -> int:
     if bar_len != FREE_BAR and (bar_len % 24 or ticks % 24):
         return grammar.value_mask(grammar.VALUES)
     written = {_written_ticks(length) for length in _WRITTEN_LENGTH.findall(re.sub(r'"[^"\n]*"', "", text))}
-    if re.search(r"\(3 *\Z", text):  # a triplet the prompt stops at may need the shortest notes to fit its bar
+    if re.search(r"\(3(?:[_^=]*[A-Ga-gz][,']*/?)?\Z", text):  # a triplet the prompt stops at (or in its first
+        # note, its length not yet a value: "(3d/" may be "(3d//") may need the shortest notes to fit its bar
         written |= set(grammar.TRIPLET_VALUES)
     return grammar.value_mask(COMMON_VALUES | written)
 
@@ -506,8 +516,8 @@ def _line_end_as_bar_line(tables: grammar.Tables, chars: tuple[str, ...], tail: 
     bar = lines[0]
     for index, line in enumerate(lines[1:], 1):
         if index == len(lines) - 1 and not line.strip():
-            bar += line  # the prompt ends at the line break: the continuation writes the bar line
-            break
+            bar = bar.rstrip(" ") + " "  # the prompt ends at the line break, which ends its last note: the
+            break  # continuation writes the bar line
         try:
             _, ticks = _consume_in_units(tables, chars, tables.index_of(start), bar.rstrip(" ") + " ", unit_before,
                                          unit)  # the blank finishes its last note

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from .abc_check import EMPTY_GRACE, OPEN_GRACE, close_open_slurs, ends_in_open_grace
+from .abc_check import EMPTY_GRACE, OPEN_GRACE, close_open_slurs, ends_open
 from .composer import auto_batch_size
 from .endings import DEFAULT_CANDIDATES, draw_count, keep_best_draws
 from .errors import InputError, UsageError
@@ -33,7 +33,7 @@ def _check_prompt(prefix: str, source: str, vocab) -> tuple[str, PromptView]:
     if len(tunes) > 1:
         raise InputError(f"{source}: holds {len(tunes)} tunes; complete() takes one (see complete_many)")
     tune = tunes[0]
-    ends_line = text.rstrip(" \t").endswith("\n") and not ends_in_open_grace(tune.full_text)
+    ends_line = text.rstrip(" \t").endswith("\n") and not ends_open(tune.full_text)
     lead = "\n".join(text.split("\n")[:tune.line - 1])  # lines before the tune (a file header) are kept
     checked, view = _prepared(tune.full_text + ("\n" if ends_line else ""), vocab, source,
                               tune.line - len(tune.inherited), ends_line)
@@ -441,7 +441,7 @@ def complete_tunebook(text: str, source: str = "<text>", *, model=None,
     constrained = options.get("constrain", True)
 
     def check(tune) -> tuple[tuple[str, PromptView], int]:
-        ends_line = (tune.line != last_start or text.rstrip(" \t").endswith("\n")) and not ends_in_open_grace(
+        ends_line = (tune.line != last_start or text.rstrip(" \t").endswith("\n")) and not ends_open(
             tune.full_text)
         with numbered_in_file(tune):  # a header problem names the line check names
             checked = _prepared(tune.full_text + ("\n" if ends_line else ""), loaded.vocab, source,

@@ -188,6 +188,26 @@ def test_a_triplet_of_notes_of_different_values_is_refused_with_its_place():
         constrain.place_prompt(HEADER + "GA (3d2c/", sample.grammar_tables(CHARS), CHARS)
 
 
+@pytest.mark.parametrize("body, ticks", [("GABc ", 192), ("GA (3d//e//f ", 144), ("GA (3d//e//f\n", 144),
+                                         ("GA (3 d//e//f// ", 120)])
+def test_a_blank_or_line_break_ending_the_prompt_finishes_its_last_note(body, ticks):
+    # the last line's blank was lost: "GABc " let a '2' lengthen c, and "(3d//e//f " wrote "//" after the blank
+    from abcflax import constrain, sample
+
+    tables = sample.grammar_tables(CHARS)
+    place = constrain.place_prompt(HEADER + body, tables, CHARS)
+    assert place.ticks == ticks
+    assert [tables.next_state[place.syn, CHARS.index(ch)] >= 0 for ch in "2/"] == [False, False]
+
+
+def test_a_blank_the_grammar_cannot_take_inside_a_triplet_is_refused_not_ignored():
+    # "(3d/e/f " is a triplet of unequal notes (f a unit note); the blank was dropped and f lengthened to "f/2"
+    from abcflax import constrain, sample
+
+    with pytest.raises(InputError, match=r"unsupported ABC at .*\(3d/e/f '"):
+        constrain.place_prompt(HEADER + "GA (3d/e/f ", sample.grammar_tables(CHARS), CHARS)
+
+
 def test_a_refusal_quotes_the_prompt_not_the_automatons_rewrite_of_it():
     # a finished triplet the grammar reads as rests ("z"): the refusal of the '>' after it once quoted 'GABc z >'
     from abcflax import constrain, sample
@@ -314,6 +334,28 @@ def test_the_line_break_after_grace_notes_at_a_files_end_is_its_last_newline_not
     assert problems == [] and continued.count("}") >= 2 and "{\n" not in continued and "{^\n" not in continued
     composed = list(abcflax.compose(book, n=1, model=model, max_chars=200, seed=3))  # and so does every seed
     assert len(composed) == 2 and all(blocking_problem(tune.text) is None for tune in composed)
+
+
+@pytest.mark.parametrize("body", ["GABc d2 ~", "GABc d2 .\n", "GABc d2 ~\n", "GABc d2 T", "GABc d2 T\n",
+                                  "GABc d2 u", "GABc dedB|\n|:v"])
+def test_a_prompt_ending_in_a_decoration_gets_its_note_next(body):
+    """The note comes right after the decoration, on its line (a final newline is left out): "T" once got
+    "(3dAc", "~" and a newline got its note on the next line, both refused by abc2midi."""
+    written = (HEADER + body).rstrip("\n")
+    for seed in (1, 2):
+        out = abcflax.complete(HEADER + body, max_chars=200, seed=seed, candidates=1)
+        assert out.startswith(written) and blocking_problem(out) is None and not abcflax.check_tune(out)
+        assert out[len(written):][:1] in "^_=ABCDEFGabcdefgz", out
+
+
+@pytest.mark.parametrize("body", ["GABc d2 ~ \n", "GABc d2 ~(\n", "GABc d2 ~{g}", "GABc d2 ~{g}\n", "GABc d2 .{g} ",
+                                  "GABc d2 d-{e}\n", "GABc d2 d-{e} \n"])
+def test_a_prompt_ending_in_a_decoration_or_tie_away_from_the_note_to_come_is_refused(body):
+    with pytest.raises(InputError, match=r"prompt:6:\d+: (decoration|a tie)"):
+        abcflax.complete(HEADER + body, max_chars=200, seed=1, candidates=1)
+    if body.rstrip() == body.rstrip("\n"):  # a seeds file's line is read without its trailing blanks
+        seeds, problems = abcflax.parse_seeds(HEADER.replace("X:1", "X:2") + body.rstrip("\n"), "s.abc")
+        assert not seeds and len(problems) == 1 and ("decoration" in problems[0] or "a tie" in problems[0])
 
 
 @pytest.mark.parametrize("body", ["GABc ({d", "GABc {dc", "GABc {=f "])

@@ -115,7 +115,8 @@ def test_triplets_of_any_one_value_fill_their_bars_and_never_dead_end(meter, uni
             assert len({length.replace("/2", "/") for length in lengths}) == 1, group.group(0)
 
 
-@pytest.mark.parametrize("body", ["GABc dedB/(3", "GABc dedB/(3 ", "GABc ded(3", "G3A B/(3"])
+@pytest.mark.parametrize("body", ["GABc dedB/(3", "GABc dedB/(3 ", "GABc ded(3", "G3A B/(3", "GABc dedB/(3d",
+                                  "GABc dedB/(3d/", "GABc dedB/(3^d/"])
 @pytest.mark.parametrize("preferred", ["c", "c2", "c/"])
 def test_a_triplet_the_prompt_stops_at_finds_notes_short_enough_for_its_bar(body, preferred):
     # "dedB/(3" with a sixteenth of the bar left needs thirty-second notes, a value no continuation wrote:
