@@ -295,6 +295,7 @@ def _clean_body(body: str, compound: bool = False) -> str:
     # a unit length change stays as a marker: the notes before it in the same bar count in the old unit
     text = re.sub(r"\[L:([^\]\n]*)\]", lambda m: f"{UNIT_MARK}{m.group(1).strip()}{UNIT_MARK}", text)
     text = re.sub(r"\[[A-Za-z]:[^\]\n]*\]", "", text)  # inline fields
+    text = "\n".join(_without_line_break_mark(line) for line in text.split("\n"))
     text = re.sub(r"![^!\n]*!|\+[^+\n]*\+|\{[^}\n]*\}", "", text)  # decorations, grace notes
     text = re.sub(r'"([^"\n]*)"', lambda m: m.group(0) if is_chord_symbol(m.group(1)) else "", text)
     # an invisible rest lasts as long as a rest (the grammar writes only z)
@@ -322,6 +323,15 @@ def _clean_body(body: str, compound: bool = False) -> str:
     text = re.sub(r"(\(\d+(?::\d*){0,2}) +", r"\1", text)  # a blank after a tuplet mark ends no note
     text = _TUPLET_GROUP.sub(lambda m: _tuplet_as_rests(m, compound), text)
     return re.sub("  +", " ", _VALUED_NOTE.sub(_long_value_as_rests, text))
+
+
+def _without_line_break_mark(line: str) -> str:
+    """``line`` without a lone '!' at its end: ABC 2.0's line break (O'Neill's "...FDB, |!"), not half of a
+    ``!decoration!`` (which pairs its marks on one line)."""
+    end = line.rstrip()
+    if not end.endswith("!") or line.count("!") % 2 == 0:
+        return line
+    return end[:-1]
 
 
 def _repeat_state(tokens: list[str]) -> tuple[bool, int, bool]:

@@ -208,6 +208,16 @@ def test_a_blank_the_grammar_cannot_take_inside_a_triplet_is_refused_not_ignored
         constrain.place_prompt(HEADER + "GA (3d/e/f ", sample.grammar_tables(CHARS), CHARS)
 
 
+@pytest.mark.parametrize("body, units", [("GABc dedB|!\nGABc d", 4), ("GABc dedB|!\nG !trill!A|!\nBc", 1),
+                                         ("GABc dedB|!", 0)])
+def test_a_lone_exclamation_mark_ending_a_line_is_a_line_break(body, units):
+    # ABC 2.0's line break in O'Neill's tunebooks ("...FDB, |!"): it was refused as "unsupported ABC at '!'"
+    from abcflax import constrain, grammar, sample
+
+    place = constrain.place_prompt(HEADER + body, sample.grammar_tables(CHARS), CHARS)
+    assert place.ticks == units * grammar.TICKS_PER_UNIT
+
+
 def test_a_refusal_quotes_the_prompt_not_the_automatons_rewrite_of_it():
     # a finished triplet the grammar reads as rests ("z"): the refusal of the '>' after it once quoted 'GABc z >'
     from abcflax import constrain, sample
