@@ -410,10 +410,25 @@ def _consume_last_bar(tables: grammar.Tables, chars: tuple[str, ...], start: gra
     try:
         return _consume_in_units(tables, chars, tables.index_of(start), tail, unit_before, unit)
     except InputError:
-        if not (slur_last and tail.endswith(" ")):
-            raise  # a blank the prompt wrote itself finishes its note: one refused is refused (``(3d/e/f ``)
-        # inside a tuplet no blank is allowed: the note before the slur mark is left open, as written
-        return _consume_in_units(tables, chars, tables.index_of(start), tail.rstrip(" "), unit_before, unit)
+        if not tail.endswith(" "):
+            raise
+        syn, ticks = _consume_in_units(tables, chars, tables.index_of(start), tail.rstrip(" "), unit_before, unit)
+        letters = [chars.index(ch) for ch in "ABCDEFGabcdefg" if ch in chars]
+        if slur_last or not _blank_ends_a_note(tail) or (tables.next_state[syn, letters] >= 0).any():
+            # inside a tuplet no blank is allowed: the note before the slur mark is left open, as written, and
+            # so is one of the tuplet's value ("(3d/ e/ "); a blank that finishes no note ("d> ", "[df ", '"G ')
+            # is spacing the grammar does not write
+            return syn, ticks
+        raise  # a blank after a note short of its tuplet's value: refused (``(3d/e/f ``, ``f`` is no half)
+
+
+def _blank_ends_a_note(tail: str) -> bool:
+    """Whether the blank ``tail`` ends with follows a note (or rest) it finishes, not a chord symbol, a chord's
+    inside or a broken rhythm mark it is mere spacing in."""
+    body = tail.rstrip(" ")
+    if body.count('"') % 2 or body.rfind("[") > body.rfind("]"):
+        return False
+    return re.search(r"[A-Ga-gz,'0-9/]\Z", body) is not None
 
 
 def _in_the_prompts_words(error: InputError, prompt: str) -> InputError:

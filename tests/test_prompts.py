@@ -200,6 +200,14 @@ def test_a_blank_or_line_break_ending_the_prompt_finishes_its_last_note(body, ti
     assert [tables.next_state[place.syn, CHARS.index(ch)] >= 0 for ch in "2/"] == [False, False]
 
 
+@pytest.mark.parametrize("body", ["GABc d> ", "GABc [df ", 'GABc "G ', "GABc (3d/e/ ", "GABc (3d2e2 ", "GABc|[1 "])
+def test_a_blank_that_is_spacing_the_grammar_does_not_write_is_read_past(body):
+    # after '>', inside a chord or a chord symbol, between a triplet's notes of its value: nothing to finish
+    from abcflax import constrain, sample
+
+    constrain.place_prompt(HEADER + body, sample.grammar_tables(CHARS), CHARS)
+
+
 def test_a_blank_the_grammar_cannot_take_inside_a_triplet_is_refused_not_ignored():
     # "(3d/e/f " is a triplet of unequal notes (f a unit note); the blank was dropped and f lengthened to "f/2"
     from abcflax import constrain, sample
