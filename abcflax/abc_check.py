@@ -71,9 +71,6 @@ _DECORATED = set("ABCDEFGabcdefg^_=zx[") | _DECORATION_CHARS  # what may follow 
 DECORATION_NOT_ON_A_NOTE = "must stand just before its note"
 ROLL_ON_A_CHORD = "cannot decorate a chord"
 TIE_OVER_GRACE_NOTES = "cannot reach over grace notes { }"
-# a decoration at a prompt's end with what stands between it and its note (``~{``, ``~{g}``, ``~ ``, ``~(``,
-# ``~"G"``, ``~[d``): whatever note the continuation writes next, abc2midi refuses the pair
-_DECORATION_LEFT_OPEN = r"""[.~H-Wh-w][ \t(]*(?:\{[^}\n]*\}?[ \t(]*|"[^"\n]*"?[ \t(]*|\[[^\]\n]*)?"""
 _BOUNDARY_FIELDS = ("P", "K", "M")  # a part, key or meter change starts a new section
 
 
@@ -1107,22 +1104,11 @@ def blocking_problem(text: str, *, partial: bool = False) -> CheckProblem | None
     Syntax and header problems block (music21 would guess, e.g. "assuming C", and the sampler's grammar
     would disagree with the prompt); bar lengths do not. A ``partial`` tune (a prompt to continue) may
     leave a slur open anywhere, a chord, quote or decoration open on its last line, and grace notes open
-    at its very end; but not with a decoration at its end away from the note the continuation would write
-    (``~{``, ``~ ``), or a tie into grace notes there (``d-{``): abc2midi would report an error the prompt
-    did not have.
+    at its very end. A decoration away from its note (``~ d``, ``~{g}d``) or a tie over grace notes blocks
+    nothing: music21 reads them, abc2midi reports them and plays the notes, and in a prompt they are its own.
     """
     last_line = text.rstrip("\n").count("\n") + 1
-    written = text.rstrip("\n")  # what the prompt's last line ends with, its line break aside
     for problem in check_tune(text):
-        if partial and (DECORATION_NOT_ON_A_NOTE in problem.message or ROLL_ON_A_CHORD in problem.message):
-            if not _at_end(written, problem, r"[.~H-Wh-w]") and _at_end(written, problem, _DECORATION_LEFT_OPEN):
-                return problem  # the continuation would write the note it stands away from: a new error
-            continue  # a decoration the prompt ends with is the continuation's to finish; one earlier is the
-            # prompt's own, kept as written (music21 reads it; abc2midi reports it and plays the notes)
-        if partial and TIE_OVER_GRACE_NOTES in problem.message:
-            if _at_end(written, problem, r"\{[^}\n]*\}?[ \t]*"):
-                return problem  # the note the continuation writes after these grace notes would get the tie
-            continue  # one earlier is the prompt's own, as above
         if problem.kind not in ("syntax", "header"):
             continue
         open_at_end = problem.line == last_line and not text.endswith("\n")

@@ -259,11 +259,12 @@ def _tuplet_as_rests(match: re.Match, compound: bool) -> str:
 
 def _last_note_may_take_the_value(p: int, q: int, r: int, lengths: list[str], written: list[Fraction]) -> bool:
     """Whether a triplet the prompt stops on (``(3d//e//f``) is one the grammar writes, three notes of one
-    value, its last length suffix still a beginning of that value's: then its last note is left open (a
-    blank would end ``f`` as a unit note, a triplet of unequal notes)."""
+    value, its last length suffix still short of that value's (``(3d/e/f/`` is whole): then its last note is
+    left open (a blank would end ``f`` as a unit note, a triplet of unequal notes)."""
     value = written[0]
+    spellings = [spelling for spelling, ticks in grammar.LENGTHS.items() if ticks == value]
     return (p, q, r) == (3, 2, 3) and written[1] == value and value in grammar.TRIPLET_VALUES and any(
-        spelling.startswith(lengths[2]) for spelling, ticks in grammar.LENGTHS.items() if ticks == value)
+        spelling.startswith(lengths[2]) for spelling in spellings) and lengths[2] not in spellings
 
 
 # a note, chord or rest (with its chord symbol and one-character decoration) and the length written after it
@@ -304,7 +305,8 @@ def _clean_body(body: str, compound: bool = False) -> str:
     # a length ("D(" continued "3/4E" writes D's length after the slur); a blank says the same in the grammar
     text = re.sub(r"(?<=[A-Ga-gz,'0-9/\]])[()](?=[ \t]*$)", " ", text)
     # a letter decoration ending the prompt is read as the '~' the grammar writes: its note must come next
-    text = re.sub(r"(?<![A-Za-z\"])[uvHLMOPSTy]\Z", "~", text)
+    if text.rsplit("\n", 1)[-1].count('"') % 2 == 0:  # not a letter of a chord symbol still being written
+        text = re.sub(r"(?<![A-Za-z\"])[uvHLMOPSTy]\Z", "~", text)
     text = re.sub(r"\((?!\d)|\)|-|[uvHLMOPSTy`]", "", text)  # slurs, ties, letter decorations, spacers, `
     # the grammar gives a note one decoration, and a staccato note no > or < (abc2midi's rule): a pair the
     # prompt already wrote loses its staccato here, so only the last note's '.' tells the automaton
