@@ -68,9 +68,6 @@ _BROKEN = {1: (Fraction(3, 2), Fraction(1, 2)), 2: (Fraction(7, 4), Fraction(1, 
 TUPLET_Q = {2: 3, 3: 2, 4: 3, 6: 2, 8: 3}  # others: 3 in compound meters, else 2 (ABC 2.1, 4.13)
 _DECORATION_CHARS = set(".~HIJKLMNOPQRSTUVWhijklmnopqrstuvw")  # H-W, h-w: ABC 2.1 user symbols
 _DECORATED = set("ABCDEFGabcdefg^_=zx[") | _DECORATION_CHARS  # what may follow a one-character decoration
-DECORATION_NOT_ON_A_NOTE = "must stand just before its note"
-ROLL_ON_A_CHORD = "cannot decorate a chord"
-TIE_OVER_GRACE_NOTES = "cannot reach over grace notes { }"
 _BOUNDARY_FIELDS = ("P", "K", "M")  # a part, key or meter change starts a new section
 
 
@@ -519,9 +516,9 @@ class _Scanner:
         on a chord."""
         after = self.text[i + 1:i + 2]
         if after not in _DECORATED:  # "structure": music21 reads it, and abc2midi plays the notes
-            self.problem(i, f"decoration {c} {DECORATION_NOT_ON_A_NOTE}", "structure")
+            self.problem(i, f"decoration {c} must stand just before its note", "structure")
         elif after == "[" and c in "~T":
-            self.problem(i, f"a roll or trill ({c}) {ROLL_ON_A_CHORD} (abc2midi does not play it)",
+            self.problem(i, f"a roll or trill ({c}) cannot decorate a chord (abc2midi does not play it)",
                          "structure")
 
     def other(self, c: str, i: int, end: int) -> int:
@@ -746,7 +743,7 @@ class _Scanner:
         """``{gab}``: grace notes take no time."""
         text = self.text
         if self._tie_pending():  # "structure": music21 reads the notes, abc2midi reports it and plays them
-            self.problem(i, f"a tie '-' {TIE_OVER_GRACE_NOTES} to the next note "
+            self.problem(i, "a tie '-' cannot reach over grace notes { } to the next note "
                             "(abc2midi: \"Could not find note to be tied\")", "structure")
         j, pitches = i + 1, []
         while j < end and text[j] != "}":

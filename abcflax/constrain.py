@@ -433,15 +433,22 @@ def _blank_ends_a_note(tail: str) -> bool:
     return re.search(r"[A-Ga-gz,'0-9/]\Z", body) is not None
 
 
+def _unsupported(near: str, where: str = "at") -> InputError:
+    """The automaton refused a character of the cleaned prompt; ``near``: the cleaned text up to it (kept on
+    the error, so ``_in_the_prompts_words`` can tell a quote of the prompt from one of its rewrite)."""
+    error = InputError(f"cannot continue from the prompt's last bar: unsupported ABC {where} {near!r} "
+                       f"(finish the bar, or use --no-constrain)")
+    error.near = near
+    return error
+
+
 def _in_the_prompts_words(error: InputError, prompt: str) -> InputError:
     """``error`` quoting the prompt's own text: the automaton reads a cleaned copy, in which a tuplet the
     grammar does not write is rests (``(3d/e/f/>`` reads "z >"); such a quote is replaced by the prompt's end."""
-    quoted = re.search(r"unsupported ABC at (['\"])(.*)\1 \(", str(error))
-    if quoted is None or quoted.group(2) in prompt.replace("\n", " "):
+    near = getattr(error, "near", None)
+    if near is None or near in prompt.replace("\n", " "):
         return error
-    end = prompt.rstrip("\n").split("\n")[-1][-16:]
-    return InputError(f"cannot continue from the prompt's last bar: unsupported ABC near its end, {end!r} "
-                      f"(finish the bar, or use --no-constrain)")
+    return _unsupported(prompt.rstrip("\n").split("\n")[-1][-16:], "near its end,")
 
 
 # ---------------------------------------------------------------- phrase lengths
@@ -620,9 +627,7 @@ def _consume(tables: grammar.Tables, chars: tuple[str, ...], syn: int, text: str
         v = index.get(ch)
         nxt = tables.next_state[syn, v] if v is not None else -1
         if nxt < 0:
-            near = text[max(0, pos - 12): pos + 1].replace("\n", " ").replace(LINE_MARK, " ")
-            raise InputError(f"cannot continue from the prompt's last bar: unsupported ABC at {near!r} "
-                             f"(finish the bar, or use --no-constrain)")
+            raise _unsupported(text[max(0, pos - 12): pos + 1].replace("\n", " ").replace(LINE_MARK, " "))
         ticks += int(tables.commit[syn, v]) * scale  # the note this character finishes, in its own unit
         if scales is not None and tables.starts_note[syn, v]:
             scale = scales[pos]

@@ -33,11 +33,17 @@ def _check_prompt(prefix: str, source: str, vocab) -> tuple[str, PromptView]:
     if len(tunes) > 1:
         raise InputError(f"{source}: holds {len(tunes)} tunes; complete() takes one (see complete_many)")
     tune = tunes[0]
-    ends_line = text.rstrip(" \t").endswith("\n") and not ends_open(tune.full_text)
+    ends_line = _finished_line(tune, text.rstrip(" \t").endswith("\n"))
     lead = "\n".join(text.split("\n")[:tune.line - 1])  # lines before the tune (a file header) are kept
     checked, view = _prepared(tune.full_text + ("\n" if ends_line else ""), vocab, source,
                               tune.line - len(tune.inherited), ends_line)
     return (lead + "\n" if lead else "") + checked, view
+
+
+def _finished_line(tune, newline_follows: bool) -> bool:
+    """Whether the tune's last line is finished: a line break follows it, and it does not stop inside grace
+    notes or after a decoration (that line break is a file's last newline, left out)."""
+    return newline_follows and not ends_open(tune.full_text)
 
 
 def _prepared(text: str, vocab, source: str, first_line: int, ends_line: bool) -> tuple[str, PromptView]:
@@ -441,8 +447,7 @@ def complete_tunebook(text: str, source: str = "<text>", *, model=None,
     constrained = options.get("constrain", True)
 
     def check(tune) -> tuple[tuple[str, PromptView], int]:
-        ends_line = (tune.line != last_start or text.rstrip(" \t").endswith("\n")) and not ends_open(
-            tune.full_text)
+        ends_line = _finished_line(tune, tune.line != last_start or text.rstrip(" \t").endswith("\n"))
         with numbered_in_file(tune):  # a header problem names the line check names
             checked = _prepared(tune.full_text + ("\n" if ends_line else ""), loaded.vocab, source,
                                 tune.line - len(tune.inherited), ends_line)  # the file header's lines count
