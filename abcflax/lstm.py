@@ -12,7 +12,8 @@ one sigmoid. The recurrence has a hand-written backward pass (``lstm_scan``, and
 projection): autodiff of the scan does two small matmuls per time step (for ``dh`` and for ``dW_hh``);
 ours does only the ``dh`` one inside the reverse scan and gets ``dW_hh`` from one large matmul over all
 time steps afterwards (1.2-1.35x faster per layer here). A wide recurrence (``state_in_columns``) holds its
-state in columns, H x B, so that each step multiplies the matrix by a few columns, which streams it faster.
+state in columns, H x B, so that each step multiplies the matrix by a few columns, which streams it faster
+on some CPUs (training times both layouts: ``layout.py``).
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ class Precision(NamedTuple):
     # the devices a training batch is split over (data parallel): each runs the recurrence on its share of
     # the rows, which decides its layout (``state_in_columns``); set where the step is built for a mesh
     devices: int = 1
+    # the recurrence's layout where it was chosen for the machine (``layout.recurrence_in_columns``): True
+    # holds the state in columns, False in rows, None leaves it to ``state_in_columns``'s rule of thumb
+    columns: bool | None = None
 
 
 FLOAT32 = Precision()
@@ -218,7 +222,10 @@ def state_in_columns(w_rec, rows: int) -> bool:
     (benchmarks/RESULTS.md, session 22): in float32 1.38x at H = 1024 (8 rows a device), 1.06x at H = 384
     (16 rows), 1.00x at H = 384 (8 rows), but 0.96x and 0.92x at H = 256 (8 and 16 rows), so from
     ``COLUMN_STATE_MIN_HIDDEN`` on. With a bfloat16 recurrence the rows decide: 1.13-1.27x at 8 rows a
-    device (H = 256, 384, 1024), 0.90-0.95x at 16 (H = 256, 384)."""
+    device (H = 256, 384, 1024), 0.90-0.95x at 16 (H = 256, 384). Those were Intel AMX machines; on session
+    26's AMD EPYC rows won at H = 384 in float32 and with a bfloat16 recurrence at 8 rows, so a training run
+    times both layouts instead (``layout.recurrence_in_columns``) and this rule is left to the rest
+    (evaluation, priming, small or multi-host runs)."""
     if w_rec.dtype == jnp.bfloat16:
         return rows <= COLUMN_STATE_MAX_BF16_ROWS
     return w_rec.shape[0] >= COLUMN_STATE_MIN_HIDDEN
@@ -243,6 +250,8 @@ def _flip(columns: bool):
 
 
 def _columns(w_rec, batch: int, precision: Precision) -> bool:
+    if precision.columns is not None:
+        return precision.columns
     return state_in_columns(w_rec, max(1, batch // max(1, precision.devices)))
 
 

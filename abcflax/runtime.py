@@ -164,6 +164,19 @@ def bf16_stepping() -> bool:
     return setting if setting is not None else cpu_has_bf16() is True
 
 
+LAYOUT_ENV = "ABCFLAX_RECURRENCE_LAYOUT"  # rows or columns: training skips timing the two (layout.py)
+
+
+def recurrence_layout() -> str:
+    """``ABCFLAX_RECURRENCE_LAYOUT`` checked: "rows", "columns", or "measure" (unset: training times both)."""
+    value = os.environ.get(LAYOUT_ENV, "").strip().lower() or "measure"
+    if value not in ("rows", "columns", "measure"):
+        from .errors import UsageError
+
+        raise UsageError(f"{LAYOUT_ENV}={value!r}: must be rows, columns or measure (unset = measure)")
+    return value
+
+
 def check_sampling_environment() -> None:
     """A ``UsageError`` now for a bad value of the sampler's switches, which it reads only once it starts:
     a command checks them first, so the error is its only line (not one after "continuing...")."""

@@ -27,7 +27,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from . import atomic, checkpoint, lstm, runtime
+from . import atomic, checkpoint, layout, lstm, runtime
 from .config import (MAX_BATCH_SIZE, MAX_COPIES, MAX_DROPOUT, MAX_SEQ_LEN, MAX_STEPS, SEED_MODULUS, ModelConfig,
                      TrainConfig)
 from .errors import AbcflaxError, AbcflaxWarning, CheckpointError, InputError, UsageError
@@ -429,6 +429,9 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
                                                ("--bf16-recurrence", precision.recurrence)) if on)
         warnings.warn(f"{flags}: this CPU has no AVX512-BF16 or AMX-BF16 instructions, so bfloat16 "
                       "products are emulated and usually slower than float32", AbcflaxWarning, stacklevel=2)
+    # the recurrence's layout, timed on this machine for this shape (once; cached): rows or columns
+    precision = precision._replace(columns=layout.recurrence_in_columns(model_config.hidden,
+                                                                        train_config.batch_size, mesh, precision))
     step_fn, params, opt_state, batch_sharding = sharded_train_step(graphdef, tx, params, opt_state, mesh,
                                                                     precision)
     # the steps before dropout_from train without dropout: a step function of their own (compiled only if

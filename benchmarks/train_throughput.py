@@ -77,8 +77,8 @@ def matmul_flops_per_step(embed: int, hidden: int, layers: int, dropout: float, 
 def sharded_step_for(shape: tuple, one_device: bool = False, bf16: bool = False):
     """The training step exactly as ``abcflax train`` runs it, for a model of ``shape``: the host CPU split
     into devices (``split_host_cpu``, unless ``one_device``), the batch sharded over a mesh, params
-    replicated; ``bf16``: with ``--bf16-matmuls --bf16-recurrence``. Starts JAX, so call it first: (step,
-    params, opt_state, batch sharding)."""
+    replicated, the recurrence's layout timed for this machine; ``bf16``: with ``--bf16-matmuls
+    --bf16-recurrence``. Starts JAX, so call it first: (step, params, opt_state, batch sharding)."""
     embed, hidden, layers, dropout, batch, seq_len = shape
     from abcflax.runtime import HOST_DEVICES_ENV, reuse_freed_memory, split_host_cpu
 
@@ -90,14 +90,17 @@ def sharded_step_for(shape: tuple, one_device: bool = False, bf16: bool = False)
 
     from abcflax.config import ModelConfig, TrainConfig
     from abcflax.model import create_model
+    from abcflax.layout import recurrence_in_columns
     from abcflax.lstm import Precision
     from abcflax.training import make_mesh, make_optimizer, sharded_train_step
 
     model = create_model(ModelConfig(vocab_size=VOCAB, embed_dim=embed, hidden=hidden, layers=layers, dropout=dropout))
     graphdef, params = nnx.split(model, nnx.Param)
     tx = make_optimizer(TrainConfig(steps=10_000))
+    mesh = make_mesh(None, batch)
     precision = Precision(wide=bf16, recurrence=bf16)
-    return sharded_train_step(graphdef, tx, params, tx.init(params), make_mesh(None, batch), precision)
+    precision = precision._replace(columns=recurrence_in_columns(hidden, batch, mesh, precision))  # as train() does
+    return sharded_train_step(graphdef, tx, params, tx.init(params), mesh, precision)
 
 
 def jax_worker(shape: tuple, steps: int, one_device: bool = False, bf16: bool = False) -> dict:

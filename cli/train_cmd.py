@@ -85,8 +85,9 @@ def train_command(corpus, out_dir, preset, steps, batch_size, seq_len, learning_
     import dataclasses
 
     import abcflax
-    from abcflax.runtime import reuse_freed_memory, split_host_cpu
+    from abcflax.runtime import recurrence_layout, reuse_freed_memory, split_host_cpu
 
+    recurrence_layout()  # a bad ABCFLAX_RECURRENCE_LAYOUT is one line now, not one after the data is read
     reuse_freed_memory()  # before JAX starts: XLA's per-step buffers come back without page faults
     if coordinator is None:  # before JAX starts: one CPU device per core (a multi-host run keeps one per host)
         split_host_cpu(batch_size or abcflax.TrainConfig.batch_size, devices)

@@ -417,6 +417,12 @@ def test_a_recurrence_in_columns_computes_what_one_in_rows_does(monkeypatch):
     for ours, theirs in zip(jax.tree.leaves(bf16_columns[:3]), jax.tree.leaves(bf16_rows[:3])):
         np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=2e-2, atol=2e-2)
     monkeypatch.undo()
+    # a layout chosen for the machine (layout.py) overrides the rule either way
+    monkeypatch.setattr(lstm, "COLUMN_STATE_MIN_HIDDEN", hidden)
+    assert run(Precision(columns=False))[3] == in_rows
+    monkeypatch.setattr(lstm, "COLUMN_STATE_MIN_HIDDEN", hidden + 1)
+    assert run(Precision(columns=True))[3] == in_columns
+    monkeypatch.undo()
     for shape, dtype, rows_a_device, expected in [((1024, 4096), jnp.float32, 64, True),
                                                   ((384, 1536), jnp.float32, 16, True),
                                                   ((256, 1024), jnp.float32, 8, False),

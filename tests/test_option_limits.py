@@ -284,6 +284,15 @@ def test_bad_host_devices_is_one_line(value, corpus, tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("value", ["diagonal", "1", "row"])
+def test_bad_recurrence_layout_is_one_line(value, corpus, tmp_path):
+    out = tmp_path / "run"
+    line = one_error_line(invoke(["train", corpus, "--out", out, *TRAIN_CHEAP],
+                                 env={"ABCFLAX_RECURRENCE_LAYOUT": value}), 2)
+    assert f"ABCFLAX_RECURRENCE_LAYOUT='{value}'" in line and "rows, columns or measure" in line
+    assert not out.exists()
+
+
 def test_host_devices_override_values(monkeypatch):
     for value, expected in (("", None), ("1", 1), (" 4 ", 4), (str(runtime.MAX_DEVICES), runtime.MAX_DEVICES)):
         monkeypatch.setenv("ABCFLAX_HOST_DEVICES", value)
