@@ -35,6 +35,15 @@ def test_the_faster_layout_is_chosen_and_cached(cache, monkeypatch):
         assert verdict["columns"] is expected and verdict["columns_ms"] == timings[True] * 1e3
 
 
+def test_columns_must_win_clearly(cache, monkeypatch):
+    """Near a tie rows stay: columns must time COLUMNS_MARGIN faster."""
+    mesh = make_mesh(1)
+    for columns_s, rows_s, expected in ((1.0, 1.1, True), (1.0, 1.04, False), (1.0, 1.0, False), (1.1, 1.0, False)):
+        cache.unlink(missing_ok=True)
+        monkeypatch.setattr(layout, "time_layouts", lambda *args, t=(columns_s, rows_s): {True: t[0], False: t[1]})
+        assert layout.recurrence_in_columns(256, 8, mesh, lstm.FLOAT32) is expected
+
+
 def test_each_shape_and_precision_has_its_own_verdict(cache, monkeypatch):
     mesh, calls = make_mesh(1), []
     monkeypatch.setattr(layout, "time_layouts", lambda *args: calls.append(args) or {True: 1.0, False: 2.0})
