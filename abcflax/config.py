@@ -98,6 +98,10 @@ class TrainConfig:
     # so this pays for wide layers (the MIT lab shape, H = 1024: 1.31x faster steps with bf16_matmuls),
     # but it cost the default's short recipe about 0.01 bits/char at 1,600 steps
     bf16_recurrence: bool = False
+    # Adam's update with Nesterov momentum (NAdam's, ``optax.adamw(nesterov=True)``): on the default's short
+    # recipe it reached 1.3445 held-out bits/char at step 1,100 where plain Adam had 1.3839, about 300 steps
+    # sooner (benchmarks/RESULTS.md, session 26); False is what a checkpoint from before this field trained with
+    nesterov: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)

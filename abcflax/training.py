@@ -62,7 +62,7 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
         config.learning_rate / max(1, config.warmup_steps), config.learning_rate, max(1, config.warmup_steps), max(config.steps, config.warmup_steps + 1),
         end_value=config.learning_rate * config.min_lr_ratio)
     return optax.chain(optax.clip_by_global_norm(config.clip_norm),
-                       optax.adamw(schedule, weight_decay=config.weight_decay))
+                       optax.adamw(schedule, weight_decay=config.weight_decay, nesterov=config.nesterov))
 
 
 def precision_of(config: TrainConfig) -> lstm.Precision:
@@ -313,7 +313,7 @@ _TRAIN_LIMITS = (("steps", 1, MAX_STEPS), ("batch_size", 1, MAX_BATCH_SIZE), ("s
                  ("warmup_steps", 0, MAX_STEPS), ("dropout_from", 0, MAX_STEPS), ("eval_every", 1, MAX_STEPS),
                  ("eval_chars", 1, 10**9), ("transpose", 0, 6), ("chords_after", 0, MAX_COPIES - 1),
                  ("seed", 0, SEED_MODULUS - 1))  # the CLI takes any seed modulo 2**32; numpy refused -1
-_TRAIN_SWITCHES = ("reverse", "bf16_matmuls", "bf16_recurrence")
+_TRAIN_SWITCHES = ("reverse", "bf16_matmuls", "bf16_recurrence", "nesterov")
 _MODEL_LIMITS = (("embed_dim", 1, 1 << 16), ("hidden", 1, 1 << 16), ("layers", 1, 64))
 
 

@@ -177,7 +177,7 @@ def test_train_optimizer_options_are_stored_and_checked(tmp_path):
         assert refused.exit_code == 2 and bad[0] in refused.stderr
 
 
-def test_train_bf16_switches_are_stored_and_warned_about_without_hardware(tmp_path, monkeypatch):
+def test_train_bf16_and_nesterov_switches_are_stored_and_warned_about_without_hardware(tmp_path, monkeypatch):
     import abcflax.runtime
 
     corpus = tmp_path / "corpus.abc"
@@ -199,6 +199,9 @@ def test_train_bf16_switches_are_stored_and_warned_about_without_hardware(tmp_pa
     monkeypatch.setattr(abcflax.runtime, "cpu_has_bf16", lambda: True)
     quiet = run(["train", str(corpus), "--out", str(tmp_path / "c"), "--bf16-matmuls", "--bf16-recurrence"] + args)
     assert quiet.exit_code == 0 and "warning" not in quiet.stderr
+    assert not abcflax.checkpoint.load(tmp_path / "c").train_config.nesterov
+    nesterov = run(["train", str(corpus), "--out", str(tmp_path / "e"), "--nesterov", "--quiet"] + args)
+    assert nesterov.exit_code == 0 and abcflax.checkpoint.load(tmp_path / "e").train_config.nesterov
 
 
 def test_train_with_transposed_repeats(tmp_path):

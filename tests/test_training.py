@@ -216,3 +216,27 @@ def test_precision_of_reads_both_bf16_switches():
     assert precision_of(abcflax.TrainConfig(bf16_matmuls=True)) == Precision(wide=True)
     assert precision_of(abcflax.TrainConfig(bf16_recurrence=True)) == Precision(recurrence=True)
     assert abcflax.TrainConfig.from_dict({"bf16_matmuls": True}).bf16_recurrence is False  # a session-15 checkpoint
+
+
+def test_nesterov_switch_changes_the_update_and_is_off_for_old_checkpoints():
+    import jax.numpy as jnp
+
+    from abcflax.training import check_configs, make_optimizer
+
+    params = {"w": jnp.ones(3)}
+    grads = {"w": jnp.array([1.0, -2.0, 0.5])}
+
+    def second_update(config):
+        tx = make_optimizer(config)
+        state = tx.init(params)
+        _, state = tx.update(grads, state, params)
+        updates, _ = tx.update(grads, state, params)
+        return updates["w"]
+
+    plain, nesterov = abcflax.TrainConfig(steps=10, warmup_steps=0), abcflax.TrainConfig(steps=10, warmup_steps=0,
+                                                                                           nesterov=True)
+    assert not jnp.allclose(second_update(plain), second_update(nesterov))
+    assert abcflax.TrainConfig.from_dict({"bf16_matmuls": True}).nesterov is False  # a checkpoint before the field
+    assert abcflax.TrainConfig.from_dict(nesterov.to_dict()).nesterov is True
+    with pytest.raises(abcflax.UsageError, match="nesterov must be True or False"):
+        check_configs(abcflax.preset("tiny"), abcflax.TrainConfig(nesterov="yes"))
