@@ -13,7 +13,9 @@ unless columns are clearly faster. The verdict is cached per machine in the user
 from __future__ import annotations
 
 import json
+import os
 import platform
+import stat
 import statistics
 import time
 from functools import lru_cache
@@ -37,9 +39,9 @@ ROUNDS = 5  # alternating rounds of each layout; the medians decide
 COLUMNS_MARGIN = 1.05
 
 
-def recurrence_in_columns(hidden: int, batch: int, mesh, precision: lstm.Precision) -> bool:
+def recurrence_in_columns(hidden: int, batch: int, seq_len: int, mesh, precision: lstm.Precision) -> bool:
     """Whether a training run's recurrence holds its state in columns: ``batch`` rows split over ``mesh``,
-    ``hidden`` units, ``precision``'s bfloat16 switches. Timed on this machine (cached), unless
+    windows of ``seq_len``, ``hidden`` units, ``precision``'s bfloat16 switches. Timed on this machine (cached), unless
     ``ABCFLAX_RECURRENCE_LAYOUT`` says which, the recurrence is small, or several processes share the run
     (each would time its own machine, and they must all compile the same program): then the rule of thumb."""
     setting = runtime.recurrence_layout()
@@ -53,21 +55,23 @@ def recurrence_in_columns(hidden: int, batch: int, mesh, precision: lstm.Precisi
     cached = _read_cache().get(key)
     if isinstance(cached, dict) and isinstance(cached.get("columns"), bool):
         return cached["columns"]
-    timings = time_layouts(hidden, batch, mesh, precision)
+    timings = time_layouts(hidden, batch, mesh, precision, min(TIMED_STEPS, seq_len))
     verdict = {"columns": timings[True] * COLUMNS_MARGIN < timings[False],
                "columns_ms": round(timings[True] * 1e3, 3), "rows_ms": round(timings[False] * 1e3, 3)}
     _write_cache(key, verdict)
     return verdict["columns"]
 
 
-def time_layouts(hidden: int, batch: int, mesh, precision: lstm.Precision) -> dict[bool, float]:
-    """Seconds of one forward and backward pass of the recurrence (``TIMED_STEPS`` steps, the batch split over
-    ``mesh`` as training splits it) in columns (True) and in rows (False): medians of ``ROUNDS`` alternating
+def time_layouts(hidden: int, batch: int, mesh, precision: lstm.Precision,
+                 steps: int = TIMED_STEPS) -> dict[bool, float]:
+    """Seconds of one forward and backward pass of the recurrence (``steps`` time steps: no more than the run's
+    windows, so the timing never needs more memory than training; the batch split over ``mesh`` as training
+    splits it) in columns (True) and in rows (False): medians of ``ROUNDS`` alternating
     rounds, each layout compiled and run once first."""
     rng = np.random.default_rng(0)
     split = NamedSharding(mesh, PartitionSpec(None, "data"))
     state = NamedSharding(mesh, PartitionSpec("data"))
-    xproj = jax.device_put(rng.standard_normal((TIMED_STEPS, batch, 4 * hidden), np.float32), split)
+    xproj = jax.device_put(rng.standard_normal((steps, batch, 4 * hidden), np.float32), split)
     w_hh = jax.device_put((rng.standard_normal((hidden, 4 * hidden)) / np.sqrt(hidden)).astype(np.float32),
                           NamedSharding(mesh, PartitionSpec()))
     zeros = jax.device_put(np.zeros((batch, hidden), np.float32), state)
@@ -107,7 +111,9 @@ def _machine() -> str:
 
 
 def _cache_key(hidden: int, rows: int, devices: int, precision: lstm.Precision) -> str:
-    return (f"{_machine()} | {runtime.usable_cores()} cores | jax {jax.__version__} {jax.default_backend()} | "
+    # what the speeds depend on: the processor (and for an accelerator, its kind), XLA's flags, the shape
+    return (f"{_machine()} {platform.machine()} {jax.devices()[0].device_kind} | {runtime.usable_cores()} cores | "
+            f"XLA_FLAGS {os.environ.get('XLA_FLAGS', '')!r} | jax {jax.__version__} {jax.default_backend()} | "
             f"{devices} devices x {rows} rows | H {hidden} | bf16 recurrence {precision.recurrence} "
             f"products {precision.wide}")
 
@@ -116,11 +122,19 @@ def _cache_path():
     return runtime.cache_dir() / CACHE_NAME
 
 
+MAX_CACHE_BYTES = 1 << 20  # a larger file is not this module's: it counts as empty
+
+
 def _read_cache() -> dict:
-    """The cached verdicts; an unreadable or foreign file counts as empty (it is rewritten on the next write)."""
+    """The cached verdicts; an unreadable, foreign or damaged file counts as empty (it is rewritten on the next
+    write), and so does anything but a regular file (a FIFO would block the read)."""
+    path = _cache_path()
     try:
-        cached = json.loads(_cache_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_CACHE_BYTES:
+            return {}
+        cached = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
         return {}
     return cached if isinstance(cached, dict) else {}
 

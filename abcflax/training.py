@@ -39,6 +39,7 @@ from .tunebook import check_music21_name
 from .vocab import Vocab
 
 LOG_NAME = "log.csv"
+LAYOUT_META = "recurrence_in_columns"  # the checkpoint's record of the layout its run trained in
 PLOT_NAME = "loss.png"
 LOG_FIELDS = ("step", "train_bpc", "valid_bpc", "chars_per_s", "elapsed_s")
 
@@ -429,9 +430,16 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
                                                ("--bf16-recurrence", precision.recurrence)) if on)
         warnings.warn(f"{flags}: this CPU has no AVX512-BF16 or AMX-BF16 instructions, so bfloat16 "
                       "products are emulated and usually slower than float32", AbcflaxWarning, stacklevel=2)
-    # the recurrence's layout, timed on this machine for this shape (once; cached): rows or columns
-    precision = precision._replace(columns=layout.recurrence_in_columns(model_config.hidden,
-                                                                        train_config.batch_size, mesh, precision))
+    # the recurrence's layout, timed on this machine for this shape (once; cached): rows or columns. A resumed
+    # run keeps the layout it was trained in (the two round differently, and resuming is exact), unless
+    # ABCFLAX_RECURRENCE_LAYOUT names one
+    stored_columns = previous.meta.get(LAYOUT_META) if previous is not None else None
+    if isinstance(stored_columns, bool) and runtime.recurrence_layout() == "measure":
+        columns = stored_columns
+    else:
+        columns = layout.recurrence_in_columns(model_config.hidden, train_config.batch_size, train_config.seq_len,
+                                               mesh, precision)
+    precision = precision._replace(columns=columns)
     step_fn, params, opt_state, batch_sharding = sharded_train_step(graphdef, tx, params, opt_state, mesh,
                                                                     precision)
     # the steps before dropout_from train without dropout: a step function of their own (compiled only if
@@ -447,6 +455,7 @@ def train(texts: list[str], out_dir: str | Path, model_config: ModelConfig, trai
             "chords_after": bool(train_config.chords_after) and set(AFTER_MARKER) <= set(vocab.chars)
             and contains(stream, vocab.encode(AFTER_MARKER, "marker")),
             "reverse": train_config.reverse}
+    meta[LAYOUT_META] = columns
     if previous is not None and "init_from" in previous.meta:
         meta["init_from"] = previous.meta["init_from"]
     elif previous is None and init_from is not None:

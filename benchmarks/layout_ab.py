@@ -89,6 +89,8 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(*args.worker, args.rounds, args.steps)))
         return
+    from abcflax.layout import COLUMNS_MARGIN  # how much faster columns must time for training to choose them
+
     print(f"command: python benchmarks/layout_ab.py --shapes {args.shapes} --precisions {args.precisions} "
           f"--rounds {args.rounds} --steps {args.steps}")
     print(f"load average before: {tuple(round(x, 2) for x in os.getloadavg())}\n")
@@ -105,7 +107,7 @@ def main() -> None:
             columns, rows = statistics.median(result["columns"]), statistics.median(result["rows"])
             each = ", ".join(f"{r / c:.2f}" for r, c in zip(result["rows"], result["columns"]))
             timed = result["timed_ms"]
-            chosen = "columns" if timed["columns"] < timed["rows"] else "rows"
+            chosen = "columns" if timed["columns"] * COLUMNS_MARGIN < timed["rows"] else "rows"
             print(f"| {shape} | {precision} | {result['devices']} | {columns:,.0f} | {rows:,.0f} | "
                   f"{rows / columns:.2f}x ({each}) | {timed['columns']:.1f} / {timed['rows']:.1f}, {chosen} |",
                   flush=True)
