@@ -5,9 +5,10 @@ A step of the recurrence multiplies a few rows of state by the H x 4H recurrent 
 the CPU more than on the shape: the default's training step (H = 384, 12 rows a device, float32) was 1.06x
 faster in columns on the Intel AMX machines of sessions 19-24 and 1.22x faster in rows on session 26's AMD
 EPYC; a bfloat16 recurrence at 8 rows a device 1.13-1.27x faster in columns there, and the MIT lab shape's
-1.51x faster in rows here (benchmarks/RESULTS.md, session 26). No rule of thumb is right on both, so a training run times
-one forward and backward pass of the recurrence in each layout, on its own mesh and shape, and keeps rows
-unless columns are clearly faster. The verdict is cached per machine in the user cache folder, so this costs a few seconds once.
+1.51x faster in rows here (benchmarks/RESULTS.md, session 26). No rule of thumb is right on both, so a
+training run times one forward and backward pass of the recurrence in each layout, on its own mesh and
+shape, and keeps rows unless columns are clearly faster. The verdict is cached per machine in the user
+cache folder, so this costs a few seconds once.
 """
 
 from __future__ import annotations
@@ -41,9 +42,10 @@ COLUMNS_MARGIN = 1.05
 
 def recurrence_in_columns(hidden: int, batch: int, seq_len: int, mesh, precision: lstm.Precision) -> bool:
     """Whether a training run's recurrence holds its state in columns: ``batch`` rows split over ``mesh``,
-    windows of ``seq_len``, ``hidden`` units, ``precision``'s bfloat16 switches. Timed on this machine (cached), unless
-    ``ABCFLAX_RECURRENCE_LAYOUT`` says which, the recurrence is small, or several processes share the run
-    (each would time its own machine, and they must all compile the same program): then the rule of thumb."""
+    windows of ``seq_len``, ``hidden`` units, ``precision``'s bfloat16 switches. Timed on this machine
+    (cached), unless ``ABCFLAX_RECURRENCE_LAYOUT`` says which, the recurrence is small, or several processes
+    share the run (each would time its own machine, and they must all compile the same program): then the
+    rule of thumb."""
     setting = runtime.recurrence_layout()
     if setting != "measure":
         return setting == "columns"
@@ -66,8 +68,8 @@ def time_layouts(hidden: int, batch: int, mesh, precision: lstm.Precision,
                  steps: int = TIMED_STEPS) -> dict[bool, float]:
     """Seconds of one forward and backward pass of the recurrence (``steps`` time steps: no more than the run's
     windows, so the timing never needs more memory than training; the batch split over ``mesh`` as training
-    splits it) in columns (True) and in rows (False): medians of ``ROUNDS`` alternating
-    rounds, each layout compiled and run once first."""
+    splits it) in columns (True) and in rows (False): medians of ``ROUNDS`` alternating rounds, each layout
+    compiled and run once first."""
     rng = np.random.default_rng(0)
     split = NamedSharding(mesh, PartitionSpec(None, "data"))
     state = NamedSharding(mesh, PartitionSpec("data"))

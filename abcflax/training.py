@@ -39,9 +39,9 @@ from .tunebook import check_music21_name
 from .vocab import Vocab
 
 LOG_NAME = "log.csv"
-LAYOUT_META = "recurrence_in_columns"  # the checkpoint's record of the layout its run trained in
 PLOT_NAME = "loss.png"
 LOG_FIELDS = ("step", "train_bpc", "valid_bpc", "chars_per_s", "elapsed_s")
+LAYOUT_META = "recurrence_in_columns"  # the checkpoint's record of the layout its run trained in
 
 
 def hash_share(text: str, salt: str) -> float:

@@ -99,7 +99,8 @@ def sharded_step_for(shape: tuple, one_device: bool = False, bf16: bool = False)
     tx = make_optimizer(TrainConfig(steps=10_000))
     mesh = make_mesh(None, batch)
     precision = Precision(wide=bf16, recurrence=bf16)
-    precision = precision._replace(columns=recurrence_in_columns(hidden, batch, seq_len, mesh, precision))  # as train() does
+    # the layout as train() chooses it
+    precision = precision._replace(columns=recurrence_in_columns(hidden, batch, seq_len, mesh, precision))
     return sharded_train_step(graphdef, tx, params, tx.init(params), mesh, precision)
 
 
